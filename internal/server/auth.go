@@ -1,0 +1,317 @@
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/store"
+)
+
+// Extensions are the capabilities of this server beyond the reference API.
+// They are advertised in the login token (claim "extensions") and in
+// server.info, so that our agent uses them only where the server has them.
+var Extensions = []string{"long_poll"}
+
+// tokenClaims are the JWT claims the clients read (spec 1.6).
+type tokenClaims struct {
+	Identity      api.Identity `json:"identity"`
+	AuthType      string       `json:"auth_type"`
+	Iat           int64        `json:"iat"`
+	Exp           int64        `json:"exp"`
+	SessionID     string       `json:"session_id"`
+	Env           string       `json:"env"`
+	APIVersion    string       `json:"api_version"`
+	ServerVersion string       `json:"server_version"`
+	ServerBuild   string       `json:"server_build"`
+	FeatureSet    string       `json:"feature_set"`
+	Extensions    []string     `json:"extensions,omitempty"`
+}
+
+// tokenSigner issues and verifies HS256 JWTs.
+type tokenSigner struct{ secret []byte }
+
+var jwtHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+
+func (ts *tokenSigner) sign(c tokenClaims) (string, error) {
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	unsigned := jwtHeader + "." + base64.RawURLEncoding.EncodeToString(payload)
+	mac := hmac.New(sha256.New, ts.secret)
+	mac.Write([]byte(unsigned))
+	return unsigned + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)), nil
+}
+
+func (ts *tokenSigner) verify(token string, now time.Time) (*tokenClaims, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, api.ErrInvalidToken.New("malformed token")
+	}
+	mac := hmac.New(sha256.New, ts.secret)
+	mac.Write([]byte(parts[0] + "." + parts[1]))
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || !hmac.Equal(sig, mac.Sum(nil)) {
+		return nil, api.ErrInvalidToken.New("invalid signature")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, api.ErrInvalidToken.New("malformed token")
+	}
+	var c tokenClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, api.ErrInvalidToken.New("malformed token")
+	}
+	if c.Exp != 0 && now.Unix() >= c.Exp {
+		return nil, api.ErrInvalidToken.New("token expired")
+	}
+	return &c, nil
+}
+
+type identEntry struct {
+	ident api.Identity
+	exp   int64
+}
+
+const tokenSecretKey = "token_secret"
+
+func loadTokenSecret(st store.Store) ([]byte, error) {
+	var secret string
+	err := st.View(context.Background(), func(tx store.Tx) error {
+		var err error
+		secret, err = tx.Meta(tokenSecretKey)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading token secret (was the store bootstrapped?): %w", err)
+	}
+	return hex.DecodeString(secret)
+}
+
+// authenticate resolves the caller's identity from the Authorization header
+// (Basic or Bearer) or the browser cookie.
+func (s *Server) authenticate(ctx context.Context, r *http.Request) (api.Identity, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		if ck, err := r.Cookie("clearml_token_basic"); err == nil && ck.Value != "" {
+			h = "Bearer " + ck.Value
+		}
+	}
+	if h == "" {
+		return api.Identity{}, api.ErrNoCredentials.New("")
+	}
+	scheme, value, _ := strings.Cut(h, " ")
+	value = strings.TrimSpace(value)
+	switch strings.ToLower(scheme) {
+	case "bearer":
+		return s.identFromToken(value)
+	case "basic":
+		return s.identFromBasic(ctx, value)
+	default:
+		return api.Identity{}, api.ErrBadAuthType.New("")
+	}
+}
+
+func (s *Server) identFromToken(token string) (api.Identity, error) {
+	now := s.opts.Now()
+	s.identMu.Lock()
+	e, ok := s.idents[token]
+	s.identMu.Unlock()
+	if ok && (e.exp == 0 || now.Unix() < e.exp) {
+		return e.ident, nil
+	}
+	c, err := s.tokens.verify(token, now)
+	if err != nil {
+		return api.Identity{}, err
+	}
+	s.identMu.Lock()
+	if len(s.idents) > 10000 {
+		clear(s.idents)
+	}
+	s.idents[token] = identEntry{ident: c.Identity, exp: c.Exp}
+	s.identMu.Unlock()
+	return c.Identity, nil
+}
+
+func (s *Server) identFromBasic(ctx context.Context, value string) (api.Identity, error) {
+	raw, err := base64.StdEncoding.DecodeString(value)
+	if err != nil {
+		return api.Identity{}, api.ErrBadCredentials.New("")
+	}
+	key, secret, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return api.Identity{}, api.ErrBadCredentials.New("")
+	}
+	var ident api.Identity
+	err = s.store.View(ctx, func(tx store.Tx) error {
+		userID, hash, err := tx.Credential(key)
+		if errors.Is(err, store.ErrNotFound) {
+			return api.ErrInvalidCredentials.New("")
+		}
+		if err != nil {
+			return err
+		}
+		if subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(hash)) != 1 {
+			return api.ErrInvalidCredentials.New("")
+		}
+		u, err := tx.User(userID)
+		if err != nil {
+			return fmt.Errorf("reading user of credentials: %w", err)
+		}
+		ident = identityOf(u)
+		return nil
+	})
+	return ident, err
+}
+
+func identityOf(u *api.User) api.Identity {
+	return api.Identity{User: u.ID, Company: u.Company, Role: u.Role, UserName: u.Name, CompanyName: "clearml"}
+}
+
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+func authLogin(s *Server, c *call) (any, error) {
+	var req api.LoginRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	ttl := s.opts.TokenTTL
+	if req.ExpirationSec != nil {
+		// Compare in seconds: a huge value times time.Second overflows.
+		if *req.ExpirationSec <= 0 || *req.ExpirationSec > int64(s.opts.MaxTokenTTL/time.Second) {
+			return nil, api.ErrValidation.New(fmt.Sprintf("expiration_sec must be between 1 and %d", int64(s.opts.MaxTokenTTL/time.Second)))
+		}
+		ttl = time.Duration(*req.ExpirationSec) * time.Second
+	}
+	now := s.opts.Now()
+	token, err := s.tokens.sign(tokenClaims{
+		Identity:      c.ident,
+		AuthType:      "Bearer",
+		Iat:           now.Unix(),
+		Exp:           now.Add(ttl).Unix(),
+		SessionID:     newID(),
+		Env:           "<unknown>",
+		APIVersion:    api.MaxVersion,
+		ServerVersion: api.ServerVersion,
+		ServerBuild:   "goclearml",
+		FeatureSet:    "basic",
+		Extensions:    Extensions,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.LoginResponse{Token: token}, nil
+}
+
+func authLogout(s *Server, c *call) (any, error) { return nil, nil }
+
+// Credentials are an access key and its secret.
+type Credentials struct {
+	AccessKey string
+	SecretKey string
+}
+
+const adminUserName = "admin"
+
+// randomKey returns n characters from alphabet, uniformly.
+func randomKey(n int, alphabet string) string {
+	b := make([]byte, n)
+	buf := make([]byte, n*2)
+	for i := 0; i < n; {
+		if _, err := rand.Read(buf); err != nil {
+			panic(err)
+		}
+		for _, x := range buf {
+			if int(x) < 256-256%len(alphabet) && i < n {
+				b[i] = alphabet[int(x)%len(alphabet)]
+				i++
+			}
+		}
+	}
+	return string(b)
+}
+
+// Bootstrap prepares a store for serving: the token secret, the admin user,
+// and the default queue. It is idempotent and safe to run from several
+// replicas at once.
+func Bootstrap(ctx context.Context, st store.Store) error {
+	return st.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.Meta(tokenSecretKey); errors.Is(err, store.ErrNotFound) {
+			secret := make([]byte, 32)
+			if _, err := rand.Read(secret); err != nil {
+				return err
+			}
+			if err := tx.SetMeta(tokenSecretKey, hex.EncodeToString(secret)); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		users, err := tx.Users(api.DefaultCompany)
+		if err != nil {
+			return err
+		}
+		if len(users) == 0 {
+			now := api.Now()
+			if err := tx.PutUser(&api.User{ID: newID(), Name: adminUserName, Role: "admin", Company: api.DefaultCompany, Created: &now}); err != nil {
+				return err
+			}
+		}
+		queues, err := tx.Queues(api.DefaultCompany)
+		if err != nil {
+			return err
+		}
+		if len(queues) == 0 {
+			now := api.Now()
+			_, err := tx.InsertQueue(&api.Queue{ID: newID(), Name: "default", Company: api.DefaultCompany,
+				Created: &now, LastUpdate: &now, Tags: []string{}, SystemTags: []string{"default"}})
+			return err
+		}
+		return nil
+	})
+}
+
+// CreateCredentials makes a new key pair for the admin user (or the named
+// user) and returns it; only its hash is stored.
+func CreateCredentials(ctx context.Context, st store.Store, userName string) (Credentials, error) {
+	if userName == "" {
+		userName = adminUserName
+	}
+	cr := Credentials{
+		AccessKey: randomKey(24, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+		SecretKey: randomKey(48, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+	}
+	err := st.Update(ctx, func(tx store.Tx) error {
+		users, err := tx.Users(api.DefaultCompany)
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			if u.Name == userName {
+				return tx.PutCredential(cr.AccessKey, hashSecret(cr.SecretKey), u.ID)
+			}
+		}
+		now := api.Now()
+		u := &api.User{ID: newID(), Name: userName, Role: "user", Company: api.DefaultCompany, Created: &now}
+		if err := tx.PutUser(u); err != nil {
+			return err
+		}
+		return tx.PutCredential(cr.AccessKey, hashSecret(cr.SecretKey), u.ID)
+	})
+	return cr, err
+}

@@ -1,0 +1,122 @@
+package server_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestQueuesCRUD(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, c *client) {
+		def := c.ok("queues.get_default", nil)
+		if def["name"] != "default" || len(str(def["id"])) != 32 {
+			t.Fatalf("default queue = %v", def)
+		}
+		gpu := c.ok("queues.create", map[string]any{"name": "GPU-queue", "tags": []string{"b", "a"}})["id"].(string)
+		c.fail("queues.create", map[string]any{"name": "GPU-queue"}, 400, 801)
+		c.fail("queues.create", map[string]any{"name": "ab"}, 400, 800)
+		c.fail("queues.create", map[string]any{}, 400, 11)
+		// The agent resolves names with an unanchored, escaped regex at v2.5.
+		res := c.at("2.5").ok("queues.get_all", map[string]any{"name": "GPU\\-queue", "only_fields": []string{"name", "id"}, "search_hidden": true})
+		qs := res["queues"].([]any)
+		if len(qs) != 1 || qs[0].(map[string]any)["id"] != gpu || len(qs[0].(map[string]any)) != 2 {
+			t.Fatalf("queues by name = %v", qs)
+		}
+		full := c.at("2.5").ok("queues.get_all", map[string]any{"id": []string{gpu}})["queues"].([]any)[0].(map[string]any)
+		if tags := full["tags"].([]any); tags[0] != "a" || tags[1] != "b" {
+			t.Fatalf("tags not sorted: %v", tags)
+		}
+		if md, ok := full["metadata"].([]any); !ok || len(md) != 0 {
+			t.Fatalf("v2.5 metadata = %#v, want []", full["metadata"])
+		}
+		// Hidden queues only show when asked for.
+		c.ok("queues.update", map[string]any{"queue": gpu, "tags": []string{"k8s-glue"}})
+		if n := len(c.ok("queues.get_all", nil)["queues"].([]any)); n != 1 {
+			t.Fatalf("unfiltered get_all shows %d queues, want the default only", n)
+		}
+		if n := len(c.ok("queues.get_all", map[string]any{"search_hidden": true})["queues"].([]any)); n != 2 {
+			t.Fatalf("search_hidden get_all shows %d queues", n)
+		}
+		// add_task / peek / remove_task keep the status; delete needs force when not empty.
+		id := c.createTask("queued by hand")
+		c.ok("queues.add_task", map[string]any{"queue": gpu, "task": id})
+		c.fail("queues.add_task", map[string]any{"queue": gpu, "task": id}, 400, 706)
+		if head := c.ok("queues.peek_task", map[string]any{"queue": gpu})["task"]; head != id {
+			t.Fatalf("peek = %v", head)
+		}
+		if c.task(id)["status"] != "created" {
+			t.Fatalf("add_task changed the status")
+		}
+		c.fail("queues.delete", map[string]any{"queue": gpu}, 400, 702)
+		c.ok("queues.remove_task", map[string]any{"queue": gpu, "task": id})
+		c.fail("queues.remove_task", map[string]any{"queue": gpu, "task": id}, 400, 703)
+		c.ok("tasks.enqueue", map[string]any{"task": id, "queue": gpu})
+		c.ok("queues.delete", map[string]any{"queue": gpu, "force": true})
+		if tk := c.task(id); tk["status"] != "created" {
+			t.Fatalf("task of a force-deleted queue = %v", tk["status"])
+		}
+		c.fail("queues.get_by_id", map[string]any{"queue": gpu}, 400, 701)
+		c.fail("queues.get_next_task", map[string]any{"queue": gpu}, 400, 701)
+	})
+}
+
+func TestQueueFIFOAndStoppedRepair(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, c *client) {
+		q := c.defaultQueue()
+		var ids []string
+		for range 5 {
+			id := c.createTask("fifo task")
+			c.ok("tasks.enqueue", map[string]any{"task": id, "queue": q})
+			ids = append(ids, id)
+		}
+		entries := c.ok("queues.get_by_id", map[string]any{"queue": q, "max_task_entries": 2})["queue"].(map[string]any)["entries"].([]any)
+		if len(entries) != 2 || entries[0].(map[string]any)["task"] != ids[0] {
+			t.Fatalf("entries = %v", entries)
+		}
+		// An abort that raced with the enqueue: the popped task goes back to queued.
+		c.ok("tasks.stopped", map[string]any{"task": ids[0], "force": true})
+		for i, want := range ids {
+			got := c.ok("queues.get_next_task", map[string]any{"queue": q, "get_task_info": true})
+			entry := got["entry"].(map[string]any)
+			if entry["task"] != want || got["task_info"].(map[string]any)["user"] == "" {
+				t.Fatalf("pop %d = %v, want %s", i, got, want)
+			}
+		}
+		if st := c.task(ids[0])["status"]; st != "queued" {
+			t.Fatalf("stopped task popped as %v, want queued", st)
+		}
+	})
+}
+
+// TestLongPollWakesOnEnqueue checks our long-poll extension: a waiting
+// get_next_task returns as soon as a task is enqueued.
+func TestLongPollWakesOnEnqueue(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, c *client) {
+		q := c.defaultQueue()
+		id := c.createTask("long polled")
+		var wg sync.WaitGroup
+		var got map[string]any
+		var waited time.Duration
+		wg.Go(func() {
+			start := time.Now()
+			got = c.ok("queues.get_next_task", map[string]any{"queue": q, "wait_ms": 20000})
+			waited = time.Since(start)
+		})
+		time.Sleep(300 * time.Millisecond)
+		c.ok("tasks.enqueue", map[string]any{"task": id, "queue": q})
+		wg.Wait()
+		if got["entry"] == nil || got["entry"].(map[string]any)["task"] != id {
+			t.Fatalf("long poll = %v", got)
+		}
+		if waited > 10*time.Second {
+			t.Fatalf("long poll returned after %v, not on the enqueue", waited)
+		}
+		// Without a task it answers {} once the wait is over.
+		if empty := c.ok("queues.get_next_task", map[string]any{"queue": q, "wait_ms": 50}); len(empty) != 0 {
+			t.Fatalf("empty long poll = %v", empty)
+		}
+	})
+}

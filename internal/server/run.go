@@ -1,0 +1,134 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/goclearml/agent/internal/clientconf"
+	"github.com/goclearml/agent/internal/store"
+)
+
+// RunConfig configures a complete server process.
+type RunConfig struct {
+	// Listen is the address to listen on (127.0.0.1:8008).
+	Listen string
+	// DataDir holds the SQLite database and the client configuration.
+	DataDir string
+	// DB is a PostgreSQL URL; empty means SQLite in DataDir.
+	DB string
+	// Watchdog configures the non-responsive task watchdog.
+	Watchdog WatchdogOptions
+	Options  Options
+}
+
+// Started describes a running server.
+type Started struct {
+	// URL is the API address clients use.
+	URL string
+	// ClientConfig is the path of the client configuration file.
+	ClientConfig string
+	// CreatedConfig is true when this start wrote that file.
+	CreatedConfig bool
+}
+
+// DefaultDataDir is the data folder under the user's home.
+func DefaultDataDir() string {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		home = os.TempDir()
+	}
+	return filepath.Join(home, ".clearml", "agent-server")
+}
+
+// Run opens the store, bootstraps it, writes the client configuration if
+// there is none, and serves until ctx is done; then it shuts down
+// gracefully. started is called once the server accepts connections.
+func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Started)) error {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8008"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data folder: %w", err)
+	}
+	dsn := cfg.DB
+	if dsn == "" {
+		dsn = filepath.Join(cfg.DataDir, "clearml.db")
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("opening database: %w", err)
+	}
+	defer st.Close()
+	if err := Bootstrap(ctx, st); err != nil {
+		return fmt.Errorf("preparing database: %w", err)
+	}
+	srv, err := New(st, log, cfg.Options)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	url := "http://" + ln.Addr().String()
+	info := Started{URL: url, ClientConfig: filepath.Join(cfg.DataDir, "clearml.conf")}
+	if _, err := os.Stat(info.ClientConfig); errors.Is(err, os.ErrNotExist) {
+		cr, err := CreateCredentials(ctx, st, "")
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("creating credentials: %w", err)
+		}
+		err = clientconf.Write(info.ClientConfig, clientconf.Client{APIServer: url, WebServer: url, FilesServer: url,
+			AccessKey: cr.AccessKey, SecretKey: cr.SecretKey})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		info.CreatedConfig = true
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.RunWatchdog(runCtx, cfg.Watchdog) })
+	serveErr := make(chan error, 1)
+	wg.Go(func() { serveErr <- hs.Serve(ln) })
+	log.Info("server listening", "url", url, "database", st.Dialect())
+	if started != nil {
+		started(info)
+	}
+	var result error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			result = fmt.Errorf("serving: %w", err)
+		}
+	}
+	// Shut down on a context the cancellation cannot reach: in-flight calls
+	// (a final status report, say) get a few seconds to finish.
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer scancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+	}
+	cancel()
+	wg.Wait()
+	return result
+}

@@ -1,0 +1,260 @@
+// Package server implements the ClearML REST API (the subset that the
+// ClearML SDK, the upstream clearml-agent and our own agent use) over a
+// store.Store. It routes on the path only, accepts every HTTP method, reads
+// JSON bodies on GET, and answers every call, success or error, with the
+// reference server's {meta, data} envelope.
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/store"
+)
+
+// Options configure a Server. Zero values take the reference defaults.
+type Options struct {
+	// TokenTTL is the default token lifetime (30 days).
+	TokenTTL time.Duration
+	// MaxTokenTTL caps a requested lifetime (1 year).
+	MaxTokenTTL time.Duration
+	// WorkerTimeout is how long a worker entry lives after its last report
+	// when it registered without a timeout (600 s).
+	WorkerTimeout time.Duration
+	// TaskUpdateTimeout decides whether a task is run by a live worker when
+	// it is stopped (600 s).
+	TaskUpdateTimeout time.Duration
+	// MaxBodyBytes limits request bodies (32 MiB).
+	MaxBodyBytes int64
+	// HiddenQueueTags hide queues from unfiltered listings (["k8s-glue"]).
+	HiddenQueueTags []string
+	// Now is the clock; tests inject one.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	if o.TokenTTL == 0 {
+		o.TokenTTL = 30 * 24 * time.Hour
+	}
+	if o.MaxTokenTTL == 0 {
+		o.MaxTokenTTL = 365 * 24 * time.Hour
+	}
+	if o.WorkerTimeout == 0 {
+		o.WorkerTimeout = 600 * time.Second
+	}
+	if o.TaskUpdateTimeout == 0 {
+		o.TaskUpdateTimeout = 600 * time.Second
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 32 << 20
+	}
+	if o.HiddenQueueTags == nil {
+		o.HiddenQueueTags = []string{"k8s-glue"}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Server serves the API. Create it with New.
+type Server struct {
+	store  store.Store
+	log    *slog.Logger
+	opts   Options
+	routes map[string]route
+	tokens *tokenSigner
+	waker  *queueWaker
+	uid    string
+
+	identMu sync.Mutex
+	idents  map[string]identEntry // verified tokens, to skip re-parsing
+}
+
+type handlerFunc func(s *Server, c *call) (any, error)
+
+type route struct {
+	fn       handlerFunc
+	minMajor int
+	minMinor int
+	noAuth   bool
+	batch    bool
+}
+
+// New returns a server over st. The store must have been bootstrapped
+// (Bootstrap), which creates the token secret.
+func New(st store.Store, log *slog.Logger, opts Options) (*Server, error) {
+	opts.setDefaults()
+	s := &Server{store: st, log: log, opts: opts, idents: map[string]identEntry{}, waker: newQueueWaker()}
+	secret, err := loadTokenSecret(st)
+	if err != nil {
+		return nil, err
+	}
+	s.tokens = &tokenSigner{secret: secret}
+	s.uid = newID()
+	s.routes = routes()
+	return s, nil
+}
+
+// newID returns a fresh object id: 32 lowercase hex characters.
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Server) now() api.Time { return api.Time{Time: s.opts.Now().UTC().Truncate(time.Millisecond)} }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Access-Control-Allow-Methods", "GET, POST, PUT, OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", "*")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	c := &call{ctx: r.Context(), header: r.Header}
+	var data any
+	var err error
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic serving request", "endpoint", c.endpoint, "panic", p)
+			s.writeResponse(w, r, c, nil, api.ErrGeneral.New("internal error"))
+		}
+	}()
+	data, err = s.serve(w, r, c)
+	if errors.Is(err, errResponseWritten) {
+		return
+	}
+	s.writeResponse(w, r, c, data, err)
+}
+
+// errResponseWritten tells ServeHTTP that the handler answered itself.
+var errResponseWritten = errors.New("response written")
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) (any, error) {
+	name, version, perr := parsePath(r.URL.Path)
+	if perr != nil {
+		return nil, perr
+	}
+	c.endpoint, c.version = name, version
+	c.major, c.minor, _ = api.ParseVersion(version)
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusUnsupportedMediaType)
+		io.WriteString(w, "Content encoding is not supported\n")
+		return nil, errResponseWritten
+	}
+	rt, ok := s.routes[name]
+	if !ok || c.below(rt.minMajor, rt.minMinor) {
+		return nil, &api.Error{Code: 404, Msg: fmt.Sprintf("Unable to find endpoint for name %s and version %s", name, version), Data: map[string]any{}}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.opts.MaxBodyBytes+1))
+	if err != nil {
+		return nil, api.ErrBadRequest.New("reading request body: " + err.Error())
+	}
+	if int64(len(body)) > s.opts.MaxBodyBytes {
+		return nil, api.ErrTooLarge.New(fmt.Sprintf("body exceeds %d bytes", s.opts.MaxBodyBytes))
+	}
+	c.worker = firstHeader(r, "X-ClearML-Worker", "X-Trains-Worker")
+	c.realIP = realIP(r)
+	if !rt.noAuth {
+		ident, err := s.authenticate(c.ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		c.ident = ident
+	}
+	if perr := parseBody(c, body, r.URL.Query(), rt.batch); perr != nil {
+		return nil, perr
+	}
+	return rt.fn(s, c)
+}
+
+func firstHeader(r *http.Request, names ...string) string {
+	for _, n := range names {
+		if v := r.Header.Get(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func realIP(r *http.Request) string {
+	if v := r.Header.Get("X-Real-IP"); v != "" {
+		return v
+	}
+	if v := r.Header.Get("X-Forwarded-For"); v != "" {
+		return strings.TrimSpace(strings.Split(v, ",")[0])
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+var emptyObject = json.RawMessage("{}")
+
+func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, c *call, data any, err error) {
+	env := api.Envelope{Meta: api.Meta{
+		ID:        newID(),
+		Endpoint:  api.Endpoint{Name: c.endpoint, RequestedVersion: c.version, ActualVersion: "1.0"},
+		ErrorData: map[string]any{},
+	}}
+	env.Meta.Trx = firstHeader(r, "X-ClearML-Trx", "X-Trains-Trx")
+	if env.Meta.Trx == "" {
+		env.Meta.Trx = env.Meta.ID
+	}
+	env.Data = emptyObject
+	if err != nil {
+		var ae *api.Error
+		if !errors.As(err, &ae) {
+			if c.ctx.Err() != nil {
+				// The client went away; nobody reads this answer.
+				ae = api.ErrGeneral.New("request cancelled")
+			} else {
+				s.log.Error("request failed", "endpoint", c.endpoint, "err", err)
+				ae = api.ErrGeneral.New(err.Error())
+			}
+		}
+		env.Meta.ResultCode, env.Meta.ResultSubcode, env.Meta.ResultMsg = ae.Code, ae.Subcode, ae.Msg
+		if ae.Data != nil {
+			env.Meta.ErrorData = ae.Data
+		}
+	} else {
+		env.Meta.ResultCode, env.Meta.ResultMsg = 200, "OK"
+		if data != nil {
+			b, merr := json.Marshal(data)
+			if merr != nil {
+				s.log.Error("encoding response", "endpoint", c.endpoint, "err", merr)
+				env.Meta.ResultCode, env.Meta.ResultMsg = 500, "General error: encoding response"
+			} else if len(b) > 0 && b[0] == '{' {
+				env.Data = b
+			}
+		}
+	}
+	out, merr := json.Marshal(env)
+	if merr != nil {
+		out = []byte(`{"meta":{"result_code":500,"result_subcode":0,"result_msg":"General error"},"data":{}}`)
+		env.Meta.ResultCode = 500
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Server", "clearml")
+	w.WriteHeader(env.Meta.ResultCode)
+	w.Write(out)
+}

@@ -1,0 +1,464 @@
+package server
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/store"
+)
+
+// transitions lists the status changes allowed without force (spec 3.2). A
+// change to the current status is always allowed.
+var transitions = map[string][]string{
+	api.StatusCreated:    {api.StatusQueued, api.StatusInProgress},
+	api.StatusQueued:     {api.StatusCreated, api.StatusInProgress, api.StatusStopped},
+	api.StatusInProgress: {api.StatusCreated, api.StatusStopped, api.StatusFailed, api.StatusCompleted},
+	api.StatusStopped: {api.StatusCreated, api.StatusQueued, api.StatusInProgress, api.StatusFailed,
+		api.StatusCompleted, api.StatusClosed, api.StatusPublishing, api.StatusPublished},
+	api.StatusClosed:     {api.StatusCreated, api.StatusStopped, api.StatusFailed, api.StatusPublishing, api.StatusPublished},
+	api.StatusFailed:     {api.StatusCreated, api.StatusQueued, api.StatusStopped, api.StatusPublished},
+	api.StatusCompleted:  {api.StatusCreated, api.StatusInProgress, api.StatusPublished},
+	api.StatusPublishing: {api.StatusPublished},
+}
+
+var allStatuses = []string{api.StatusCreated, api.StatusQueued, api.StatusInProgress, api.StatusStopped,
+	api.StatusPublished, api.StatusPublishing, api.StatusClosed, api.StatusFailed, api.StatusCompleted, api.StatusUnknown}
+
+func transitionAllowed(from, to string) bool {
+	return from == to || slices.Contains(transitions[from], to)
+}
+
+// setStatus changes a task's status under the transition rules and returns
+// the update response's fields.
+func (s *Server) setStatus(c *call, t *api.Task, to string, force bool, reason, message string) (map[string]any, error) {
+	if !force && !transitionAllowed(t.Status, to) {
+		return nil, api.ErrInvalidTaskStatus.New("Invalid status change", "current_status", t.Status, "new_status", to)
+	}
+	now := s.now()
+	t.Status, t.StatusReason, t.StatusMessage = to, reason, message
+	t.StatusChanged, t.LastUpdate, t.LastChange = &now, &now, &now
+	t.LastChangedBy = c.ident.User
+	if to == api.StatusQueued {
+		t.SystemTags = removeString(t.SystemTags, "development")
+	}
+	return map[string]any{
+		"status": to, "status_reason": reason, "status_message": message,
+		"status_changed": now, "last_update": now, "last_change": now, "last_changed_by": c.ident.User,
+	}, nil
+}
+
+func removeString(list []string, v string) []string {
+	out := list[:0:0]
+	for _, x := range list {
+		if x != v {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// withTask runs fn on a locked task of the caller's company inside a write
+// transaction and stores the task afterwards. notFound is the error for a
+// missing task (most endpoints use invalid_task_id, tasks.started invalid_id).
+func (s *Server) withTask(c *call, id string, notFound api.ErrorCode, fn func(tx store.Tx, t *api.Task) error) error {
+	if id == "" {
+		return api.ErrMissingRequiredFields.New("", "field", "task")
+	}
+	return s.store.Update(c.ctx, func(tx store.Tx) error {
+		t, err := s.getTask(tx, c, id, notFound)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx, t); err != nil {
+			return err
+		}
+		return tx.PutTask(t)
+	})
+}
+
+func (s *Server) getTask(tx store.Tx, c *call, id string, notFound api.ErrorCode) (*api.Task, error) {
+	t, err := tx.Task(id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && t.Company != c.ident.Company && t.Company != "") {
+		return nil, notFound.New("", "id", id)
+	}
+	return t, err
+}
+
+// statusEndpoint serves tasks.started/stopped/failed/completed/close.
+func statusEndpoint(to string) handlerFunc {
+	return func(s *Server, c *call) (any, error) {
+		var req api.StatusChangeRequest
+		if err := c.decode(&req); err != nil {
+			return nil, err
+		}
+		notFound := api.ErrInvalidTaskID
+		if to == api.StatusInProgress {
+			notFound = api.ErrInvalidID
+		}
+		resp := map[string]any{}
+		err := s.withTask(c, req.Task, notFound, func(tx store.Tx, t *api.Task) error {
+			prev, prevStarted := t.Status, t.Started
+			fields, err := s.setStatus(c, t, to, req.Force, req.StatusReason, req.StatusMessage)
+			if err != nil {
+				return err
+			}
+			now := s.now()
+			switch to {
+			case api.StatusInProgress:
+				if prev == api.StatusInProgress && prevStarted != nil {
+					t.Started = prevStarted
+				} else {
+					t.Started, t.Completed, t.ActiveDuration = &now, nil, nil
+				}
+				fields["started"] = *t.Started
+				resp["started"] = 1
+			case api.StatusStopped, api.StatusFailed, api.StatusCompleted:
+				t.Completed = &now
+				fields["completed"] = now
+				s.refreshDuration(t, now)
+				result := "failure"
+				if to == api.StatusCompleted {
+					result = "success"
+				}
+				if t.Output == nil {
+					t.Output = map[string]any{}
+				}
+				t.Output["result"] = result
+			}
+			if to == api.StatusCompleted {
+				resp["published"] = 0
+				if req.Publish {
+					if _, err := s.setStatus(c, t, api.StatusPublished, true, req.StatusReason, req.StatusMessage); err != nil {
+						return err
+					}
+					t.Published = &now
+					fields["status"], fields["published"] = api.StatusPublished, now
+					resp["published"] = 1
+				}
+			}
+			resp["fields"] = fields
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		resp["updated"] = 1
+		return resp, nil
+	}
+}
+
+// refreshDuration sets active_duration for a task that ran.
+func (s *Server) refreshDuration(t *api.Task, now api.Time) {
+	if t.Started != nil {
+		d := int64(now.Sub(t.Started.Time) / time.Second)
+		t.ActiveDuration = &d
+	}
+}
+
+func tasksPublish(s *Server, c *call) (any, error) {
+	var req api.StatusChangeRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	var fields map[string]any
+	err := s.withTask(c, req.Task, api.ErrInvalidTaskID, func(tx store.Tx, t *api.Task) error {
+		if _, err := s.setStatus(c, t, api.StatusPublishing, req.Force, req.StatusReason, req.StatusMessage); err != nil {
+			return err
+		}
+		var err error
+		fields, err = s.setStatus(c, t, api.StatusPublished, true, req.StatusReason, req.StatusMessage)
+		now := s.now()
+		t.Published = &now
+		fields["published"] = now
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"updated": 1, "fields": fields, "committed_versions_results": []any{}}, nil
+}
+
+// tasksStop is the abort request (spec 3.3): a task run by a live worker
+// only gets status_message "stopping"; the worker then stops it.
+func tasksStop(s *Server, c *call) (any, error) {
+	var req api.StatusChangeRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	var fields map[string]any
+	err := s.withTask(c, req.Task, api.ErrInvalidTaskID, func(tx store.Tx, t *api.Task) error {
+		live := t.LastWorker != "" && t.LastUpdate != nil &&
+			s.opts.Now().Sub(t.LastUpdate.Time) < s.opts.TaskUpdateTimeout
+		if t.Status == api.StatusQueued || slices.Contains(t.SystemTags, "development") || !live || t.Status != api.StatusInProgress {
+			if t.Status == api.StatusQueued {
+				if _, err := tx.RemoveTaskEntries(t.ID, ""); err != nil {
+					return err
+				}
+			}
+			var err error
+			fields, err = s.setStatus(c, t, api.StatusStopped, req.Force, req.StatusReason, "Stopped by "+c.ident.UserName)
+			if err == nil {
+				now := s.now()
+				t.Completed = &now
+			}
+			return err
+		}
+		if !req.Force && !transitionAllowed(t.Status, api.StatusStopped) {
+			return api.ErrInvalidTaskStatus.New("Invalid status change", "current_status", t.Status, "new_status", api.StatusStopped)
+		}
+		var err error
+		fields, err = s.setStatus(c, t, t.Status, true, req.StatusReason, "stopping")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"updated": 1, "fields": fields}, nil
+}
+
+func tasksEnqueue(s *Server, c *call) (any, error) {
+	var req api.StatusChangeRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	if req.Queue != "" && req.QueueName != "" {
+		return nil, api.ErrValidation.New("queue and queue_name cannot be both passed")
+	}
+	resp := map[string]any{}
+	var queueID string
+	err := s.withTask(c, req.Task, api.ErrInvalidTaskID, func(tx store.Tx, t *api.Task) error {
+		q, err := s.resolveEnqueueQueue(tx, c, req.Queue, req.QueueName)
+		if err != nil {
+			return err
+		}
+		queueID = q.ID
+		prev := t.Status
+		fields, err := s.setStatus(c, t, api.StatusQueued, req.Force, req.StatusReason, req.StatusMessage)
+		if err != nil {
+			return err
+		}
+		if prev != api.StatusQueued || t.EnqueueStatus == "" {
+			if prev == api.StatusQueued {
+				prev = api.StatusCreated
+			}
+			t.EnqueueStatus = prev
+		}
+		added, err := tx.AddEntry(q.ID, t.ID, s.now())
+		if err != nil {
+			return err
+		}
+		if !added {
+			return api.ErrTaskAlreadyQueued.New("", "task", t.ID, "queue", q.ID)
+		}
+		if req.UpdateExecutionQueue == nil || *req.UpdateExecutionQueue {
+			if t.Execution == nil {
+				t.Execution = map[string]any{}
+			}
+			t.Execution["queue"] = q.ID
+			fields["execution.queue"] = q.ID
+		}
+		if _, err := tx.RemoveTaskEntries(t.ID, q.ID); err != nil {
+			return err
+		}
+		fields["enqueue_status"] = t.EnqueueStatus
+		resp["fields"] = fields
+		if req.VerifyWatchedQueue {
+			workers, err := tx.Workers(c.ident.Company, s.opts.Now())
+			if err != nil {
+				return err
+			}
+			watched := false
+			for _, w := range workers {
+				watched = watched || slices.Contains(w.Queues, q.ID)
+			}
+			resp["queue_watched"] = watched
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.waker.wake(queueID)
+	resp["queued"], resp["updated"] = 1, 1
+	return resp, nil
+}
+
+// resolveEnqueueQueue finds the queue of an enqueue: by id, by name
+// (created when missing), or the default queue.
+func (s *Server) resolveEnqueueQueue(tx store.Tx, c *call, id, name string) (*api.Queue, error) {
+	switch {
+	case id != "":
+		if err := s.checkQueue(tx, c, id); err != nil {
+			return nil, err
+		}
+		return &api.Queue{ID: id}, nil
+	case name != "":
+		queues, err := tx.Queues(c.ident.Company)
+		if err != nil {
+			return nil, err
+		}
+		for _, q := range queues {
+			if q.Name == name {
+				return q, nil
+			}
+		}
+		q, err := s.newQueue(c, api.QueueCreateRequest{Name: name})
+		if err != nil {
+			return nil, err
+		}
+		ok, err := tx.InsertQueue(q)
+		if err != nil {
+			return nil, err // a store failure, not a duplicate name
+		}
+		if !ok {
+			return nil, api.ErrExpectedUniqueData.New("", "name", name)
+		}
+		return q, nil
+	default:
+		return s.defaultQueue(tx, c)
+	}
+}
+
+func tasksDequeue(s *Server, c *call) (any, error) {
+	var req api.StatusChangeRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	if req.Task == "" {
+		return nil, api.ErrMissingRequiredFields.New("", "field", "task")
+	}
+	if req.NewStatus != nil && !slices.Contains(allStatuses, *req.NewStatus) {
+		return nil, api.ErrValidation.New("invalid new_status", "new_status", *req.NewStatus)
+	}
+	resp := map[string]any{"dequeued": 1, "updated": 0, "fields": map[string]any{}}
+	err := s.store.Update(c.ctx, func(tx store.Tx) error {
+		t, err := s.getTask(tx, c, req.Task, api.ErrInvalidTaskID)
+		if api.ErrInvalidTaskID.Is(err) {
+			_, err := tx.RemoveTaskEntries(req.Task, "")
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if t.Status == api.StatusQueued {
+			qid, _ := t.Execution["queue"].(string)
+			if req.RemoveFromAllQueues || qid == "" {
+				qid = ""
+			}
+			if qid == "" {
+				_, err = tx.RemoveTaskEntries(t.ID, "")
+			} else {
+				_, err = tx.RemoveEntry(qid, t.ID)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if t.Status != api.StatusQueued && t.Status != api.StatusInProgress {
+			return nil
+		}
+		target := t.EnqueueStatus
+		if req.NewStatus != nil {
+			target = *req.NewStatus
+		} else if t.Execution != nil {
+			delete(t.Execution, "queue")
+		}
+		if target == "" {
+			target = api.StatusCreated
+		}
+		fields, err := s.setStatus(c, t, target, true, req.StatusReason, req.StatusMessage)
+		if err != nil {
+			return err
+		}
+		t.EnqueueStatus = ""
+		resp["updated"], resp["fields"] = 1, fields
+		return tx.PutTask(t)
+	})
+	return resp, err
+}
+
+func tasksReset(s *Server, c *call) (any, error) {
+	var req api.StatusChangeRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	resp := map[string]any{"deleted_models": 0}
+	err := s.withTask(c, req.Task, api.ErrInvalidTaskID, func(tx store.Tx, t *api.Task) error {
+		if !req.Force && (t.Status == api.StatusPublished || t.Status == api.StatusPublishing) {
+			return api.ErrInvalidTaskStatus.New("Invalid status change", "current_status", t.Status, "new_status", api.StatusCreated)
+		}
+		removed, err := tx.RemoveTaskEntries(t.ID, "")
+		if err != nil {
+			return err
+		}
+		if removed > 0 {
+			resp["dequeued"] = map[string]any{"removed": removed}
+		}
+		if _, err := tx.DeleteEvents(t.ID); err != nil {
+			return err
+		}
+		resetTask(t, req.ClearAll)
+		fields, err := s.setStatus(c, t, api.StatusCreated, true, "reset", "reset")
+		if err != nil {
+			return err
+		}
+		resp["fields"] = fields
+		if req.ReturnFileURLs {
+			resp["urls"] = map[string]any{"model_urls": []string{}, "event_urls": []string{}, "artifact_urls": []string{}}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp["updated"] = 1
+	return resp, nil
+}
+
+// resetTask clears what a run left on a task (spec 2.6 tasks.reset).
+func resetTask(t *api.Task, clearAll bool) {
+	t.LastIteration, t.LastMetrics, t.Runtime = 0, nil, nil
+	if t.Models != nil {
+		t.Models["output"] = []any{}
+	}
+	if t.Output != nil {
+		delete(t.Output, "result")
+		delete(t.Output, "error")
+	}
+	t.LastWorker, t.LastWorkerReport = "", nil
+	t.Started, t.Completed, t.Published, t.ActiveDuration = nil, nil, nil, nil
+	t.EnqueueStatus = ""
+	if clearAll {
+		t.Execution, t.Script = map[string]any{}, nil
+		return
+	}
+	if t.Execution != nil {
+		delete(t.Execution, "queue")
+		if arts, ok := t.Execution["artifacts"].([]any); ok {
+			kept := []any{}
+			for _, a := range arts {
+				if m, ok := a.(map[string]any); ok && m["mode"] == "input" {
+					kept = append(kept, a)
+				}
+			}
+			t.Execution["artifacts"] = kept
+		}
+	}
+}
+
+func tasksPing(s *Server, c *call) (any, error) {
+	var req api.TaskRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	return nil, s.withTask(c, req.Task, api.ErrInvalidTaskID, func(tx store.Tx, t *api.Task) error {
+		now := s.now()
+		t.LastUpdate, t.LastChange = &now, &now
+		if t.Status == api.StatusInProgress {
+			s.refreshDuration(t, now)
+		}
+		return nil
+	})
+}

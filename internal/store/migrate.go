@@ -1,0 +1,74 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// migrations are applied in order; each runs once, recorded in
+// schema_migrations. {{serial}} expands to the dialect's auto-increment key.
+var migrations = []string{
+	`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+	CREATE TABLE users (id TEXT PRIMARY KEY, company TEXT NOT NULL, doc TEXT NOT NULL);
+	CREATE TABLE credentials (access_key TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, user_id TEXT NOT NULL);
+	CREATE TABLE tasks (id TEXT PRIMARY KEY, company TEXT NOT NULL, status TEXT NOT NULL, project TEXT NOT NULL,
+		last_update_ms BIGINT NOT NULL, doc TEXT NOT NULL);
+	CREATE INDEX tasks_status ON tasks (company, status);
+	CREATE INDEX tasks_project ON tasks (company, project);
+	CREATE TABLE projects (id TEXT PRIMARY KEY, company TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL,
+		UNIQUE (company, name));
+	CREATE TABLE queues (id TEXT PRIMARY KEY, company TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL,
+		UNIQUE (company, name));
+	CREATE TABLE queue_entries (seq {{serial}}, queue_id TEXT NOT NULL, task_id TEXT NOT NULL,
+		added_ms BIGINT NOT NULL, UNIQUE (queue_id, task_id));
+	CREATE INDEX queue_entries_head ON queue_entries (queue_id, seq);
+	CREATE INDEX queue_entries_task ON queue_entries (task_id);
+	CREATE TABLE workers (company TEXT NOT NULL, user_id TEXT NOT NULL, worker_id TEXT NOT NULL,
+		expires_ms BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (company, user_id, worker_id));
+	CREATE TABLE events (seq {{serial}}, task_id TEXT NOT NULL, etype TEXT NOT NULL, ts BIGINT NOT NULL,
+		iter BIGINT NOT NULL, metric TEXT NOT NULL, variant TEXT NOT NULL, ekey TEXT NOT NULL, doc TEXT NOT NULL);
+	CREATE INDEX events_task ON events (task_id, etype, ts, seq);
+	CREATE INDEX events_key ON events (ekey);`,
+}
+
+func (s *sqlStore) migrate(ctx context.Context) error {
+	serial := "INTEGER PRIMARY KEY AUTOINCREMENT"
+	if s.dialect == "postgres" {
+		serial = "BIGSERIAL PRIMARY KEY"
+	}
+	return s.runTx(ctx, s.write, true, func(x Tx) error {
+		t := x.(*sqlTx)
+		if s.dialect == "postgres" {
+			// Replicas starting together must not migrate twice.
+			if _, err := t.exec(`SELECT pg_advisory_xact_lock(727271)`); err != nil {
+				return fmt.Errorf("locking schema: %w", err)
+			}
+		}
+		if _, err := t.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+			return fmt.Errorf("creating schema_migrations: %w", err)
+		}
+		var current int
+		if err := t.queryRow(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return fmt.Errorf("reading schema version: %w", err)
+		}
+		if current > len(migrations) {
+			return fmt.Errorf("database schema version %d is newer than this binary (%d): upgrade clearml-agent", current, len(migrations))
+		}
+		for v := current + 1; v <= len(migrations); v++ {
+			for _, stmt := range strings.Split(migrations[v-1], ";") {
+				stmt = strings.TrimSpace(strings.ReplaceAll(stmt, "{{serial}}", serial))
+				if stmt == "" {
+					continue
+				}
+				if _, err := t.exec(stmt); err != nil {
+					return fmt.Errorf("applying migration %d: %w", v, err)
+				}
+			}
+			if _, err := t.exec(`INSERT INTO schema_migrations (version) VALUES (?)`, v); err != nil {
+				return fmt.Errorf("recording migration %d: %w", v, err)
+			}
+		}
+		return nil
+	})
+}

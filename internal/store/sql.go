@@ -1,0 +1,331 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
+	_ "modernc.org/sqlite"             // SQLite driver "sqlite"
+)
+
+// sqlStore implements Store over database/sql.
+type sqlStore struct {
+	dialect string
+	// write serves Update and read serves View; today both back ends use
+	// one pool for both.
+	write *sql.DB
+	read  *sql.DB
+	// stmts caches prepared statements per pool (SQLite only: pgx keeps its
+	// own per-connection statement cache). Preparing is a large part of a
+	// small statement's cost in the pure-Go SQLite.
+	stmts map[*sql.DB]*stmtCache
+	// reqs feeds the SQLite group-commit writer (batch.go); nil for
+	// PostgreSQL, where concurrent transactions run in parallel.
+	reqs       chan *batchReq
+	stopWriter chan struct{}
+	writerDone chan struct{}
+}
+
+// stmtCache holds the prepared statements of one pool.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// maxCachedStmts bounds the cache: queries with variable-length IN lists
+// would otherwise grow it without end.
+const maxCachedStmts = 256
+
+// get returns the cached statement for q, or nil.
+func (c *stmtCache) get(q string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[q]
+}
+
+// prepare adds statements to the cache. It runs between transactions: the
+// SQLite write pool has one connection, which a transaction holds.
+func (c *stmtCache) prepare(db *sql.DB, queries []string) {
+	for _, q := range queries {
+		c.mu.Lock()
+		_, ok := c.m[q]
+		full := len(c.m) >= maxCachedStmts
+		c.mu.Unlock()
+		if ok || full {
+			continue
+		}
+		st, err := db.PrepareContext(context.Background(), q)
+		if err != nil {
+			continue // the query runs unprepared and reports its error there
+		}
+		c.mu.Lock()
+		if _, ok := c.m[q]; ok {
+			st.Close()
+		} else {
+			c.m[q] = st
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Open opens the store named by dsn: a postgres:// or postgresql:// URL for
+// PostgreSQL, otherwise a path to an SQLite file (created if missing). The
+// schema is migrated to the current version.
+func Open(ctx context.Context, dsn string) (Store, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return openPostgres(ctx, dsn)
+	}
+	return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"))
+}
+
+func openSQLite(ctx context.Context, path string) (Store, error) {
+	if path == "" {
+		return nil, errors.New("opening sqlite: empty path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating database folder: %w", err)
+		}
+	}
+	// One connection in exclusive locking mode: the file belongs to this
+	// process (several replicas need PostgreSQL), so SQLite can keep its
+	// WAL index in memory and skip the file locks and shared-memory checks
+	// that otherwise dominate the cost of each small transaction.
+	// Transactions begin IMMEDIATE, so writers queue in Go, never on
+	// SQLITE_BUSY.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(0)&_pragma=mmap_size(268435456)&_pragma=cache_size(-65536)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	s := &sqlStore{dialect: "sqlite", write: db, read: db, stmts: map[*sql.DB]*stmtCache{db: {m: map[string]*sql.Stmt{}}}}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.startWriter()
+	return s, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (Store, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening postgres: %w", err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connecting to postgres: %w", err)
+	}
+	s := &sqlStore{dialect: "postgres", write: db, read: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *sqlStore) Dialect() string { return s.dialect }
+
+func (s *sqlStore) Close() error {
+	if s.stopWriter != nil {
+		close(s.stopWriter)
+		<-s.writerDone
+	}
+	for _, c := range s.stmts {
+		for _, st := range c.m {
+			st.Close()
+		}
+	}
+	err := s.write.Close()
+	if s.read != s.write {
+		err = errors.Join(err, s.read.Close())
+	}
+	return err
+}
+
+// maxAttempts bounds retries of a transaction that lost a serialization race.
+const maxAttempts = 20
+
+func (s *sqlStore) Update(ctx context.Context, fn func(Tx) error) error {
+	if s.reqs != nil {
+		return s.updateBatched(ctx, fn)
+	}
+	for attempt := 1; ; attempt++ {
+		err := s.runTx(ctx, s.write, true, fn)
+		if err == nil || !retryable(err) || attempt == maxAttempts {
+			return err
+		}
+		// Back off a little so that the transactions that collided do not
+		// collide again in lock step.
+		d := time.Duration(rand.IntN(1000*attempt)) * time.Microsecond
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+func (s *sqlStore) View(ctx context.Context, fn func(Tx) error) error {
+	t := &sqlTx{s: s, q: s.read, pool: s.read, ctx: ctx}
+	err := fn(t)
+	t.prepareMisses()
+	return err
+}
+
+// prepareMisses caches the statements this transaction ran unprepared.
+func (t *sqlTx) prepareMisses() {
+	if c := t.s.stmts[t.pool]; c != nil && len(t.misses) > 0 {
+		c.prepare(t.pool, t.misses)
+	}
+}
+
+func (s *sqlStore) runTx(ctx context.Context, db *sql.DB, writable bool, fn func(Tx) error) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			tx.Rollback()
+			panic(p)
+		}
+	}()
+	t := &sqlTx{s: s, q: tx, tx: tx, pool: db, ctx: ctx, writable: writable}
+	defer t.prepareMisses()
+	if err := fn(t); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
+}
+
+// retryable reports a PostgreSQL serialization failure or deadlock.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	return false
+}
+
+// queryer is what *sql.DB and *sql.Tx have in common.
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type sqlTx struct {
+	s        *sqlStore
+	q        queryer
+	tx       *sql.Tx // nil in View
+	pool     *sql.DB
+	misses   []string // statements to prepare after the transaction
+	ctx      context.Context
+	writable bool
+}
+
+// rebind turns '?' placeholders into PostgreSQL's $n.
+func (t *sqlTx) rebind(q string) string {
+	if t.s.dialect != "postgres" {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// lockClause is appended to SELECTs of rows an Update will change.
+func (t *sqlTx) lockClause() string {
+	if t.writable && t.s.dialect == "postgres" {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// prepared returns a cached prepared statement for q bound to this
+// transaction, or nil to run q directly.
+func (t *sqlTx) prepared(q string) *sql.Stmt {
+	c := t.s.stmts[t.pool]
+	if c == nil {
+		return nil
+	}
+	st := c.get(q)
+	if st == nil {
+		t.misses = append(t.misses, q)
+		return nil
+	}
+	if t.tx == nil {
+		return st
+	}
+	return t.tx.StmtContext(t.ctx, st)
+}
+
+func (t *sqlTx) exec(q string, args ...any) (sql.Result, error) {
+	q = t.rebind(q)
+	if st := t.prepared(q); st != nil {
+		return st.ExecContext(t.ctx, args...)
+	}
+	return t.q.ExecContext(t.ctx, q, args...)
+}
+
+func (t *sqlTx) query(q string, args ...any) (*sql.Rows, error) {
+	q = t.rebind(q)
+	if st := t.prepared(q); st != nil {
+		return st.QueryContext(t.ctx, args...)
+	}
+	return t.q.QueryContext(t.ctx, q, args...)
+}
+
+func (t *sqlTx) queryRow(q string, args ...any) *sql.Row {
+	q = t.rebind(q)
+	if st := t.prepared(q); st != nil {
+		return st.QueryRowContext(t.ctx, args...)
+	}
+	return t.q.QueryRowContext(t.ctx, q, args...)
+}
+
+// placeholders returns "?,?,?" for n values.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+func stringArgs(vs []string) []any {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = v
+	}
+	return out
+}

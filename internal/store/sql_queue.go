@@ -1,0 +1,188 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+)
+
+func (t *sqlTx) AddEntry(queueID, taskID string, added api.Time) (bool, error) {
+	res, err := t.exec(`INSERT INTO queue_entries (queue_id, task_id, added_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		queueID, taskID, added.UnixMilli())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (t *sqlTx) RemoveEntry(queueID, taskID string) (int, error) {
+	res, err := t.exec(`DELETE FROM queue_entries WHERE queue_id = ? AND task_id = ?`, queueID, taskID)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func (t *sqlTx) RemoveTaskEntries(taskID, exceptQueue string) (int, error) {
+	res, err := t.exec(`DELETE FROM queue_entries WHERE task_id = ? AND queue_id <> ?`, taskID, exceptQueue)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func (t *sqlTx) PopEntry(queueID string) (*api.QueueEntry, error) {
+	// On PostgreSQL, SKIP LOCKED lets concurrent pollers each take a
+	// different head row instead of queueing behind one another; on SQLite
+	// the single writer makes the statement atomic on its own.
+	lock := ""
+	if t.s.dialect == "postgres" {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	var taskID string
+	var added int64
+	err := t.queryRow(`DELETE FROM queue_entries WHERE seq = (SELECT seq FROM queue_entries WHERE queue_id = ?
+		ORDER BY seq LIMIT 1`+lock+`) RETURNING task_id, added_ms`, queueID).Scan(&taskID, &added)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &api.QueueEntry{Task: taskID, Added: api.Time{Time: time.UnixMilli(added).UTC()}}, nil
+}
+
+func (t *sqlTx) Entries(queueID string, limit int) ([]api.QueueEntry, error) {
+	q := `SELECT task_id, added_ms FROM queue_entries WHERE queue_id = ? ORDER BY seq`
+	args := []any{queueID}
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	rows, err := t.query(q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []api.QueueEntry{}
+	for rows.Next() {
+		var e api.QueueEntry
+		var added int64
+		if err := rows.Scan(&e.Task, &added); err != nil {
+			return nil, err
+		}
+		e.Added = api.Time{Time: time.UnixMilli(added).UTC()}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (t *sqlTx) CountEntries(queueID string) (int, error) {
+	var n int
+	err := t.queryRow(`SELECT COUNT(*) FROM queue_entries WHERE queue_id = ?`, queueID).Scan(&n)
+	return n, err
+}
+
+func (t *sqlTx) TaskQueues(taskID string) ([]string, error) {
+	rows, err := t.query(`SELECT queue_id FROM queue_entries WHERE task_id = ? ORDER BY seq`, taskID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var q string
+		if err := rows.Scan(&q); err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}
+
+func (t *sqlTx) AddEvent(e *Event) error {
+	if e.Key != "" {
+		if _, err := t.exec(`DELETE FROM events WHERE ekey = ?`, e.Key); err != nil {
+			return err
+		}
+	}
+	_, err := t.exec(`INSERT INTO events (task_id, etype, ts, iter, metric, variant, ekey, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.TaskID, e.Type, e.Timestamp, e.Iter, e.Metric, e.Variant, e.Key, string(e.Doc))
+	return err
+}
+
+func (t *sqlTx) Events(q EventQuery) ([]Event, error) {
+	query := `SELECT seq, task_id, etype, ts, iter, metric, variant, ekey, doc FROM events WHERE task_id = ?`
+	args := []any{q.TaskID}
+	if len(q.Types) > 0 {
+		query += ` AND etype IN (` + placeholders(len(q.Types)) + `)`
+		args = append(args, stringArgs(q.Types)...)
+	}
+	if c := q.After; c != nil {
+		switch {
+		case q.Desc && c.Seq == 0:
+			query += ` AND ts < ?`
+			args = append(args, c.Timestamp)
+		case q.Desc:
+			query += ` AND (ts < ? OR (ts = ? AND seq < ?))`
+			args = append(args, c.Timestamp, c.Timestamp, c.Seq)
+		case c.Seq == 0:
+			query += ` AND ts > ?`
+			args = append(args, c.Timestamp)
+		default:
+			query += ` AND (ts > ? OR (ts = ? AND seq > ?))`
+			args = append(args, c.Timestamp, c.Timestamp, c.Seq)
+		}
+	}
+	if q.Desc {
+		query += ` ORDER BY ts DESC, seq DESC`
+	} else {
+		query += ` ORDER BY ts, seq`
+	}
+	if q.Limit > 0 {
+		query += ` LIMIT ?`
+		args = append(args, q.Limit)
+	}
+	rows, err := t.query(query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var doc string
+		if err := rows.Scan(&e.Seq, &e.TaskID, &e.Type, &e.Timestamp, &e.Iter, &e.Metric, &e.Variant, &e.Key, &doc); err != nil {
+			return nil, err
+		}
+		e.Doc = []byte(doc)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (t *sqlTx) CountEvents(taskID string, types []string) (int, error) {
+	query := `SELECT COUNT(*) FROM events WHERE task_id = ?`
+	args := []any{taskID}
+	if len(types) > 0 {
+		query += ` AND etype IN (` + placeholders(len(types)) + `)`
+		args = append(args, stringArgs(types)...)
+	}
+	var n int
+	err := t.queryRow(query, args...).Scan(&n)
+	return n, err
+}
+
+func (t *sqlTx) DeleteEvents(taskID string) (int, error) {
+	res, err := t.exec(`DELETE FROM events WHERE task_id = ?`, taskID)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

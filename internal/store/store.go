@@ -1,0 +1,147 @@
+// Package store persists the embedded server's documents (tasks, queues,
+// projects, workers, events, users) behind one transactional interface, with
+// two SQL back ends: SQLite (the single-machine default, pure Go) and
+// PostgreSQL (several server replicas on one database).
+//
+// Documents are stored as JSON next to the few columns that queries and
+// constraints need. Every multi-step change runs inside Update, which gives
+// the caller exclusive access to the rows it reads (SQLite: one writer at a
+// time; PostgreSQL: row locks taken by Task and by the queue operations), so
+// the server's business rules can be written once in Go for both databases.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+)
+
+// ErrNotFound is returned when a document does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is a transactional document store.
+type Store interface {
+	// Update runs fn in a read-write transaction. Rows read through the Tx
+	// stay locked until fn returns. fn may run more than once when the
+	// database reports a serialization conflict, so it must not have side
+	// effects outside the Tx.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn with read access, without taking locks.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Dialect names the back end ("sqlite" or "postgres").
+	Dialect() string
+	Close() error
+}
+
+// TaskQuery narrows a task listing on the indexed columns; the server applies
+// the remaining filters to the documents.
+type TaskQuery struct {
+	Company  string
+	IDs      []string
+	Statuses []string
+	Projects []string
+	// UpdatedBefore selects tasks whose last update is older (watchdog).
+	UpdatedBefore *time.Time
+}
+
+// Event is one stored event.
+type Event struct {
+	Seq       int64
+	TaskID    string
+	Type      string
+	Timestamp int64 // epoch milliseconds
+	Iter      int64
+	Metric    string
+	Variant   string
+	// Key identifies a metric point: a new event with the same key replaces
+	// the old one. Empty for log events, which are always appended.
+	Key string
+	Doc json.RawMessage
+}
+
+// EventQuery selects events of one task, ordered by (timestamp, seq).
+type EventQuery struct {
+	TaskID string
+	Types  []string
+	Desc   bool
+	// After, when set, continues strictly after this (timestamp, seq) cursor
+	// in the query's direction. Seq 0 with Desc=false means "after every
+	// event with this timestamp"; with Desc=true, "before every event with
+	// this timestamp".
+	After *EventCursor
+	Limit int
+}
+
+// EventCursor is a position in a task's event stream.
+type EventCursor struct {
+	Timestamp int64
+	Seq       int64
+}
+
+// Tx is the set of operations available inside a transaction.
+type Tx interface {
+	Meta(key string) (string, error)
+	SetMeta(key, value string) error
+
+	User(id string) (*api.User, error)
+	Users(company string) ([]*api.User, error)
+	PutUser(u *api.User) error
+	// Credential returns the user id and secret hash of an access key.
+	Credential(accessKey string) (userID, secretHash string, err error)
+	PutCredential(accessKey, secretHash, userID string) error
+
+	// Task reads a task; inside Update the row stays locked.
+	Task(id string) (*api.Task, error)
+	// TaskStatus reads only a task's status and company (cheap: no
+	// document decoding); inside Update the row stays locked.
+	TaskStatus(id string) (status, company string, err error)
+	PutTask(t *api.Task) error
+	DeleteTask(id string) error
+	Tasks(q TaskQuery) ([]*api.Task, error)
+
+	Project(id string) (*api.Project, error)
+	Projects(company string) ([]*api.Project, error)
+	// InsertProject adds a project; false when the name is taken.
+	InsertProject(p *api.Project) (bool, error)
+	PutProject(p *api.Project) error
+	DeleteProject(id string) error
+
+	Queue(id string) (*api.Queue, error)
+	// QueueCompany reads only a queue's company (an existence check that
+	// decodes no document).
+	QueueCompany(id string) (string, error)
+	Queues(company string) ([]*api.Queue, error)
+	// InsertQueue adds a queue; false when the name is taken.
+	InsertQueue(q *api.Queue) (bool, error)
+	PutQueue(q *api.Queue) error
+	DeleteQueue(id string) error
+	// AddEntry appends a task to a queue; false when it is there already.
+	AddEntry(queueID, taskID string, added api.Time) (bool, error)
+	// RemoveEntry removes a task from one queue and says how many entries went.
+	RemoveEntry(queueID, taskID string) (int, error)
+	// RemoveTaskEntries removes a task from every queue except exceptQueue.
+	RemoveTaskEntries(taskID, exceptQueue string) (int, error)
+	// PopEntry atomically removes and returns the head of a queue, or nil
+	// when it is empty. Concurrent callers never get the same entry.
+	PopEntry(queueID string) (*api.QueueEntry, error)
+	// Entries lists a queue head first; limit <= 0 means all.
+	Entries(queueID string, limit int) ([]api.QueueEntry, error)
+	CountEntries(queueID string) (int, error)
+	// TaskQueues lists the queues a task waits in.
+	TaskQueues(taskID string) ([]string, error)
+
+	Worker(company, user, id string) (*api.Worker, error)
+	PutWorker(w *api.Worker, expires time.Time) error
+	DeleteWorker(company, user, id string) error
+	// Workers lists the entries that have not expired at now.
+	Workers(company string, now time.Time) ([]*api.Worker, error)
+	DeleteExpiredWorkers(now time.Time) (int, error)
+
+	AddEvent(e *Event) error
+	Events(q EventQuery) ([]Event, error)
+	CountEvents(taskID string, types []string) (int, error)
+	DeleteEvents(taskID string) (int, error)
+}

@@ -1,0 +1,86 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/pgtest"
+	"github.com/goclearml/agent/internal/store"
+)
+
+// BenchmarkStoreEnqueuePop measures the store operations of one enqueue
+// (lock the task, write it, add the entry) and one dequeue (pop the head,
+// read the task status) without HTTP, with 8 concurrent callers.
+func BenchmarkStoreEnqueuePop(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			dsn := filepath.Join(b.TempDir(), "bench.db")
+			if backend == "postgres" {
+				dsn = pgtest.NewDatabase(b)
+			}
+			st, err := store.Open(context.Background(), dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			ctx := context.Background()
+			now := api.Now()
+			ids := make(chan string, b.N)
+			for i := range b.N {
+				id := fmt.Sprintf("%032x", i+1)
+				err := st.Update(ctx, func(tx store.Tx) error {
+					return tx.PutTask(&api.Task{ID: id, Name: "bench", Company: "c", Status: api.StatusCreated, Created: &now, LastUpdate: &now})
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ids <- id
+			}
+			close(ids)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					for id := range ids {
+						err := st.Update(ctx, func(tx store.Tx) error {
+							t, err := tx.Task(id)
+							if err != nil {
+								return err
+							}
+							t.Status = api.StatusQueued
+							if err := tx.PutTask(t); err != nil {
+								return err
+							}
+							_, err = tx.AddEntry("q", id, now)
+							return err
+						})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						for popped := false; !popped; {
+							err = st.Update(ctx, func(tx store.Tx) error {
+								e, err := tx.PopEntry("q")
+								if err != nil || e == nil {
+									return err
+								}
+								popped = true
+								_, _, err = tx.TaskStatus(e.Task)
+								return err
+							})
+							if err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}

@@ -1,0 +1,155 @@
+// Package testbin builds the clearml-agent binary once per test process,
+// for end-to-end tests that run it as a real process.
+package testbin
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	once     sync.Once
+	binPath  string
+	buildErr error
+	tmpDir   string
+)
+
+// Path returns the path of a freshly built clearml-agent binary (CGO off,
+// as released). The build is shared by every test of the process.
+func Path(t testing.TB) string {
+	t.Helper()
+	once.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		tmpDir, buildErr = os.MkdirTemp("", "clearml-agent-bin-")
+		if buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(tmpDir, "clearml-agent")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/clearml-agent")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building clearml-agent: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Cleanup removes the built binary; call it from TestMain.
+func Cleanup() {
+	if tmpDir != "" {
+		os.RemoveAll(tmpDir)
+	}
+}
+
+// Server is a `clearml-agent server` process.
+type Server struct {
+	URL        string
+	ConfigPath string
+	AccessKey  string
+	SecretKey  string
+	cmd        *exec.Cmd
+	done       chan error
+}
+
+var listenLine = regexp.MustCompile(`listening on (http://\S+)`)
+
+// StartServer runs `clearml-agent server` with a random port and the given
+// extra arguments, waits until it listens, and stops it when the test ends.
+func StartServer(t testing.TB, dataDir string, extra ...string) *Server {
+	t.Helper()
+	args := append([]string{"server", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
+	cmd := exec.Command(Path(t), args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dataDir, "server.log"))
+	if err != nil {
+		os.MkdirAll(dataDir, 0o700)
+		if logf, err = os.Create(filepath.Join(dataDir, "server.log")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting server: %v", err)
+	}
+	s := &Server{cmd: cmd, done: make(chan error, 1), ConfigPath: filepath.Join(dataDir, "clearml.conf")}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sent := false
+		for sc.Scan() {
+			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil && !sent {
+				urls <- m[1]
+				sent = true
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	go func() { s.done <- cmd.Wait(); logf.Close() }()
+	t.Cleanup(func() { s.Stop() })
+	select {
+	case s.URL = <-urls:
+	case err := <-s.done:
+		log, _ := os.ReadFile(filepath.Join(dataDir, "server.log"))
+		t.Fatalf("server exited before listening: %v\n%s", err, log)
+	case <-time.After(60 * time.Second):
+		t.Fatal("server did not start within 60 s")
+	}
+	conf, err := os.ReadFile(s.ConfigPath)
+	if err != nil {
+		t.Fatalf("reading client config: %v", err)
+	}
+	s.AccessKey = confValue(string(conf), "access_key")
+	s.SecretKey = confValue(string(conf), "secret_key")
+	return s
+}
+
+func confValue(conf, key string) string {
+	m := regexp.MustCompile(`"` + key + `"\s*=\s*"([^"]*)"`).FindStringSubmatch(conf)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// Stop sends SIGTERM and waits for the process (killing it after 15 s).
+func (s *Server) Stop() error {
+	if s.cmd.Process == nil {
+		return nil
+	}
+	s.cmd.Process.Signal(os.Interrupt)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	select {
+	case err := <-s.done:
+		s.done <- err
+		if err != nil && !strings.Contains(err.Error(), "signal") {
+			return err
+		}
+		return nil
+	case <-ctx.Done():
+		s.cmd.Process.Kill()
+		return fmt.Errorf("server did not stop within 15 s")
+	}
+}
+
+// Pid is the server's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. On a fresh Debian/Ubuntu machine it first
+# installs what the tests need (PostgreSQL server binaries), when it may.
+# Tests whose prerequisite is still missing skip with a message naming it.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "test.sh: Go is not installed (https://go.dev/dl/); the module needs Go 1.26 or newer" >&2
+  exit 1
+fi
+
+have_pg() {
+  command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
+}
+if ! have_pg && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test.sh: installing PostgreSQL server binaries for the PostgreSQL tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) ||
+    echo "test.sh: could not install PostgreSQL; its tests will skip" >&2
+fi
+
+export CGO_ENABLED=0
+go vet ./...
+go test -timeout 25m -count=1 "$@" ./...
