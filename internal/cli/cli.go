@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	cliargs "github.com/goclearml/agent/internal/args"
 	"github.com/goclearml/agent/internal/version"
 )
 
@@ -50,6 +51,8 @@ var errHelp = errors.New("help shown")
 const usage = `clearml-agent: run ClearML tasks from queues (a Go reimplementation of clearml-agent)
 
 Usage:
+  clearml-agent [--config-file FILE] [--debug] daemon [--queue Q [Q ...]] [--foreground] [flags]
+  clearml-agent [--config-file FILE] execute --id TASK_ID
   clearml-agent server [--listen ADDR] [--data-dir DIR] [--db postgres://...]
   clearml-agent version
 
@@ -57,20 +60,30 @@ Run 'clearml-agent COMMAND --help' for a command's flags.
 `
 
 func run(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return &UsageError{Msg: "no command given"}
+	g, cmd, rest, err := cliargs.ParseCommandLine(args)
+	if err != nil {
+		return &UsageError{Msg: err.Error()}
 	}
-	cmd, rest := args[0], args[1:]
+	if g.Version {
+		fmt.Fprintf(stdout, "CLEARML-AGENT version %s (Go reimplementation; ClearML API %s)\n", version.Version, version.APIVersion)
+		return nil
+	}
 	switch cmd {
-	case "-h", "--help", "help":
+	case "", "help":
 		fmt.Fprint(stdout, usage)
-		return errHelp
-	case "version", "--version":
-		fmt.Fprintf(stdout, "clearml-agent %s (Go reimplementation; ClearML API %s)\n", version.Version, version.APIVersion)
+		if g.Help || cmd == "help" {
+			return errHelp
+		}
+		return &UsageError{Msg: "no command given"}
+	case "version":
+		fmt.Fprintf(stdout, "CLEARML-AGENT version %s (Go reimplementation; ClearML API %s)\n", version.Version, version.APIVersion)
 		return nil
 	case "server":
 		return runServer(rest, stdout, stderr)
+	case "daemon":
+		return runDaemon(g, rest, stdout, stderr)
+	case "execute":
+		return runExecute(g, rest, stdout, stderr)
 	default:
 		return &UsageError{Msg: fmt.Sprintf("unknown command %q", cmd)}
 	}

@@ -153,3 +153,69 @@ func (s *Server) Stop() error {
 
 // Pid is the server's process id.
 func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
+// Process is a running clearml-agent process other than the server.
+type Process struct {
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error
+	LogPath string
+}
+
+// Start runs the binary with args and extra environment (added to the
+// test's own), output to LogPath. The process is killed when the test
+// ends if it still runs.
+func Start(t testing.TB, env []string, args ...string) *Process {
+	t.Helper()
+	logf, err := os.CreateTemp(t.TempDir(), "process-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(Path(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %v: %v", args, err)
+	}
+	p := &Process{cmd: cmd, done: make(chan struct{}), LogPath: logf.Name()}
+	go func() { p.err = cmd.Wait(); logf.Close(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Signal sends sig.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Wait waits up to d for the process to exit and returns its exit code
+// (-1 on timeout).
+func (p *Process) Wait(d time.Duration) int {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(d):
+		return -1
+	}
+}
+
+// Output returns what the process wrote so far.
+func (p *Process) Output() string {
+	b, _ := os.ReadFile(p.LogPath)
+	return string(b)
+}
+
+// StartServerAt is StartServer on a fixed address, so that a test can
+// restart the server where clients expect it.
+func StartServerAt(t testing.TB, dataDir, listen string, extra ...string) *Server {
+	t.Helper()
+	return StartServer(t, dataDir, append([]string{"--listen", listen}, extra...)...)
+}

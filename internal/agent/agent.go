@@ -1,0 +1,202 @@
+// Package agent is the daemon: it registers a worker, polls its queues in
+// priority (or round-robin) order, runs each task it takes as a child
+// process, streams the task's output to the server, detects aborts, and
+// reports the task's final status. It never dies because of one task or
+// one failed call: failures are logged, reported on the task, and the loop
+// goes on.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/goclearml/agent/internal/apiclient"
+	"github.com/goclearml/agent/internal/executor"
+	"github.com/goclearml/agent/internal/sysstats"
+)
+
+// Config is what the daemon needs beyond its collaborators.
+type Config struct {
+	// Queues are queue ids or names in priority order; empty means the
+	// server's default queue.
+	Queues        []string
+	CreateQueue   bool
+	OrderFairness bool
+	// PollInterval is the wait between idle polling passes (default 5 s;
+	// upstream forces at least 5 s, we accept down to 0.5 s). Jittered.
+	PollInterval time.Duration
+	// LongPollWait is how long one long poll waits on servers that have
+	// the long_poll extension (default 20 s).
+	LongPollWait time.Duration
+	// AbortCheckInterval is how often a running task's status is checked
+	// for an abort (default 1 s).
+	AbortCheckInterval time.Duration
+	// TaskPingInterval is the tasks.ping period (default 60 s; <0 disables).
+	TaskPingInterval time.Duration
+	// StatusReportInterval is the workers.status_report period (30 s).
+	StatusReportInterval time.Duration
+	// GracePeriod is the SIGTERM-to-SIGKILL wait of an abort (10 s).
+	GracePeriod time.Duration
+
+	WorkerID string
+	// Hostname goes into the task's runtime (_exec_agent_hostname).
+	Hostname string
+	Tags     []string
+	// ChildArgv returns the command that runs one task (normally this
+	// binary's `execute --id T`).
+	ChildArgv func(taskID string) []string
+	// ChildEnv is the environment of the child (CLEARML_WORKER_ID and the
+	// like are added).
+	ChildEnv []string
+	// SpoolDir holds the task log spools.
+	SpoolDir string
+	// Secrets are masked in task logs.
+	Secrets []string
+	// SuppressCarriageReturn: keep only the last \r segment of a line.
+	SuppressCarriageReturn bool
+	// Console, when set, also receives the task output (--foreground).
+	Console io.Writer
+	// Announce, when set, receives the human-facing start-up lines (the
+	// "Listening to queues" table).
+	Announce func(string)
+}
+
+func (c *Config) setDefaults() {
+	if c.PollInterval <= 0 {
+		c.PollInterval = 5 * time.Second
+	}
+	c.PollInterval = max(c.PollInterval, 500*time.Millisecond)
+	if c.LongPollWait <= 0 {
+		c.LongPollWait = 20 * time.Second
+	}
+	if c.AbortCheckInterval <= 0 {
+		c.AbortCheckInterval = time.Second
+	}
+	if c.TaskPingInterval == 0 {
+		c.TaskPingInterval = 60 * time.Second
+	}
+	if c.StatusReportInterval <= 0 {
+		c.StatusReportInterval = 30 * time.Second
+	}
+	if c.GracePeriod <= 0 {
+		c.GracePeriod = 10 * time.Second
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+	}
+}
+
+// Executor runs one task process (executor.Executor in production).
+type Executor interface {
+	Run(ctx context.Context, spec executor.Spec, out io.Writer) (executor.Exit, error)
+}
+
+// Agent is one daemon.
+type Agent struct {
+	cfg   Config
+	api   *apiclient.Client
+	exec  Executor
+	log   *slog.Logger
+	stats *sysstats.Sampler
+
+	queues []queueRef // resolved, priority order
+
+	draining atomic.Bool
+	drainCh  chan struct{}
+	drainMu  sync.Once
+
+	mu      sync.Mutex
+	running map[string]*runningTask // task id -> run, for reports and shutdown
+}
+
+type queueRef struct{ ID, Name string }
+
+// New builds a daemon. Nothing happens until Run.
+func New(cfg Config, client *apiclient.Client, exec Executor, stats *sysstats.Sampler, log *slog.Logger) *Agent {
+	cfg.setDefaults()
+	return &Agent{cfg: cfg, api: client, exec: exec, stats: stats, log: log,
+		drainCh: make(chan struct{}), running: map[string]*runningTask{}}
+}
+
+// Drain stops taking new tasks; Run returns once the running task ended.
+func (a *Agent) Drain() {
+	a.drainMu.Do(func() {
+		a.draining.Store(true)
+		close(a.drainCh)
+	})
+}
+
+// Queues returns the resolved queues (after Run has started).
+func (a *Agent) Queues() []string {
+	ids := make([]string, len(a.queues))
+	for i, q := range a.queues {
+		ids[i] = q.ID
+	}
+	return ids
+}
+
+// Run registers the worker and serves tasks until ctx ends (a shutdown:
+// the running task is stopped and reported "agent shutdown") or Drain was
+// called and the running task finished. It unregisters before returning.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.resolveQueues(ctx); err != nil {
+		return err
+	}
+	if a.cfg.Announce != nil {
+		a.cfg.Announce(a.QueueTable())
+	}
+	final := context.WithoutCancel(ctx)
+	if err := a.api.RegisterWorker(ctx, a.cfg.WorkerID, a.Queues(), a.cfg.Tags); err != nil {
+		a.log.Warn("worker failed registering itself with the server", "err", err)
+	}
+	defer func() {
+		// Unregister on a context the shutdown cannot reach, bounded.
+		uctx, cancel := context.WithTimeout(final, 10*time.Second)
+		defer cancel()
+		if err := a.api.UnregisterWorker(uctx, a.cfg.WorkerID); err != nil {
+			a.log.Warn("unregistering worker", "err", err)
+		}
+	}()
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.reportLoop(loopCtx) })
+	err := a.pollLoop(ctx)
+	stopLoops()
+	wg.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// jitter returns d ± 10%.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
+}
+
+// sleep waits d, or less when ctx ends or a drain starts.
+func (a *Agent) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-a.drainCh:
+		return nil
+	case <-t.C:
+		return nil
+	}
+}
+
+func (a *Agent) statusMessage() string { return "Changed by clearml-agent " + a.cfg.WorkerID }
+
+// errf is fmt.Errorf, shortened for the wrapping prefixes below.
+var errf = fmt.Errorf

@@ -1,0 +1,61 @@
+package agent_test
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/apiclient"
+)
+
+// BenchmarkPickupLatency measures how long an idle daemon takes to take a
+// task after its enqueue: from the enqueue's status change to the task's
+// "started" time (both stamped by the server), with the long-poll
+// extension. It also reports enqueue-to-completed for a trivial task.
+func BenchmarkPickupLatency(b *testing.B) {
+	e := newEnv(b)
+	e.daemon("--queue", "default")
+	time.Sleep(2 * time.Second) // registered and long-polling
+	ctx := context.Background()
+	var pickups, totals []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		var created api.IDResponse
+		if err := e.api.Call(ctx, "", "tasks.create", map[string]any{"name": "pickup", "type": "training",
+			"script": map[string]any{"binary": "python3", "entry_point": "task.py", "diff": "pass\n"}}, &created, apiclient.Default); err != nil {
+			b.Fatal(err)
+		}
+		var enq struct {
+			Fields struct {
+				StatusChanged api.Time `json:"status_changed"`
+			}
+		}
+		start := time.Now()
+		if err := e.api.Call(ctx, "", "tasks.enqueue", map[string]any{"task": created.ID}, &enq, apiclient.Default); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			tk, err := e.api.Task(ctx, created.ID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if tk.Status == api.StatusCompleted || tk.Status == api.StatusFailed {
+				if tk.Started == nil {
+					b.Fatal("no started time")
+				}
+				pickups = append(pickups, tk.Started.Sub(enq.Fields.StatusChanged.Time))
+				totals = append(totals, time.Since(start))
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	b.StopTimer()
+	sort.Slice(pickups, func(i, j int) bool { return pickups[i] < pickups[j] })
+	sort.Slice(totals, func(i, j int) bool { return totals[i] < totals[j] })
+	b.ReportMetric(float64(pickups[len(pickups)/2].Microseconds())/1000, "pickup-p50-ms")
+	b.ReportMetric(float64(pickups[len(pickups)-1].Microseconds())/1000, "pickup-max-ms")
+	b.ReportMetric(float64(totals[len(totals)/2].Microseconds())/1000, "enqueue-to-completed-p50-ms")
+}

@@ -1,0 +1,183 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+)
+
+// idPattern is how upstream tells a queue id from a name.
+var idPattern = regexp.MustCompile(`^[-a-f0-9]{30,}$`)
+
+// resolveQueues turns the configured queue names and ids into ids (spec 2.4).
+func (a *Agent) resolveQueues(ctx context.Context) error {
+	if len(a.cfg.Queues) == 0 {
+		id, name, err := a.api.GetDefaultQueue(ctx)
+		if err == nil {
+			a.queues = []queueRef{{ID: id, Name: name}}
+			return nil
+		}
+		a.log.Warn("no default queue on the server; looking for a queue named \"default\"", "err", err)
+		a.cfg.Queues = []string{"default"}
+	}
+	a.queues = nil
+	for _, q := range a.cfg.Queues {
+		ref, err := a.resolveQueue(ctx, q)
+		if err != nil {
+			return err
+		}
+		a.queues = append(a.queues, ref)
+	}
+	return nil
+}
+
+func (a *Agent) resolveQueue(ctx context.Context, q string) (queueRef, error) {
+	if idPattern.MatchString(q) {
+		return queueRef{ID: q, Name: q}, nil
+	}
+	found, err := a.api.QueuesByName(ctx, q)
+	if err != nil {
+		return queueRef{}, fmt.Errorf("resolving queue %q: %w", q, err)
+	}
+	var matches []api.Queue
+	for _, f := range found {
+		if strings.EqualFold(f.Name, q) {
+			matches = append(matches, f)
+		}
+	}
+	switch {
+	case len(matches) == 1:
+		return queueRef{ID: matches[0].ID, Name: matches[0].Name}, nil
+	case len(matches) > 1:
+		var ids []string
+		for _, m := range matches {
+			ids = append(ids, m.ID+" ("+m.Name+")")
+		}
+		return queueRef{}, fmt.Errorf("found multiple queues with name %q: %s", q, strings.Join(ids, ", "))
+	case a.cfg.CreateQueue:
+		id, err := a.api.CreateQueue(ctx, q)
+		if err != nil {
+			return queueRef{}, fmt.Errorf("creating queue %q: %w", q, err)
+		}
+		a.log.Info("created queue", "queue", q, "id", id)
+		return queueRef{ID: id, Name: q}, nil
+	default:
+		var names []string
+		for _, f := range found {
+			names = append(names, f.Name)
+		}
+		hint := ""
+		if len(names) > 0 {
+			hint = "; did you mean: " + strings.Join(names[:min(len(names), 10)], ", ")
+		}
+		return queueRef{}, fmt.Errorf("could not find queue with name/id %q (use --create-queue to create it)%s", q, hint)
+	}
+}
+
+// QueueTable renders the "Listening to queues" table.
+func (a *Agent) QueueTable() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Worker %q - Listening to queues:\n", a.cfg.WorkerID)
+	idw, namew := len("id"), len("name")
+	for _, q := range a.queues {
+		idw, namew = max(idw, len(q.ID)), max(namew, len(q.Name))
+	}
+	fmt.Fprintf(&b, "+-%s-+-%s-+\n| %-*s | %-*s |\n+-%s-+-%s-+\n", strings.Repeat("-", idw), strings.Repeat("-", namew),
+		idw, "id", namew, "name", strings.Repeat("-", idw), strings.Repeat("-", namew))
+	for _, q := range a.queues {
+		fmt.Fprintf(&b, "| %-*s | %-*s |\n", idw, q.ID, namew, q.Name)
+	}
+	fmt.Fprintf(&b, "+-%s-+-%s-+\n", strings.Repeat("-", idw), strings.Repeat("-", namew))
+	return b.String()
+}
+
+// pollLoop is the spec's run_tasks_loop. Priority mode restarts at the
+// first queue after every task, without sleeping; fairness mode moves on
+// to the next queue. An idle pass sleeps the poll interval, or long-polls
+// when the server supports it and there is one queue.
+func (a *Agent) pollLoop(ctx context.Context) error {
+	next := 0 // fairness: where the next pass starts
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if a.draining.Load() {
+			return nil
+		}
+		ran := false
+		start := next
+		for i := 0; i < len(a.queues); i++ {
+			idx := i
+			if a.cfg.OrderFairness {
+				idx = (start + i) % len(a.queues)
+			}
+			q := a.queues[idx]
+			entry, err := a.api.GetNextTask(ctx, q.ID, 0)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				a.log.Warn("could not access task queue", "queue", q.Name, "err", err)
+				continue
+			}
+			if entry == nil {
+				continue
+			}
+			a.runTask(ctx, entry.Task, q)
+			ran = true
+			if a.draining.Load() || ctx.Err() != nil {
+				break
+			}
+			if !a.cfg.OrderFairness {
+				break // priority: start again at the first queue at once
+			}
+			next = (idx + 1) % len(a.queues)
+		}
+		if ran {
+			continue // no wait after a task: look again at once
+		}
+		if err := a.idleWait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// idleWait waits before the next pass. With one queue on a server that has
+// the long_poll extension it waits inside get_next_task instead, and runs
+// the task it returns.
+func (a *Agent) idleWait(ctx context.Context) error {
+	if len(a.queues) != 1 || !a.api.HasExtension("long_poll") || a.draining.Load() {
+		return a.sleep(ctx, jitter(a.cfg.PollInterval))
+	}
+	// A drain must not wait for the long poll to end.
+	pollCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-a.drainCh:
+			cancel()
+		case <-pollCtx.Done():
+		}
+	}()
+	q := a.queues[0]
+	entry, err := a.api.GetNextTask(pollCtx, q.ID, int(a.cfg.LongPollWait/time.Millisecond))
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if pollCtx.Err() != nil {
+			return nil // draining
+		}
+		a.log.Warn("could not access task queue", "queue", q.Name, "err", err)
+		return a.sleep(ctx, jitter(a.cfg.PollInterval))
+	}
+	if entry != nil && !errors.Is(ctx.Err(), context.Canceled) {
+		a.runTask(ctx, entry.Task, q)
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/apiclient"
+	"github.com/goclearml/agent/internal/executor"
+	"github.com/goclearml/agent/internal/logstream"
+)
+
+type runningTask struct{ queue string }
+
+// stopReason says why a task process was stopped by the daemon.
+type stopReason int
+
+const (
+	noStop       stopReason = iota
+	stopAborted             // tasks.stop: status_message "stopping"
+	stopChanged             // someone else changed the status
+	stopReset               // the task was reset
+	stopNotFound            // the task was deleted
+	stopShutdown            // the daemon is shutting down
+)
+
+// eventSender adapts the API client to the log streamer.
+type eventSender struct{ c *apiclient.Client }
+
+func (s eventSender) AddEvents(ctx context.Context, lines [][]byte) (int, error) {
+	added, _, err := s.c.AddEvents(ctx, lines, apiclient.Default)
+	return added, err
+}
+
+func (a *Agent) track(task, queue string) {
+	a.mu.Lock()
+	a.running[task] = &runningTask{queue: queue}
+	a.mu.Unlock()
+}
+
+func (a *Agent) untrack(task string) {
+	a.mu.Lock()
+	delete(a.running, task)
+	a.mu.Unlock()
+}
+
+// runTask runs one task popped from q, from "pulled" to its final status
+// (spec 2.8, 2.8.2). Nothing in it can stop the daemon.
+func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef) {
+	start := time.Now()
+	final := context.WithoutCancel(ctx) // status and log delivery outlive a shutdown
+	defer func() {
+		// One task's bug in the agent must not take the daemon down.
+		if p := recover(); p != nil {
+			a.log.Error("internal error while running task", "task", taskID, "panic", p, "stack", string(debug.Stack()))
+			a.finish(final, taskID, "tasks.failed", fmt.Sprintf("agent internal error: %v", p))
+		}
+	}()
+	a.track(taskID, q.ID)
+	defer a.untrack(taskID)
+	log := a.log.With("task", taskID)
+	log.Info("running task", "queue", q.Name)
+	if err := a.api.SetStatus(ctx, "tasks.started", taskID, true, "", "pulled by agent", apiclient.Default); err != nil {
+		log.Warn("could not mark task pulled", "err", err)
+	}
+	a.reportNow(ctx, taskID, q.ID)
+	defer a.reportNow(final, "", "")
+
+	streamer, err := logstream.New(logstream.Config{TaskID: taskID, Worker: a.cfg.WorkerID, SpoolDir: a.cfg.SpoolDir,
+		Secrets: a.cfg.Secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log}, eventSender{a.api})
+	if err != nil {
+		log.Error("cannot stream the task log", "err", err)
+		a.finish(final, taskID, "tasks.failed", "setup failed: cannot stream the task log: "+err.Error())
+		return
+	}
+	streamCtx, stopStream := context.WithCancel(final)
+	var wg sync.WaitGroup
+	wg.Go(func() { streamer.Run(streamCtx) })
+	defer func() {
+		// Deliver every line before moving on; what cannot be delivered
+		// stays spooled on disk and is sent by the next daemon start.
+		cctx, cancel := context.WithTimeout(final, 5*time.Minute)
+		if err := streamer.Close(cctx); err != nil {
+			log.Error("task log not fully delivered; kept on disk", "err", err)
+		}
+		cancel()
+		stopStream()
+		wg.Wait()
+	}()
+	streamer.Log("INFO", fmt.Sprintf("task %s pulled from %s by worker %s\n", taskID, q.ID, a.cfg.WorkerID))
+
+	if err := a.api.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
+		log.Warn("failed setting hostname for task", "err", err)
+	}
+	if err := a.api.SetStatus(ctx, "tasks.started", taskID, true, "", "launch by agent", apiclient.Default); err != nil {
+		log.Warn("could not set status=in_progress; skipping task", "err", err)
+		streamer.Log("ERROR", "Could not set task status to in_progress: "+err.Error())
+		return
+	}
+	reason, exit, runErr := a.supervise(ctx, taskID, streamer)
+	a.report(final, taskID, streamer, reason, exit, runErr)
+	log.Info("task done", "exit_code", exit.Code, "duration", time.Since(start).Round(time.Millisecond))
+}
+
+// supervise runs the child and watches the task for aborts and pings it.
+func (a *Agent) supervise(ctx context.Context, taskID string, streamer *logstream.Streamer) (stopReason, executor.Exit, error) {
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	var mu sync.Mutex
+	reason := noStop
+	stop := func(r stopReason) {
+		mu.Lock()
+		if reason == noStop {
+			reason = r
+		}
+		mu.Unlock()
+		cancelRun()
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.watch(watchCtx, taskID, streamer, stop) })
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+			stop(stopShutdown)
+		case <-watchCtx.Done():
+		}
+	})
+	var out io.Writer = streamer
+	if a.cfg.Console != nil {
+		out = io.MultiWriter(streamer, a.cfg.Console)
+	}
+	env := append(append([]string{}, a.cfg.ChildEnv...), "CLEARML_WORKER_ID="+a.cfg.WorkerID, "TRAINS_WORKER_ID="+a.cfg.WorkerID)
+	if len(a.cfg.Tags) > 0 {
+		env = append(env, "CLEARML_WORKER_TAGS="+strings.Join(a.cfg.Tags, " "))
+	}
+	exit, err := a.exec.Run(runCtx, executor.Spec{Argv: a.cfg.ChildArgv(taskID), Env: env,
+		GracePeriod: a.cfg.GracePeriod, Marker: taskID + "-" + fmt.Sprint(time.Now().UnixNano())}, out)
+	stopWatch()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if !exit.Cancelled {
+		reason = noStop
+	}
+	return reason, exit, err
+}
+
+// watch polls the task's status for an abort (spec 2.8 step 1) and pings it.
+func (a *Agent) watch(ctx context.Context, taskID string, streamer *logstream.Streamer, stop func(stopReason)) {
+	t := time.NewTicker(a.cfg.AbortCheckInterval)
+	defer t.Stop()
+	lastPing := time.Time{}
+	resets := 0
+	for {
+		if a.cfg.TaskPingInterval > 0 && time.Since(lastPing) >= a.cfg.TaskPingInterval {
+			if err := a.api.Ping(ctx, taskID); err != nil && ctx.Err() == nil {
+				a.log.Debug("pinging task", "task", taskID, "err", err)
+			}
+			lastPing = time.Now()
+		}
+		status, message, err := a.api.TaskStatus(ctx, taskID)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case apiclient.IsNotFound(err):
+			streamer.Log("ERROR", "Task not found: stopping the task process")
+			stop(stopNotFound)
+			return
+		case err != nil:
+			a.log.Debug("checking task status", "task", taskID, "err", err)
+		case status == api.StatusInProgress && strings.Contains(message, "stopping"):
+			streamer.Log("ERROR", "User aborted: stopping task "+taskID)
+			stop(stopAborted)
+			return
+		case status == api.StatusCreated:
+			resets++
+			streamer.Log("WARNING", fmt.Sprintf("Warning: Task %s was reset! if state is consistent we shall terminate (%d/4).", taskID, resets))
+			if resets > 4 {
+				stop(stopReset)
+				return
+			}
+		case status == api.StatusClosed || status == api.StatusStopped || status == api.StatusFailed ||
+			status == api.StatusPublished || status == api.StatusQueued:
+			streamer.Log("WARNING", fmt.Sprintf("Task status changed unexpectedly (status: %s), terminating task process.", status))
+			stop(stopChanged)
+			return
+		default:
+			resets = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// report sends the task's final status from how it ended (spec 2.8.2,
+// with the fixes of section 7: a shutdown is "stopped", never "completed").
+func (a *Agent) report(ctx context.Context, taskID string, streamer *logstream.Streamer, reason stopReason, exit executor.Exit, runErr error) {
+	switch {
+	case runErr != nil:
+		streamer.Log("ERROR", "Failed starting the task process: "+runErr.Error())
+		a.finish(ctx, taskID, "tasks.failed", "setup failed: "+runErr.Error())
+	case reason == stopAborted:
+		streamer.Log("INFO", "Process aborted by user")
+		a.finish(ctx, taskID, "tasks.stopped", "task was stopped by tasks.stop")
+	case reason == stopShutdown:
+		streamer.Log("WARNING", "Process stopped: agent shutdown")
+		a.finish(ctx, taskID, "tasks.stopped", "agent shutdown")
+	case reason == stopChanged || reason == stopReset || reason == stopNotFound:
+		// Someone else decided the task's status; leave it.
+	case exit.Code == 0:
+		streamer.Log("INFO", "Process completed successfully")
+		a.finish(ctx, taskID, "tasks.completed", "worker execution done")
+	case exit.Code == -2 || exit.Code == 254 || exit.Code == -int(syscall.SIGTERM):
+		streamer.Log("INFO", "Process terminated by user")
+		a.finish(ctx, taskID, "tasks.stopped", "user abort")
+	default:
+		why := fmt.Sprintf("worker execution exit code %d", exit.Code)
+		if exit.Signal != 0 {
+			why += fmt.Sprintf(" (killed by signal %s)", signalName(exit.Signal))
+		}
+		streamer.Log("ERROR", fmt.Sprintf("Process failed, exit code %d", exit.Code))
+		a.finish(ctx, taskID, "tasks.failed", why)
+	}
+}
+
+func signalName(s syscall.Signal) string {
+	names := map[syscall.Signal]string{syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT",
+		syscall.SIGSEGV: "SIGSEGV", syscall.SIGABRT: "SIGABRT", syscall.SIGBUS: "SIGBUS", syscall.SIGFPE: "SIGFPE"}
+	if n, ok := names[s]; ok {
+		return n
+	}
+	return s.String()
+}
+
+// finish sends a final status call. A task that its own process already
+// failed keeps that failure and its reason.
+func (a *Agent) finish(ctx context.Context, taskID, endpoint, reason string) {
+	if status, _, err := a.api.TaskStatus(ctx, taskID); err == nil && status == api.StatusFailed {
+		return
+	}
+	err := a.api.SetStatus(ctx, endpoint, taskID, false, reason, a.statusMessage(), apiclient.Final)
+	if err != nil {
+		a.log.Warn("could not update task status", "task", taskID, "endpoint", endpoint, "reason", reason, "err", err)
+	}
+}

@@ -1,0 +1,197 @@
+package agent
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Identity inputs (spec 2.3).
+type IdentityOptions struct {
+	// WorkerID is agent.worker_id / CLEARML_WORKER_ID; used verbatim.
+	WorkerID string
+	// WorkerName is agent.worker_name / CLEARML_WORKER_NAME, else the host name.
+	WorkerName string
+	// VisibleGPUs is NVIDIA_VISIBLE_DEVICES (falling back to
+	// CUDA_VISIBLE_DEVICES); Set tells an empty value from an unset one.
+	VisibleGPUs    string
+	VisibleGPUsSet bool
+	// DynamicGPUs selects the ":dgpu" prefix.
+	DynamicGPUs bool
+	// Dir holds the instance files (default: the system temp folder), as
+	// upstream, so that both agents see each other.
+	Dir string
+}
+
+// Instance is this daemon's claim on a worker id on this host. Release it
+// when the daemon exits.
+type Instance struct {
+	WorkerID   string
+	WorkerName string
+	Slot       int
+	path       string
+}
+
+// ErrDuplicateWorker means a live daemon on this host has the same id.
+var ErrDuplicateWorker = errors.New("an instance with the same worker id is already running")
+
+const lockName = "_.clearmlagent_global.lock"
+
+// ComputeName returns the worker name and, when it is determined without a
+// slot, the worker id (spec 2.3 steps 1 and 2).
+func ComputeName(o IdentityOptions) (name, id string) {
+	name = o.WorkerName
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	if o.WorkerID != "" {
+		return name, o.WorkerID
+	}
+	if o.VisibleGPUsSet {
+		switch v := strings.TrimSpace(o.VisibleGPUs); {
+		case v == "none":
+			name += ":cpu"
+		case v != "":
+			prefix := ":gpu"
+			if o.DynamicGPUs {
+				prefix = ":dgpu"
+			}
+			return name, name + prefix + strings.ReplaceAll(v, ":", ".")
+		}
+	}
+	return name, ""
+}
+
+// Register claims a worker id on this host: the given or derived one, or
+// "<name>:<lowest free slot>". Two daemons never get the same id: the
+// claim is made under a host-wide file lock, in instance files that dead
+// processes' entries are cleaned from.
+func Register(o IdentityOptions) (*Instance, error) {
+	dir := o.Dir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	name, id := ComputeName(o)
+	unlock, err := lockHost(filepath.Join(dir, lockName))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	used := map[int]bool{}
+	ids := map[string]int{}
+	for _, e := range listInstances(dir) {
+		used[e.slot] = true
+		ids[e.id] = e.pid
+	}
+	if id != "" {
+		if pid, ok := ids[id]; ok {
+			return nil, fmt.Errorf("%w: worker id %q (pid %d)", ErrDuplicateWorker, id, pid)
+		}
+	}
+	slot := 0
+	for used[slot] {
+		slot++
+	}
+	if id == "" {
+		id = fmt.Sprintf("%s:%d", name, slot)
+	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	path := filepath.Join(dir, fmt.Sprintf(".clearmlagent_%d_%s.tmp", os.Getpid(), hex.EncodeToString(rnd[:])))
+	if err := os.WriteFile(path, []byte(fmt.Sprintf("%s\n%d", id, slot)), 0o644); err != nil {
+		return nil, fmt.Errorf("writing instance file: %w", err)
+	}
+	return &Instance{WorkerID: id, WorkerName: name, Slot: slot, path: path}, nil
+}
+
+// Release removes the instance file.
+func (in *Instance) Release() {
+	if in != nil && in.path != "" {
+		os.Remove(in.path)
+	}
+}
+
+// RunningInstance is a live daemon found on this host.
+type RunningInstance struct {
+	PID      int
+	WorkerID string
+	Slot     int
+}
+
+// Running lists the live daemons of this host (dead entries are removed).
+func Running(dir string) []RunningInstance {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	var out []RunningInstance
+	for _, e := range listInstances(dir) {
+		out = append(out, RunningInstance{PID: e.pid, WorkerID: e.id, Slot: e.slot})
+	}
+	return out
+}
+
+type instanceFile struct {
+	pid  int
+	id   string
+	slot int
+}
+
+func listInstances(dir string) []instanceFile {
+	matches, _ := filepath.Glob(filepath.Join(dir, ".clearmlagent_*.tmp"))
+	var out []instanceFile
+	for _, m := range matches {
+		parts := strings.SplitN(strings.TrimPrefix(filepath.Base(m), ".clearmlagent_"), "_", 2)
+		pid, err := strconv.Atoi(parts[0])
+		if err != nil {
+			continue
+		}
+		if !alive(pid) {
+			os.Remove(m)
+			continue
+		}
+		raw, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		id, slotText, _ := strings.Cut(strings.TrimSpace(string(raw)), "\n")
+		slot, err := strconv.Atoi(strings.TrimSpace(slotText))
+		if err != nil {
+			slot = -1
+		}
+		out = append(out, instanceFile{pid: pid, id: strings.TrimSpace(id), slot: slot})
+	}
+	return out
+}
+
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// lockHost takes the host-wide registration lock (flock; released by the
+// kernel if this process dies). It waits up to 10 s.
+func lockHost(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("opening instance lock: %w", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("taking instance lock %s: %w", path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,266 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/goclearml/agent/internal/agent"
+	"github.com/goclearml/agent/internal/apiclient"
+	"github.com/goclearml/agent/internal/args"
+	"github.com/goclearml/agent/internal/config"
+	"github.com/goclearml/agent/internal/executor"
+	"github.com/goclearml/agent/internal/logstream"
+	"github.com/goclearml/agent/internal/sysstats"
+	"github.com/goclearml/agent/internal/version"
+)
+
+// notYet lists daemon flags whose behaviour this build does not have yet;
+// they fail clearly instead of being ignored.
+func notYet(d *args.Daemon) string {
+	switch {
+	case d.Detached:
+		return "--detached"
+	case d.Stop != nil:
+		return "--stop"
+	case d.Status:
+		return "--status"
+	case d.Uptime != nil:
+		return "--uptime"
+	case d.Downtime != nil:
+		return "--downtime"
+	case d.Docker != nil:
+		return "--docker"
+	case d.ServicesMode != nil && *d.ServicesMode != 0:
+		return "--services-mode"
+	case d.DynamicGPUs:
+		return "--dynamic-gpus"
+	case d.UseOwnerToken:
+		return "--use-owner-token"
+	}
+	return ""
+}
+
+func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
+	d, err := args.ParseDaemon(argv)
+	if err != nil {
+		return &UsageError{Msg: "daemon: error: " + err.Error()}
+	}
+	if d.Help {
+		fmt.Fprint(stdout, args.DaemonUsage())
+		return errHelp
+	}
+	if flag := notYet(d); flag != "" {
+		return &UsageError{Msg: fmt.Sprintf("daemon: %s is not supported by this build yet", flag)}
+	}
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return err
+	}
+	level := firstNonEmpty(d.LogLevel, "INFO")
+	if g.Debug {
+		level = "DEBUG"
+	}
+	// Without --foreground the operator log and task output go to a file,
+	// as upstream does.
+	out := stderr
+	var console io.Writer
+	if d.Foreground {
+		console = stdout
+	} else {
+		f, err := os.CreateTemp("", ".clearml_agent_daemon_out*.txt")
+		if err != nil {
+			return fmt.Errorf("creating daemon log file: %w", err)
+		}
+		defer f.Close()
+		fmt.Fprintf(stdout, "Running CLEARML-AGENT daemon in background mode, writing stdout/stderr to %s\n", f.Name())
+		out = f
+	}
+	log, err := newLogger(out, level)
+	if err != nil {
+		return err
+	}
+	childEnv := os.Environ()
+	visible, visibleSet := os.LookupEnv("NVIDIA_VISIBLE_DEVICES")
+	if !visibleSet {
+		visible, visibleSet = os.LookupEnv("CUDA_VISIBLE_DEVICES")
+	}
+	switch {
+	case d.CPUOnly || cfg.Agent.CPUOnly:
+		visible, visibleSet = "none", true
+		childEnv = append(childEnv, "NVIDIA_VISIBLE_DEVICES=none", "CUDA_VISIBLE_DEVICES=none")
+	case d.GPUs == "all":
+		visible, visibleSet = "all", true
+		childEnv = append(filterEnv(childEnv, "CUDA_VISIBLE_DEVICES"), "NVIDIA_VISIBLE_DEVICES=all")
+	case d.GPUs != "":
+		visible, visibleSet = strings.ReplaceAll(d.GPUs, ".", ":"), true
+		childEnv = append(childEnv, "NVIDIA_VISIBLE_DEVICES="+visible, "CUDA_VISIBLE_DEVICES="+visible)
+	}
+	childEnv = append(childEnv, "CUDA_DEVICE_ORDER=PCI_BUS_ID")
+	inst, err := agent.Register(agent.IdentityOptions{WorkerID: cfg.Agent.WorkerID, WorkerName: cfg.Agent.WorkerName,
+		VisibleGPUs: visible, VisibleGPUsSet: visibleSet})
+	if err != nil {
+		return err
+	}
+	defer inst.Release()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client, err := newClient(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding this executable: %w", err)
+	}
+	childArgv := func(task string) []string {
+		a := []string{self}
+		if g.ConfigFile != "" {
+			a = append(a, "--config-file", g.ConfigFile)
+		}
+		if g.Debug {
+			a = append(a, "--debug")
+		}
+		return append(a, "execute", "--disable-monitoring", "--log-level", level, "--id", task)
+	}
+	spool := spoolDir(inst.WorkerID)
+	if sent, err := logstream.Recover(ctx, spool, spoolSender{client}, log); err != nil {
+		log.Warn("delivering task logs left by an earlier run", "err", err)
+	} else if sent > 0 {
+		log.Info("delivered task log lines left by an earlier run", "events", sent)
+	}
+	pollInterval := cfg.Agent.PollInterval
+	if d.PollingIntervalSet {
+		pollInterval = time.Duration(d.PollingInterval * float64(time.Second))
+	}
+	hostname, _ := os.Hostname()
+	var gpus sysstats.GPUReader
+	if visible != "none" {
+		gpus = sysstats.FindNvidiaSMI()
+	}
+	var visibleList []string
+	if visible != "" && visible != "all" && visible != "none" {
+		visibleList = strings.Split(strings.ReplaceAll(visible, ":", "."), ",")
+	}
+	a := agent.New(agent.Config{
+		Queues: d.Queues, CreateQueue: d.CreateQueue, OrderFairness: d.OrderFairness,
+		PollInterval: pollInterval, TaskPingInterval: cfg.Agent.TaskPingInterval,
+		StatusReportInterval: cfg.Agent.StatusReportInterval, GracePeriod: cfg.Agent.AbortGracePeriod,
+		WorkerID: inst.WorkerID, Hostname: hostname, Tags: d.ChildReportTags,
+		ChildArgv: childArgv, ChildEnv: childEnv, SpoolDir: spool, Secrets: cfg.Secrets(),
+		SuppressCarriageReturn: cfg.Agent.SuppressCarriageReturn, Console: console,
+		Announce: func(s string) { fmt.Fprint(out, s) },
+	}, client, &executor.Executor{Log: log}, &sysstats.Sampler{DiskPath: firstNonEmpty(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
+
+	var wg sync.WaitGroup
+	sigs := make(chan os.Signal, 3)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	stopSignals := make(chan struct{})
+	wg.Go(func() { handleSignals(sigs, stopSignals, a, cancel, log, out) })
+	defer func() { close(stopSignals); wg.Wait() }()
+
+	fmt.Fprintf(out, "clearml-agent %s: worker %s, server %s\n", version.Version, inst.WorkerID, cfg.API.Server)
+	err = a.Run(ctx)
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// handleSignals: the first SIGINT/SIGTERM drains (no new task; the running
+// one finishes), the second aborts the running task (grace period, then
+// reported stopped with reason "agent shutdown"), the third exits at once.
+func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, cancel context.CancelFunc, log *slog.Logger, out io.Writer) {
+	n := 0
+	for {
+		select {
+		case <-done:
+			return
+		case s := <-sigs:
+			n++
+			switch n {
+			case 1:
+				log.Info("signal received: finishing the running task, taking no new one (signal again to abort it)", "signal", s)
+				a.Drain()
+			case 2:
+				log.Warn("second signal: aborting the running task", "signal", s)
+				cancel()
+			default:
+				fmt.Fprintln(out, "third signal: exiting now")
+				os.Exit(254)
+			}
+		}
+	}
+}
+
+// spoolSender lets Recover deliver spooled task logs.
+type spoolSender struct{ c *apiclient.Client }
+
+func (s spoolSender) AddEvents(ctx context.Context, lines [][]byte) (int, error) {
+	added, _, err := s.c.AddEvents(ctx, lines, apiclient.Default)
+	return added, err
+}
+
+var unsafePath = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// spoolDir is where a worker's undelivered task logs wait.
+func spoolDir(workerID string) string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "clearml-agent", "spool", unsafePath.ReplaceAllString(workerID, "_"))
+}
+
+func homeDir() string {
+	h, _ := os.UserHomeDir()
+	return h
+}
+
+func filterEnv(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// loadConfig loads clearml.conf and the environment.
+func loadConfig(g args.Global) (*config.Config, error) {
+	cfg, err := config.Load(config.LoadOptions{ConfigFile: g.ConfigFile})
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// newClient builds the API client and logs in.
+func newClient(ctx context.Context, cfg *config.Config, log *slog.Logger) (*apiclient.Client, error) {
+	host, _ := os.Hostname()
+	client, err := apiclient.New(apiclient.Config{Server: cfg.API.Server, AccessKey: cfg.API.AccessKey, SecretKey: cfg.API.SecretKey,
+		Token: cfg.API.AuthToken, WorkerName: host, UserAgent: "api-" + version.Version, Logger: log,
+		RefreshThreshold: cfg.API.TokenExpirationThreshold})
+	if err != nil {
+		return nil, err
+	}
+	if err := retryLogin(ctx, client); err != nil {
+		return nil, err
+	}
+	return client, nil
+}

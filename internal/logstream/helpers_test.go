@@ -1,0 +1,168 @@
+package logstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeSender records the batches it accepts. respond, when set, decides
+// each call's answer; by default every event is added.
+type fakeSender struct {
+	mu      sync.Mutex
+	calls   int
+	batches [][][]byte
+	respond func(call int, lines [][]byte) (int, error)
+}
+
+var _ Sender = (*fakeSender)(nil)
+
+func (f *fakeSender) AddEvents(ctx context.Context, lines [][]byte) (int, error) {
+	f.mu.Lock()
+	f.calls++
+	call, respond := f.calls, f.respond
+	f.mu.Unlock()
+	added, err := len(lines), error(nil)
+	if respond != nil {
+		added, err = respond(call, lines)
+	}
+	if err != nil {
+		return 0, err
+	}
+	cp := make([][]byte, len(lines))
+	for i, l := range lines {
+		cp[i] = append([]byte(nil), l...)
+	}
+	f.mu.Lock()
+	f.batches = append(f.batches, cp)
+	f.mu.Unlock()
+	return added, nil
+}
+
+func (f *fakeSender) setRespond(fn func(call int, lines [][]byte) (int, error)) {
+	f.mu.Lock()
+	f.respond = fn
+	f.mu.Unlock()
+}
+
+// events decodes every accepted event in order.
+func (f *fakeSender) events(t *testing.T) []event {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []event
+	for _, b := range f.batches {
+		for _, l := range b {
+			out = append(out, decodeEvent(t, l))
+		}
+	}
+	return out
+}
+
+func decodeEvent(t *testing.T, line []byte) event {
+	t.Helper()
+	var ev event
+	d := json.NewDecoder(strings.NewReader(string(line)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&ev); err != nil {
+		t.Fatalf("event %q: %v", line, err)
+	}
+	return ev
+}
+
+// testConfig is a fast configuration writing its spool under t.TempDir().
+func testConfig(t *testing.T) Config {
+	return Config{
+		TaskID:                 "task1",
+		Worker:                 "host:0",
+		SpoolDir:               t.TempDir(),
+		FlushInterval:          10 * time.Millisecond,
+		SuppressCarriageReturn: true,
+		Logger:                 slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RetryBackoff:           func(int) time.Duration { return 2 * time.Millisecond },
+	}
+}
+
+// started is a Streamer whose Run goroutine the test owns.
+type started struct {
+	*Streamer
+	runErr chan error
+}
+
+func start(t *testing.T, cfg Config, s Sender) *started {
+	t.Helper()
+	st, err := New(cfg, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runStreamer(t, st, t.Context())
+}
+
+func runStreamer(t *testing.T, st *Streamer, ctx context.Context) *started {
+	t.Helper()
+	ss := &started{Streamer: st, runErr: make(chan error, 1)}
+	go func() { ss.runErr <- st.Run(ctx) }()
+	return ss
+}
+
+// finish closes the stream, requires full delivery and Run's return.
+func (ss *started) finish(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := ss.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	ss.waitRun(t, nil)
+}
+
+func (ss *started) waitRun(t *testing.T, want error) {
+	t.Helper()
+	select {
+	case err := <-ss.runErr:
+		if err != want {
+			t.Fatalf("Run returned %v, want %v", err, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
+
+// text joins the messages of output events (level DEBUG).
+func text(evs []event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		if e.Level == DefaultLevel {
+			b.WriteString(e.Msg)
+		}
+	}
+	return b.String()
+}
+
+// checkEvents checks the fixed fields and strictly increasing timestamps.
+func checkEvents(t *testing.T, evs []event, task, worker string) {
+	t.Helper()
+	for i, e := range evs {
+		if e.Type != "log" || e.Task != task || e.Worker != worker {
+			t.Fatalf("event %d: %+v", i, e)
+		}
+		if i > 0 && e.Timestamp <= evs[i-1].Timestamp {
+			t.Fatalf("event %d: timestamp %d not after %d", i, e.Timestamp, evs[i-1].Timestamp)
+		}
+	}
+}
+
+// numbered returns n distinct lines of varying length.
+func numbered(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%05d %s", prefix, i, strings.Repeat("x", i%7))
+	}
+	return out
+}
