@@ -30,6 +30,12 @@ var (
 func Path(t testing.TB) string {
 	t.Helper()
 	once.Do(func() {
+		// A prebuilt binary (for machines without a Go toolchain, such as
+		// a borrowed GPU host).
+		if p := os.Getenv("CLEARML_AGENT_TEST_BINARY"); p != "" {
+			binPath, buildErr = filepath.Abs(p)
+			return
+		}
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
 		tmpDir, buildErr = os.MkdirTemp("", "clearml-agent-bin-")
