@@ -62,13 +62,25 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if flag := notYet(d); flag != "" {
 		return &UsageError{Msg: fmt.Sprintf("daemon: %s is not supported by this build yet", flag)}
 	}
-	cfg, err := loadConfig(g)
-	if err != nil {
-		return err
-	}
 	level := firstNonEmpty(d.LogLevel, "INFO")
 	if g.Debug {
 		level = "DEBUG"
+	}
+	if wantsEmbedded(g) {
+		elog, err := newLogger(stderr, "WARNING")
+		if err != nil {
+			return err
+		}
+		emb, conf, err := startEmbedded(elog, stdout)
+		if err != nil {
+			return err
+		}
+		defer emb.stop()
+		g.ConfigFile = conf
+	}
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return err
 	}
 	// Without --foreground the operator log and task output go to a file,
 	// as upstream does.
