@@ -62,13 +62,17 @@ func newEnv(t testing.TB) *env {
 // daemon starts `clearml-agent daemon` against the test server.
 func (e *env) daemon(args ...string) *testbin.Process {
 	e.t.Helper()
+	argv := append([]string{"--config-file", e.srv.ConfigPath, "daemon", "--foreground", "--polling-interval", "0.5"}, args...)
+	return testbin.Start(e.t, e.daemonEnv(), argv...)
+}
+
+// daemonEnv gives daemons private temp, cache and home folders.
+func (e *env) daemonEnv() []string {
 	for _, d := range []string{"tmp", "cache", "home"} {
 		os.MkdirAll(filepath.Join(e.dir, d), 0o700)
 	}
-	env := []string{"TMPDIR=" + filepath.Join(e.dir, "tmp"), "XDG_CACHE_HOME=" + filepath.Join(e.dir, "cache"),
+	return []string{"TMPDIR=" + filepath.Join(e.dir, "tmp"), "XDG_CACHE_HOME=" + filepath.Join(e.dir, "cache"),
 		"HOME=" + filepath.Join(e.dir, "home"), "CLEARML_WORKER_NAME=e2ehost"}
-	argv := append([]string{"--config-file", e.srv.ConfigPath, "daemon", "--foreground", "--polling-interval", "0.5"}, args...)
-	return testbin.Start(e.t, env, argv...)
 }
 
 // task creates a task whose script is the given Python code and enqueues it.

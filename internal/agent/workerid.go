@@ -28,6 +28,10 @@ type IdentityOptions struct {
 	// Dir holds the instance files (default: the system temp folder), as
 	// upstream, so that both agents see each other.
 	Dir string
+	// Signature summarises the daemon's identifying arguments (queues,
+	// GPUs, configuration); `--stop` with the same arguments matches it.
+	// It lives in a side file, so upstream still reads the instance file.
+	Signature string
 }
 
 // Instance is this daemon's claim on a worker id on this host. Release it
@@ -108,6 +112,12 @@ func Register(o IdentityOptions) (*Instance, error) {
 	if err := os.WriteFile(path, []byte(fmt.Sprintf("%s\n%d", id, slot)), 0o644); err != nil {
 		return nil, fmt.Errorf("writing instance file: %w", err)
 	}
+	if o.Signature != "" {
+		if err := os.WriteFile(path+".sig", []byte(o.Signature), 0o644); err != nil {
+			os.Remove(path)
+			return nil, fmt.Errorf("writing instance file: %w", err)
+		}
+	}
 	return &Instance{WorkerID: id, WorkerName: name, Slot: slot, path: path}, nil
 }
 
@@ -115,14 +125,16 @@ func Register(o IdentityOptions) (*Instance, error) {
 func (in *Instance) Release() {
 	if in != nil && in.path != "" {
 		os.Remove(in.path)
+		os.Remove(in.path + ".sig")
 	}
 }
 
 // RunningInstance is a live daemon found on this host.
 type RunningInstance struct {
-	PID      int
-	WorkerID string
-	Slot     int
+	PID       int
+	WorkerID  string
+	Slot      int
+	Signature string
 }
 
 // Running lists the live daemons of this host (dead entries are removed).
@@ -132,7 +144,7 @@ func Running(dir string) []RunningInstance {
 	}
 	var out []RunningInstance
 	for _, e := range listInstances(dir) {
-		out = append(out, RunningInstance{PID: e.pid, WorkerID: e.id, Slot: e.slot})
+		out = append(out, RunningInstance{PID: e.pid, WorkerID: e.id, Slot: e.slot, Signature: e.sig})
 	}
 	return out
 }
@@ -141,6 +153,7 @@ type instanceFile struct {
 	pid  int
 	id   string
 	slot int
+	sig  string
 }
 
 func listInstances(dir string) []instanceFile {
@@ -154,6 +167,7 @@ func listInstances(dir string) []instanceFile {
 		}
 		if !alive(pid) {
 			os.Remove(m)
+			os.Remove(m + ".sig")
 			continue
 		}
 		raw, err := os.ReadFile(m)
@@ -165,7 +179,8 @@ func listInstances(dir string) []instanceFile {
 		if err != nil {
 			slot = -1
 		}
-		out = append(out, instanceFile{pid: pid, id: strings.TrimSpace(id), slot: slot})
+		sig, _ := os.ReadFile(m + ".sig")
+		out = append(out, instanceFile{pid: pid, id: strings.TrimSpace(id), slot: slot, sig: string(sig)})
 	}
 	return out
 }

@@ -28,10 +28,6 @@ import (
 // they fail clearly instead of being ignored.
 func notYet(d *args.Daemon) string {
 	switch {
-	case d.Detached:
-		return "--detached"
-	case d.Stop != nil:
-		return "--stop"
 	case d.Status:
 		return "--status"
 	case d.Uptime != nil:
@@ -66,7 +62,21 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if g.Debug {
 		level = "DEBUG"
 	}
-	if wantsEmbedded(g) {
+	detachedLog := os.Getenv(detachedChildEnv)
+	if d.Detached && !d.Foreground && detachedLog == "" && d.Stop == nil {
+		f, err := os.CreateTemp("", ".clearml_agent_daemon_out*.txt")
+		if err != nil {
+			return fmt.Errorf("creating daemon log file: %w", err)
+		}
+		f.Close()
+		pid, err := detach(f.Name())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Running CLEARML-AGENT daemon in background mode (pid %d), writing stdout/stderr to %s\n", pid, f.Name())
+		return nil
+	}
+	if d.Stop == nil && wantsEmbedded(g) {
 		elog, err := newLogger(stderr, "WARNING")
 		if err != nil {
 			return err
@@ -78,7 +88,13 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		defer emb.stop()
 		g.ConfigFile = conf
 	}
-	cfg, err := loadConfig(g)
+	var cfg *config.Config
+	if d.Stop != nil {
+		// Stopping a local daemon needs no server.
+		cfg, err = config.Load(config.LoadOptions{ConfigFile: g.ConfigFile})
+	} else {
+		cfg, err = loadConfig(g)
+	}
 	if err != nil {
 		return err
 	}
@@ -86,9 +102,15 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	// as upstream does.
 	out := stderr
 	var console io.Writer
-	if d.Foreground {
+	switch {
+	case d.Foreground:
 		console = stdout
-	} else {
+	case detachedLog != "":
+		// The background copy of --detached: stdout and stderr already go
+		// to the log file.
+		console = stdout
+	case d.Stop != nil:
+	default:
 		f, err := os.CreateTemp("", ".clearml_agent_daemon_out*.txt")
 		if err != nil {
 			return fmt.Errorf("creating daemon log file: %w", err)
@@ -118,8 +140,11 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		childEnv = append(childEnv, "NVIDIA_VISIBLE_DEVICES="+visible, "CUDA_VISIBLE_DEVICES="+visible)
 	}
 	childEnv = append(childEnv, "CUDA_DEVICE_ORDER=PCI_BUS_ID")
+	if d.Stop != nil {
+		return stopDaemons(g, d, cfg.Agent.WorkerName, cfg.Agent.WorkerID, visible, visibleSet, stdout)
+	}
 	inst, err := agent.Register(agent.IdentityOptions{WorkerID: cfg.Agent.WorkerID, WorkerName: cfg.Agent.WorkerName,
-		VisibleGPUs: visible, VisibleGPUsSet: visibleSet})
+		VisibleGPUs: visible, VisibleGPUsSet: visibleSet, Signature: daemonSignature(g, d)})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,106 @@
+package agent_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goclearml/agent/internal/testbin"
+)
+
+// run starts the binary with the env's daemon environment and waits for it.
+func (e *env) run(args ...string) (int, string) {
+	e.t.Helper()
+	p := testbin.Start(e.t, e.daemonEnv(), append([]string{"--config-file", e.srv.ConfigPath}, args...)...)
+	code := p.Wait(90 * time.Second)
+	return code, p.Output()
+}
+
+func pidAlive(pid int) bool {
+	return processAlive(strconv.Itoa(pid))
+}
+
+// TestDetachedDaemonStoppedWhileRunning: `daemon --detached` returns at once
+// with the pid and log file; `daemon --stop` with the same arguments stops
+// it while a task runs: the task ends stopped ("agent shutdown") and none
+// of its processes is left.
+func TestDetachedDaemonStoppedWhileRunning(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	start := time.Now()
+	code, out := e.run("daemon", "--queue", "ops-queue", "--create-queue", "--detached", "--polling-interval", "0.5")
+	m := regexp.MustCompile(`\(pid (\d+)\), writing stdout/stderr to (\S+)`).FindStringSubmatch(out)
+	if code != 0 || m == nil || time.Since(start) > 30*time.Second {
+		t.Fatalf("detached start: exit %d after %v\n%s", code, time.Since(start), out)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	pidFile := filepath.Join(e.dir, "pids")
+	id := e.task("stopped by --stop", "ops-queue", fmt.Sprintf(
+		"import subprocess, time\np = subprocess.Popen(['sleep', '300'])\nopen(%q, 'w').write(str(p.pid))\nprint('working', flush=True)\ntime.sleep(300)\n", pidFile))
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(strings.Join(e.logLines(id), "\n"), "working") {
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(m[2])
+			t.Fatalf("task did not start under the detached daemon\n%s", log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code, out = e.run("daemon", "--queue", "ops-queue", "--create-queue", "--stop")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("pid=%d", pid)) {
+		t.Fatalf("--stop: exit %d\n%s", code, out)
+	}
+	if pidAlive(pid) {
+		t.Fatalf("daemon %d still running after --stop", pid)
+	}
+	tk := e.get(id)
+	if tk.Status != "stopped" || tk.StatusReason != "agent shutdown" {
+		t.Fatalf("task after --stop = %s %q", tk.Status, tk.StatusReason)
+	}
+	child, _ := os.ReadFile(pidFile)
+	if processAlive(strings.TrimSpace(string(child))) {
+		t.Fatalf("task child %s survived", child)
+	}
+}
+
+// TestStopOnlyTheMatchingDaemon: two daemons with different queues; --stop
+// with one's arguments stops that one only; --stop with nothing matching
+// exits 1.
+func TestStopOnlyTheMatchingDaemon(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.daemon("--queue", "queue-a", "--create-queue")
+	b := e.daemon("--queue", "queue-b", "--create-queue")
+	for _, p := range []*testbin.Process{a, b} {
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(p.Output(), "Listening to queues") {
+			if time.Now().After(deadline) {
+				t.Fatalf("daemon did not start\n%s", p.Output())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	code, out := e.run("daemon", "--queue", "queue-b", "--stop")
+	if code != 0 {
+		t.Fatalf("--stop: exit %d\n%s", code, out)
+	}
+	if c := b.Wait(30 * time.Second); c != 0 {
+		t.Fatalf("daemon b exit %d", c)
+	}
+	if c := a.Wait(2 * time.Second); c != -1 {
+		t.Fatalf("daemon a stopped too (exit %d)", c)
+	}
+	code, out = e.run("daemon", "--queue", "queue-c", "--stop")
+	if code != 1 || !strings.Contains(out, "Could not find a running clearml-agent instance") {
+		t.Fatalf("--stop without a match: exit %d\n%s", code, out)
+	}
+	if c := a.Wait(1 * time.Second); c != -1 {
+		t.Fatalf("daemon a stopped by a non-matching --stop")
+	}
+}
