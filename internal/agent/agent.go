@@ -20,6 +20,7 @@ import (
 
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/executor"
+	"github.com/goclearml/agent/internal/metrics"
 	"github.com/goclearml/agent/internal/sysstats"
 )
 
@@ -67,6 +68,8 @@ type Config struct {
 	// Announce, when set, receives the human-facing start-up lines (the
 	// "Listening to queues" table).
 	Announce func(string)
+	// Metrics records polls, tasks and logs (nil: none).
+	Metrics *metrics.Metrics
 }
 
 func (c *Config) setDefaults() {

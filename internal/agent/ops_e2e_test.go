@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/goclearml/agent/internal/testbin"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // run starts the binary with the env's daemon environment and waits for it.
@@ -103,4 +107,54 @@ func TestStopOnlyTheMatchingDaemon(t *testing.T) {
 	if c := a.Wait(1 * time.Second); c != -1 {
 		t.Fatalf("daemon a stopped by a non-matching --stop")
 	}
+}
+
+// TestMetricsEndpoint scrapes the daemon's /metrics (parsed with the
+// Prometheus text parser) and /healthz after it ran a task.
+func TestMetricsEndpoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	addr := freeAddr(t)
+	env := append(e.daemonEnv(), "CLEARML_AGENT__AGENT__METRICS_ADDRESS="+addr)
+	d := testbin.Start(t, env, "--config-file", e.srv.ConfigPath, "daemon", "--queue", "default", "--foreground", "--polling-interval", "0.5")
+	id := e.task("measured", "", "print('x' * 100)\n")
+	e.waitStatus(id, 60*time.Second, "completed", "failed")
+	var fams map[string]*dto.MetricFamily
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			p := expfmt.NewTextParser(model.UTF8Validation)
+			fams, err = p.TextToMetricFamilies(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("parsing /metrics: %v", err)
+			}
+			if f := fams["clearml_agent_tasks_total"]; f != nil && len(f.Metric) > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no task metrics: %v\n%s", err, d.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var completed float64
+	for _, m := range fams["clearml_agent_tasks_total"].Metric {
+		for _, l := range m.Label {
+			if l.GetName() == "status" && l.GetValue() == "completed" {
+				completed = m.Counter.GetValue()
+			}
+		}
+	}
+	if completed != 1 || fams["clearml_agent_pickups_total"].Metric[0].Counter.GetValue() != 1 ||
+		fams["clearml_agent_log_bytes_total"].Metric[0].Counter.GetValue() < 100 {
+		t.Fatalf("metrics after one task: completed=%v pickups=%v log bytes=%v", completed,
+			fams["clearml_agent_pickups_total"].Metric[0].Counter.GetValue(), fams["clearml_agent_log_bytes_total"].Metric[0].Counter.GetValue())
+	}
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

@@ -118,6 +118,7 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 			}
 			q := a.queues[idx]
 			entry, err := a.api.GetNextTask(ctx, q.ID, 0)
+			a.cfg.Metrics.Poll(entry != nil, err)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -166,6 +167,9 @@ func (a *Agent) idleWait(ctx context.Context) error {
 	}()
 	q := a.queues[0]
 	entry, err := a.api.GetNextTask(pollCtx, q.ID, int(a.cfg.LongPollWait/time.Millisecond))
+	if pollCtx.Err() == nil {
+		a.cfg.Metrics.Poll(entry != nil, err)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

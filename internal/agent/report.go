@@ -30,7 +30,12 @@ func (a *Agent) reportLoop(ctx context.Context) {
 		task, queue := a.current()
 		r := apiclient.StatusReport{Worker: a.cfg.WorkerID, Task: task, Queue: queue, Queues: a.Queues(),
 			Tags: a.cfg.Tags, MachineStats: stats, Timestamp: time.Now()}
-		if err := a.api.StatusReport(ctx, r); err != nil && ctx.Err() == nil {
+		err := a.api.StatusReport(ctx, r)
+		if ctx.Err() != nil {
+			return
+		}
+		a.cfg.Metrics.Report(err)
+		if err != nil {
 			a.log.Warn("sending status report", "err", err)
 		}
 	}

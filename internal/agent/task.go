@@ -14,6 +14,7 @@ import (
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/logstream"
+	"github.com/goclearml/agent/internal/metrics"
 )
 
 type runningTask struct{ queue string }
@@ -31,11 +32,28 @@ const (
 )
 
 // eventSender adapts the API client to the log streamer.
-type eventSender struct{ c *apiclient.Client }
+type eventSender struct {
+	c *apiclient.Client
+	m *metrics.Metrics
+}
 
 func (s eventSender) AddEvents(ctx context.Context, lines [][]byte) (int, error) {
 	added, _, err := s.c.AddEvents(ctx, lines, apiclient.Default)
+	if err != nil {
+		s.m.LogSendFailed()
+	}
 	return added, err
+}
+
+// countingWriter counts the task output bytes for the metrics.
+type countingWriter struct {
+	w io.Writer
+	m *metrics.Metrics
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	c.m.LogBytes(len(p))
+	return c.w.Write(p)
 }
 
 func (a *Agent) track(task, queue string) {
@@ -73,7 +91,7 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef) {
 	defer a.reportNow(final, "", "")
 
 	streamer, err := logstream.New(logstream.Config{TaskID: taskID, Worker: a.cfg.WorkerID, SpoolDir: a.cfg.SpoolDir,
-		Secrets: a.cfg.Secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log}, eventSender{a.api})
+		Secrets: a.cfg.Secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log}, eventSender{a.api, a.cfg.Metrics})
 	if err != nil {
 		log.Error("cannot stream the task log", "err", err)
 		a.finish(final, taskID, "tasks.failed", "setup failed: cannot stream the task log: "+err.Error())
@@ -103,9 +121,13 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef) {
 		streamer.Log("ERROR", "Could not set task status to in_progress: "+err.Error())
 		return
 	}
+	a.cfg.Metrics.TaskStarted()
+	runStart := time.Now()
 	reason, exit, runErr := a.supervise(ctx, taskID, streamer)
-	a.report(final, taskID, streamer, reason, exit, runErr)
-	log.Info("task done", "exit_code", exit.Code, "duration", time.Since(start).Round(time.Millisecond))
+	finishStart := time.Now()
+	status := a.report(final, taskID, streamer, reason, exit, runErr)
+	a.cfg.Metrics.TaskFinished(taskID, status, runStart.Sub(start), finishStart.Sub(runStart), time.Since(finishStart))
+	log.Info("task done", "exit_code", exit.Code, "status", status, "duration", time.Since(start).Round(time.Millisecond))
 }
 
 // supervise runs the child and watches the task for aborts and pings it.
@@ -124,7 +146,8 @@ func (a *Agent) supervise(ctx context.Context, taskID string, streamer *logstrea
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { a.watch(watchCtx, taskID, streamer, stop) })
+	marker := taskID + "-" + fmt.Sprint(time.Now().UnixNano())
+	wg.Go(func() { a.watch(watchCtx, taskID, marker, streamer, stop) })
 	wg.Go(func() {
 		select {
 		case <-ctx.Done():
@@ -136,12 +159,13 @@ func (a *Agent) supervise(ctx context.Context, taskID string, streamer *logstrea
 	if a.cfg.Console != nil {
 		out = io.MultiWriter(streamer, a.cfg.Console)
 	}
+	out = countingWriter{out, a.cfg.Metrics}
 	env := append(append([]string{}, a.cfg.ChildEnv...), "CLEARML_WORKER_ID="+a.cfg.WorkerID, "TRAINS_WORKER_ID="+a.cfg.WorkerID)
 	if len(a.cfg.Tags) > 0 {
 		env = append(env, "CLEARML_WORKER_TAGS="+strings.Join(a.cfg.Tags, " "))
 	}
 	exit, err := a.exec.Run(runCtx, executor.Spec{Argv: a.cfg.ChildArgv(taskID), Env: env,
-		GracePeriod: a.cfg.GracePeriod, Marker: taskID + "-" + fmt.Sprint(time.Now().UnixNano())}, out)
+		GracePeriod: a.cfg.GracePeriod, Marker: marker}, out)
 	stopWatch()
 	wg.Wait()
 	mu.Lock()
@@ -153,7 +177,7 @@ func (a *Agent) supervise(ctx context.Context, taskID string, streamer *logstrea
 }
 
 // watch polls the task's status for an abort (spec 2.8 step 1) and pings it.
-func (a *Agent) watch(ctx context.Context, taskID string, streamer *logstream.Streamer, stop func(stopReason)) {
+func (a *Agent) watch(ctx context.Context, taskID, marker string, streamer *logstream.Streamer, stop func(stopReason)) {
 	t := time.NewTicker(a.cfg.AbortCheckInterval)
 	defer t.Stop()
 	lastPing := time.Time{}
@@ -164,6 +188,10 @@ func (a *Agent) watch(ctx context.Context, taskID string, streamer *logstream.St
 				a.log.Debug("pinging task", "task", taskID, "err", err)
 			}
 			lastPing = time.Now()
+		}
+		if a.cfg.Metrics != nil {
+			cpu, rss := executor.Usage(marker)
+			a.cfg.Metrics.TaskUsage(taskID, cpu, rss)
 		}
 		status, message, err := a.api.TaskStatus(ctx, taskID)
 		switch {
@@ -204,25 +232,31 @@ func (a *Agent) watch(ctx context.Context, taskID string, streamer *logstream.St
 
 // report sends the task's final status from how it ended (spec 2.8.2,
 // with the fixes of section 7: a shutdown is "stopped", never "completed").
-func (a *Agent) report(ctx context.Context, taskID string, streamer *logstream.Streamer, reason stopReason, exit executor.Exit, runErr error) {
+func (a *Agent) report(ctx context.Context, taskID string, streamer *logstream.Streamer, reason stopReason, exit executor.Exit, runErr error) string {
 	switch {
 	case runErr != nil:
 		streamer.Log("ERROR", "Failed starting the task process: "+runErr.Error())
 		a.finish(ctx, taskID, "tasks.failed", "setup failed: "+runErr.Error())
+		return api.StatusFailed
 	case reason == stopAborted:
 		streamer.Log("INFO", "Process aborted by user")
 		a.finish(ctx, taskID, "tasks.stopped", "task was stopped by tasks.stop")
+		return api.StatusStopped
 	case reason == stopShutdown:
 		streamer.Log("WARNING", "Process stopped: agent shutdown")
 		a.finish(ctx, taskID, "tasks.stopped", "agent shutdown")
+		return api.StatusStopped
 	case reason == stopChanged || reason == stopReset || reason == stopNotFound:
 		// Someone else decided the task's status; leave it.
+		return "changed"
 	case exit.Code == 0:
 		streamer.Log("INFO", "Process completed successfully")
 		a.finish(ctx, taskID, "tasks.completed", "worker execution done")
+		return api.StatusCompleted
 	case exit.Code == -2 || exit.Code == 254 || exit.Code == -int(syscall.SIGTERM):
 		streamer.Log("INFO", "Process terminated by user")
 		a.finish(ctx, taskID, "tasks.stopped", "user abort")
+		return api.StatusStopped
 	default:
 		why := fmt.Sprintf("worker execution exit code %d", exit.Code)
 		if exit.Signal != 0 {
@@ -230,6 +264,7 @@ func (a *Agent) report(ctx context.Context, taskID string, streamer *logstream.S
 		}
 		streamer.Log("ERROR", fmt.Sprintf("Process failed, exit code %d", exit.Code))
 		a.finish(ctx, taskID, "tasks.failed", why)
+		return api.StatusFailed
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/goclearml/agent/internal/config"
 	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/logstream"
+	"github.com/goclearml/agent/internal/metrics"
 	"github.com/goclearml/agent/internal/sysstats"
 	"github.com/goclearml/agent/internal/version"
 )
@@ -180,6 +181,19 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if d.PollingIntervalSet {
 		pollInterval = time.Duration(d.PollingInterval * float64(time.Second))
 	}
+	var m *metrics.Metrics
+	if addr := cfg.Agent.MetricsAddress; addr != "" {
+		m = metrics.New()
+		// Unhealthy after two missed status reports, or a poll that has
+		// not succeeded for long.
+		maxAge := max(2*cfg.Agent.StatusReportInterval+30*time.Second, 3*pollInterval+time.Minute)
+		ms, err := metrics.Listen(addr, m, maxAge, log)
+		if err != nil {
+			return err
+		}
+		defer ms.Close()
+		fmt.Fprintf(out, "metrics and health endpoint on http://%s (/metrics, /healthz)\n", ms.Addr())
+	}
 	hostname, _ := os.Hostname()
 	var gpus sysstats.GPUReader
 	if visible != "none" {
@@ -196,7 +210,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		WorkerID: inst.WorkerID, Hostname: hostname, Tags: d.ChildReportTags,
 		ChildArgv: childArgv, ChildEnv: childEnv, SpoolDir: spool, Secrets: cfg.Secrets(),
 		SuppressCarriageReturn: cfg.Agent.SuppressCarriageReturn, Console: console,
-		Announce: func(s string) { fmt.Fprint(out, s) },
+		Announce: func(s string) { fmt.Fprint(out, s) }, Metrics: m,
 	}, client, &executor.Executor{Log: log}, &sysstats.Sampler{DiskPath: firstNonEmpty(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
 
 	var wg sync.WaitGroup

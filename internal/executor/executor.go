@@ -213,3 +213,27 @@ func findMarked(marker string) []int {
 	}
 	return out
 }
+
+// Usage sums the CPU time and resident memory of a run's live processes.
+func Usage(marker string) (cpu time.Duration, rssBytes int64) {
+	pageSize := int64(os.Getpagesize())
+	const clkTck = 100 // USER_HZ
+	for _, pid := range findMarked(marker) {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(f) < 22 {
+			continue
+		}
+		var utime, stime, rss int64
+		fmt.Sscan(f[11], &utime)
+		fmt.Sscan(f[12], &stime)
+		fmt.Sscan(f[21], &rss)
+		cpu += time.Duration(utime+stime) * time.Second / clkTck
+		rssBytes += rss * pageSize
+	}
+	return cpu, rssBytes
+}
