@@ -21,6 +21,7 @@ import (
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/metrics"
+	"github.com/goclearml/agent/internal/schedule"
 	"github.com/goclearml/agent/internal/sysstats"
 )
 
@@ -70,6 +71,11 @@ type Config struct {
 	Announce func(string)
 	// Metrics records polls, tasks and logs (nil: none).
 	Metrics *metrics.Metrics
+	// Schedule is the uptime/downtime schedule (zero: always active);
+	// queue tags force_workers:on/off override it per queue.
+	Schedule schedule.Schedule
+	// Now is the clock for schedule decisions (default time.Now).
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -95,6 +101,9 @@ func (c *Config) setDefaults() {
 	if c.Hostname == "" {
 		c.Hostname, _ = os.Hostname()
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 }
 
 // Executor runs one task process (executor.Executor in production).
@@ -111,6 +120,9 @@ type Agent struct {
 	stats *sysstats.Sampler
 
 	queues []queueRef // resolved, priority order
+	// inactiveSince remembers that the schedule stopped the daemon, to log
+	// state changes once.
+	inactive bool
 
 	draining atomic.Bool
 	drainCh  chan struct{}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/schedule"
 )
 
 // idPattern is how upstream tells a queue id from a name.
@@ -111,10 +112,14 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 		}
 		ran := false
 		start := next
+		active := a.activeQueues(ctx)
 		for i := 0; i < len(a.queues); i++ {
 			idx := i
 			if a.cfg.OrderFairness {
 				idx = (start + i) % len(a.queues)
+			}
+			if !active[idx] {
+				continue
 			}
 			q := a.queues[idx]
 			entry, err := a.api.GetNextTask(ctx, q.ID, 0)
@@ -142,17 +147,67 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 		if ran {
 			continue // no wait after a task: look again at once
 		}
-		if err := a.idleWait(ctx); err != nil {
+		if err := a.idleWait(ctx, active); err != nil {
 			return err
 		}
 	}
 }
 
+// activeQueues decides, per queue, whether the daemon takes tasks from it
+// now: queue tags force_workers:on/off first, then the uptime/downtime
+// schedule (spec 2.6 should_be_currently_active). The tags are read once
+// per pass, as upstream does; if they cannot be read, the schedule alone
+// decides.
+func (a *Agent) activeQueues(ctx context.Context) []bool {
+	tags := map[string][]string{}
+	if qs, err := a.api.QueuesByID(ctx, a.Queues(), []string{"id", "tags"}); err == nil {
+		for _, q := range qs {
+			tags[q.ID] = q.Tags
+		}
+	} else if ctx.Err() == nil {
+		a.log.Debug("reading queue tags", "err", err)
+	}
+	now := a.cfg.Now()
+	out := make([]bool, len(a.queues))
+	anyActive := false
+	for i, q := range a.queues {
+		out[i], _ = schedule.Decide(tags[q.ID], a.cfg.Schedule, now)
+		anyActive = anyActive || out[i]
+	}
+	if !anyActive && !a.inactive {
+		msg := "outside the working schedule: taking no new task"
+		if next := a.cfg.Schedule.Next(now); !next.IsZero() {
+			msg += " until " + next.Format("Mon 2006-01-02 15:04 MST")
+		}
+		a.log.Info(msg)
+	} else if anyActive && a.inactive {
+		a.log.Info("inside the working schedule: taking tasks again")
+	}
+	a.inactive = !anyActive
+	return out
+}
+
+// StatusReport renders the --status report: schedule, state, queues.
+func (a *Agent) StatusReport(ctx context.Context) (string, error) {
+	if err := a.resolveQueues(ctx); err != nil {
+		return "", err
+	}
+	qs, err := a.api.QueuesByID(ctx, a.Queues(), []string{"id", "name", "tags"})
+	if err != nil {
+		return "", fmt.Errorf("reading queues: %w", err)
+	}
+	states := make([]schedule.QueueState, 0, len(qs))
+	for _, q := range qs {
+		states = append(states, schedule.QueueState{Name: q.Name, Tags: q.Tags})
+	}
+	return schedule.Report(a.cfg.Schedule, states, a.cfg.Now()), nil
+}
+
 // idleWait waits before the next pass. With one queue on a server that has
 // the long_poll extension it waits inside get_next_task instead, and runs
 // the task it returns.
-func (a *Agent) idleWait(ctx context.Context) error {
-	if len(a.queues) != 1 || !a.api.HasExtension("long_poll") || a.draining.Load() {
+func (a *Agent) idleWait(ctx context.Context, active []bool) error {
+	if len(a.queues) != 1 || !active[0] || !a.api.HasExtension("long_poll") || a.draining.Load() {
 		return a.sleep(ctx, jitter(a.cfg.PollInterval))
 	}
 	// A drain must not wait for the long poll to end.

@@ -21,6 +21,7 @@ import (
 	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/logstream"
 	"github.com/goclearml/agent/internal/metrics"
+	"github.com/goclearml/agent/internal/schedule"
 	"github.com/goclearml/agent/internal/sysstats"
 	"github.com/goclearml/agent/internal/version"
 )
@@ -29,12 +30,6 @@ import (
 // they fail clearly instead of being ignored.
 func notYet(d *args.Daemon) string {
 	switch {
-	case d.Status:
-		return "--status"
-	case d.Uptime != nil:
-		return "--uptime"
-	case d.Downtime != nil:
-		return "--downtime"
 	case d.Docker != nil:
 		return "--docker"
 	case d.ServicesMode != nil && *d.ServicesMode != 0:
@@ -89,6 +84,10 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		defer emb.stop()
 		g.ConfigFile = conf
 	}
+	uptime, downtime := configSchedule(d)
+	if d.Uptime != nil && len(*d.Uptime) > 0 && d.Downtime != nil && len(*d.Downtime) > 0 {
+		return &UsageError{Msg: "daemon: both --uptime and --downtime were given: use one of them"}
+	}
 	var cfg *config.Config
 	if d.Stop != nil {
 		// Stopping a local daemon needs no server.
@@ -110,7 +109,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		// The background copy of --detached: stdout and stderr already go
 		// to the log file.
 		console = stdout
-	case d.Stop != nil:
+	case d.Stop != nil, d.Status:
 	default:
 		f, err := os.CreateTemp("", ".clearml_agent_daemon_out*.txt")
 		if err != nil {
@@ -143,6 +142,16 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	childEnv = append(childEnv, "CUDA_DEVICE_ORDER=PCI_BUS_ID")
 	if d.Stop != nil {
 		return stopDaemons(g, d, cfg.Agent.WorkerName, cfg.Agent.WorkerID, visible, visibleSet, stdout)
+	}
+	if uptime == nil {
+		uptime = cfg.Agent.Uptime
+	}
+	if downtime == nil {
+		downtime = cfg.Agent.Downtime
+	}
+	sched, err := schedule.New(uptime, downtime)
+	if err != nil {
+		return &UsageError{Msg: "daemon: " + err.Error() + " (--uptime/--downtime or agent.uptime/agent.downtime)"}
 	}
 	inst, err := agent.Register(agent.IdentityOptions{WorkerID: cfg.Agent.WorkerID, WorkerName: cfg.Agent.WorkerName,
 		VisibleGPUs: visible, VisibleGPUsSet: visibleSet, Signature: daemonSignature(g, d)})
@@ -210,9 +219,17 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		WorkerID: inst.WorkerID, Hostname: hostname, Tags: d.ChildReportTags,
 		ChildArgv: childArgv, ChildEnv: childEnv, SpoolDir: spool, Secrets: cfg.Secrets(),
 		SuppressCarriageReturn: cfg.Agent.SuppressCarriageReturn, Console: console,
-		Announce: func(s string) { fmt.Fprint(out, s) }, Metrics: m,
+		Announce: func(s string) { fmt.Fprint(out, s) }, Metrics: m, Schedule: sched,
 	}, client, &executor.Executor{Log: log}, &sysstats.Sampler{DiskPath: firstNonEmpty(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
 
+	if d.Status {
+		report, err := a.StatusReport(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, report)
+		return nil // upstream exits 1 even on success (spec 7.1); we do not
+	}
 	var wg sync.WaitGroup
 	sigs := make(chan os.Signal, 3)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -253,6 +270,25 @@ func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, 
 			}
 		}
 	}
+}
+
+// configSchedule returns the --uptime/--downtime values given on the
+// command line (nil when the flag was not given: the configuration then
+// decides).
+func configSchedule(d *args.Daemon) (uptime, downtime []string) {
+	if d.Uptime != nil {
+		uptime = *d.Uptime
+		if uptime == nil {
+			uptime = []string{}
+		}
+	}
+	if d.Downtime != nil {
+		downtime = *d.Downtime
+		if downtime == nil {
+			downtime = []string{}
+		}
+	}
+	return uptime, downtime
 }
 
 // spoolSender lets Recover deliver spooled task logs.
