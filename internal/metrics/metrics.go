@@ -50,7 +50,7 @@ func New() *Metrics {
 	m.tasks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "clearml_agent_tasks_total",
 		Help: "Tasks finished, by the status they were reported with."}, []string{"status"})
 	m.phases = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "clearml_agent_task_phase_seconds",
-		Help: "Duration of task phases: setup (pull to process start), run (the process), finish (final status and log delivery).",
+		Help:    "Duration of task phases: setup (pull to process start), run (the process), finish (final status and log delivery).",
 		Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}, []string{"phase"})
 	m.logBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "clearml_agent_log_bytes_total", Help: "Task output bytes captured."})
 	m.logFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "clearml_agent_log_send_failures_total", Help: "Failed log batch sends (retried)."})
