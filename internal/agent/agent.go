@@ -130,6 +130,7 @@ type Agent struct {
 
 	mu      sync.Mutex
 	running map[string]*runningTask // task id -> run, for reports and shutdown
+	reload  *Reloadable             // pending SIGHUP reload
 }
 
 type queueRef struct{ ID, Name string }
@@ -139,6 +140,44 @@ func New(cfg Config, client *apiclient.Client, exec Executor, stats *sysstats.Sa
 	cfg.setDefaults()
 	return &Agent{cfg: cfg, api: client, exec: exec, stats: stats, log: log,
 		drainCh: make(chan struct{}), running: map[string]*runningTask{}}
+}
+
+// Reloadable is the part of the configuration a SIGHUP can change; it
+// takes effect before the next polling pass (a running task is not
+// affected).
+type Reloadable struct {
+	Schedule         schedule.Schedule
+	PollInterval     time.Duration
+	TaskPingInterval time.Duration
+	Secrets          []string
+}
+
+// Reload applies new settings at the next polling pass.
+func (a *Agent) Reload(r Reloadable) {
+	a.mu.Lock()
+	a.reload = &r
+	a.mu.Unlock()
+}
+
+// applyReload installs a pending Reload; the poll loop calls it between
+// passes, so the settings never change under a running task.
+func (a *Agent) applyReload() {
+	a.mu.Lock()
+	r := a.reload
+	a.reload = nil
+	a.mu.Unlock()
+	if r == nil {
+		return
+	}
+	a.cfg.Schedule, a.cfg.Secrets = r.Schedule, r.Secrets
+	if r.PollInterval > 0 {
+		a.cfg.PollInterval = max(r.PollInterval, 500*time.Millisecond)
+	}
+	if r.TaskPingInterval != 0 {
+		a.cfg.TaskPingInterval = r.TaskPingInterval
+	}
+	a.inactive = false
+	a.log.Info("configuration reloaded", "schedule", r.Schedule.Mode.String(), "poll_interval", a.cfg.PollInterval)
 }
 
 // Drain stops taking new tasks; Run returns once the running task ended.

@@ -110,6 +110,7 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 		if a.draining.Load() {
 			return nil
 		}
+		a.applyReload()
 		ran := false
 		start := next
 		active := a.activeQueues(ctx)

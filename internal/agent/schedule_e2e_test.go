@@ -3,11 +3,15 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/goclearml/agent/internal/apiclient"
+	"github.com/goclearml/agent/internal/testbin"
 )
 
 // outsideNow is an uptime spec that does not contain the current hour.
@@ -63,5 +67,71 @@ func TestStatusAndScheduleErrors(t *testing.T) {
 	code, out = e.run("daemon", "--queue", "default", "--uptime", "25-3 MON")
 	if code != 2 || !strings.Contains(out, "hour 25") {
 		t.Fatalf("bad spec: exit %d\n%s", code, out)
+	}
+}
+
+// TestSIGHUPReloadsSchedule: agent.uptime in clearml.conf keeps a task
+// waiting; after the file changes and the daemon gets SIGHUP, it runs it.
+func TestSIGHUPReloadsSchedule(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	base, err := os.ReadFile(e.srv.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(e.dir, "agent.conf")
+	write := func(extra string) {
+		if err := os.WriteFile(conf, append(append([]byte{}, base...), extra...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(fmt.Sprintf("agent { uptime: [%q] }\n", outsideNow()))
+	d := testbin.Start(t, e.daemonEnv(), "--config-file", conf, "daemon", "--queue", "default", "--foreground", "--polling-interval", "0.5")
+	id := e.task("after reload", "", "print('ran')\n")
+	time.Sleep(3 * time.Second)
+	if tk := e.get(id); tk.Status != "queued" {
+		t.Fatalf("task taken outside the configured uptime: %s\n%s", tk.Status, d.Output())
+	}
+	write("")
+	d.Signal(syscall.SIGHUP)
+	if tk := e.waitStatus(id, 40*time.Second, "completed", "failed"); tk.Status != "completed" {
+		t.Fatalf("task after reload = %s\n%s", tk.Status, d.Output())
+	}
+	if !strings.Contains(d.Output(), "configuration reloaded") {
+		t.Fatalf("no reload message:\n%s", d.Output())
+	}
+}
+
+// TestReportTagsAndCPUOnly: --child-report-tags go to the worker's status
+// reports and to the task as CLEARML_WORKER_TAGS; --cpu-only hides GPUs
+// and makes the worker id host:cpu:N.
+func TestReportTagsAndCPUOnly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d := e.daemon("--queue", "default", "--cpu-only", "--child-report-tags", "team-a", "spot")
+	id := e.task("env check", "", "import os\nprint('TAGS=' + os.environ.get('CLEARML_WORKER_TAGS', ''), 'CUDA=' + os.environ.get('CUDA_VISIBLE_DEVICES', ''), 'WORKER=' + os.environ.get('CLEARML_WORKER_ID', ''))\n")
+	e.waitStatus(id, 60*time.Second, "completed", "failed")
+	log := strings.Join(e.logLines(id), "\n")
+	if !strings.Contains(log, "TAGS=team-a spot CUDA=none WORKER=e2ehost:cpu:0") {
+		t.Fatalf("task environment:\n%s\n%s", log, d.Output())
+	}
+	var resp struct {
+		Workers []struct {
+			ID   string
+			Tags []string
+		}
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		if err := e.api.Call(context.Background(), "", "workers.get_all", nil, &resp, apiclient.Default); err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Workers) == 1 && strings.Join(resp.Workers[0].Tags, ",") == "team-a,spot" && resp.Workers[0].ID == "e2ehost:cpu:0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers = %+v", resp.Workers)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

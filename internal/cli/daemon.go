@@ -230,12 +230,38 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, report)
 		return nil // upstream exits 1 even on success (spec 7.1); we do not
 	}
+	reload := func() {
+		// SIGHUP: read clearml.conf again; flags still win over it.
+		ncfg, err := loadConfig(g)
+		if err != nil {
+			log.Error("reloading configuration failed; keeping the current one", "err", err)
+			return
+		}
+		up, down := configSchedule(d)
+		if up == nil {
+			up = ncfg.Agent.Uptime
+		}
+		if down == nil {
+			down = ncfg.Agent.Downtime
+		}
+		s, err := schedule.New(up, down)
+		if err != nil {
+			log.Error("reloading configuration failed; keeping the current one", "err", err)
+			return
+		}
+		r := agent.Reloadable{Schedule: s, PollInterval: ncfg.Agent.PollInterval, TaskPingInterval: ncfg.Agent.TaskPingInterval, Secrets: ncfg.Secrets()}
+		if d.PollingIntervalSet {
+			r.PollInterval = pollInterval
+		}
+		a.Reload(r)
+		log.Info("configuration read again; it applies before the next task")
+	}
 	var wg sync.WaitGroup
-	sigs := make(chan os.Signal, 3)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	stopSignals := make(chan struct{})
-	wg.Go(func() { handleSignals(sigs, stopSignals, a, cancel, log, out) })
+	wg.Go(func() { handleSignals(sigs, stopSignals, a, cancel, reload, log, out) })
 	defer func() { close(stopSignals); wg.Wait() }()
 
 	fmt.Fprintf(out, "clearml-agent %s: worker %s, server %s\n", version.Version, inst.WorkerID, cfg.API.Server)
@@ -246,16 +272,20 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// handleSignals: the first SIGINT/SIGTERM drains (no new task; the running
+// handleSignals: SIGHUP reloads the configuration; the first SIGINT/SIGTERM drains (no new task; the running
 // one finishes), the second aborts the running task (grace period, then
 // reported stopped with reason "agent shutdown"), the third exits at once.
-func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, cancel context.CancelFunc, log *slog.Logger, out io.Writer) {
+func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, cancel context.CancelFunc, reload func(), log *slog.Logger, out io.Writer) {
 	n := 0
 	for {
 		select {
 		case <-done:
 			return
 		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				reload()
+				continue
+			}
 			n++
 			switch n {
 			case 1:
