@@ -76,6 +76,10 @@ type Config struct {
 	Schedule schedule.Schedule
 	// Now is the clock for schedule decisions (default time.Now).
 	Now func() time.Time
+	// UseOwnerToken runs each task with its owner's identity
+	// (--use-owner-token): the daemon must be an admin on a server that
+	// supports impersonation.
+	UseOwnerToken bool
 }
 
 func (c *Config) setDefaults() {
@@ -201,6 +205,11 @@ func (a *Agent) Queues() []string {
 // the running task is stopped and reported "agent shutdown") or Drain was
 // called and the running task finished. It unregisters before returning.
 func (a *Agent) Run(ctx context.Context) error {
+	if a.cfg.UseOwnerToken {
+		if err := a.checkOwnerToken(); err != nil {
+			return err
+		}
+	}
 	if err := a.resolveQueues(ctx); err != nil {
 		return err
 	}
@@ -229,6 +238,21 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// checkOwnerToken refuses --use-owner-token where it cannot work (spec
+// 2.7): a server without impersonation, or a daemon identity that is not
+// an admin.
+func (a *Agent) checkOwnerToken() error {
+	cl := a.api.Claims()
+	if !a.api.HasExtension("impersonation") && (cl.FeatureSet == "" || cl.FeatureSet == "basic") {
+		return errors.New("server does not support --use-owner-token option: it cannot issue tokens for the task owner (needs our server or a ClearML server with impersonation)")
+	}
+	switch cl.Role {
+	case "admin", "root", "system":
+		return nil
+	}
+	return fmt.Errorf("user role not suitable for --use-owner-token option (requires at least admin or service account, found %q)", cl.Role)
 }
 
 // jitter returns d ± 10%.

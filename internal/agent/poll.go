@@ -123,7 +123,14 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 				continue
 			}
 			q := a.queues[idx]
-			entry, err := a.api.GetNextTask(ctx, q.ID, 0)
+			var entry *api.QueueEntry
+			var owner string
+			var err error
+			if a.cfg.UseOwnerToken {
+				entry, owner, _, err = a.api.GetNextTaskWithOwner(ctx, q.ID)
+			} else {
+				entry, err = a.api.GetNextTask(ctx, q.ID, 0)
+			}
 			a.cfg.Metrics.Poll(entry != nil, err)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -135,7 +142,7 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 			if entry == nil {
 				continue
 			}
-			a.runTask(ctx, entry.Task, q)
+			a.runTask(ctx, entry.Task, q, owner)
 			ran = true
 			if a.draining.Load() || ctx.Err() != nil {
 				break
@@ -208,7 +215,7 @@ func (a *Agent) StatusReport(ctx context.Context) (string, error) {
 // the long_poll extension it waits inside get_next_task instead, and runs
 // the task it returns.
 func (a *Agent) idleWait(ctx context.Context, active []bool) error {
-	if len(a.queues) != 1 || !active[0] || !a.api.HasExtension("long_poll") || a.draining.Load() {
+	if len(a.queues) != 1 || !active[0] || !a.api.HasExtension("long_poll") || a.draining.Load() || a.cfg.UseOwnerToken {
 		return a.sleep(ctx, jitter(a.cfg.PollInterval))
 	}
 	// A drain must not wait for the long poll to end.
@@ -237,7 +244,7 @@ func (a *Agent) idleWait(ctx context.Context, active []bool) error {
 		return a.sleep(ctx, jitter(a.cfg.PollInterval))
 	}
 	if entry != nil && !errors.Is(ctx.Err(), context.Canceled) {
-		a.runTask(ctx, entry.Task, q)
+		a.runTask(ctx, entry.Task, q, "")
 	}
 	return nil
 }

@@ -70,31 +70,41 @@ func (a *Agent) untrack(task string) {
 
 // runTask runs one task popped from q, from "pulled" to its final status
 // (spec 2.8, 2.8.2). Nothing in it can stop the daemon.
-func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef) {
+func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner string) {
 	start := time.Now()
 	final := context.WithoutCancel(ctx) // status and log delivery outlive a shutdown
 	defer func() {
 		// One task's bug in the agent must not take the daemon down.
 		if p := recover(); p != nil {
 			a.log.Error("internal error while running task", "task", taskID, "panic", p, "stack", string(debug.Stack()))
-			a.finish(final, taskID, "tasks.failed", fmt.Sprintf("agent internal error: %v", p))
+			a.finish(final, a.api, taskID, "tasks.failed", fmt.Sprintf("agent internal error: %v", p))
 		}
 	}()
 	a.track(taskID, q.ID)
 	defer a.untrack(taskID)
 	log := a.log.With("task", taskID)
 	log.Info("running task", "queue", q.Name)
-	if err := a.api.SetStatus(ctx, "tasks.started", taskID, true, "", "pulled by agent", apiclient.Default); err != nil {
+	// With --use-owner-token every task-scoped call, and the task process
+	// itself, acts as the task's owner. The owner's session is made before
+	// the task is marked started, so a failed login does not leave it
+	// in_progress with no process (upstream's order, spec 7.5).
+	tapi, ownerToken, err := a.taskSession(ctx, owner)
+	if err != nil {
+		log.Error("cannot act as the task's owner; failing the task", "owner", owner, "err", err)
+		a.finish(final, a.api, taskID, "tasks.failed", "setup failed: could not log in as the task's owner: "+err.Error())
+		return
+	}
+	if err := tapi.SetStatus(ctx, "tasks.started", taskID, true, "", "pulled by agent", apiclient.Default); err != nil {
 		log.Warn("could not mark task pulled", "err", err)
 	}
 	a.reportNow(ctx, taskID, q.ID)
 	defer a.reportNow(final, "", "")
 
 	streamer, err := logstream.New(logstream.Config{TaskID: taskID, Worker: a.cfg.WorkerID, SpoolDir: a.cfg.SpoolDir,
-		Secrets: a.cfg.Secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log}, eventSender{a.api, a.cfg.Metrics})
+		Secrets: a.cfg.Secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log}, eventSender{tapi, a.cfg.Metrics})
 	if err != nil {
 		log.Error("cannot stream the task log", "err", err)
-		a.finish(final, taskID, "tasks.failed", "setup failed: cannot stream the task log: "+err.Error())
+		a.finish(final, tapi, taskID, "tasks.failed", "setup failed: cannot stream the task log: "+err.Error())
 		return
 	}
 	streamCtx, stopStream := context.WithCancel(final)
@@ -113,25 +123,25 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef) {
 	}()
 	streamer.Log("INFO", fmt.Sprintf("task %s pulled from %s by worker %s\n", taskID, q.ID, a.cfg.WorkerID))
 
-	if err := a.api.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
+	if err := tapi.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
 		log.Warn("failed setting hostname for task", "err", err)
 	}
-	if err := a.api.SetStatus(ctx, "tasks.started", taskID, true, "", "launch by agent", apiclient.Default); err != nil {
+	if err := tapi.SetStatus(ctx, "tasks.started", taskID, true, "", "launch by agent", apiclient.Default); err != nil {
 		log.Warn("could not set status=in_progress; skipping task", "err", err)
 		streamer.Log("ERROR", "Could not set task status to in_progress: "+err.Error())
 		return
 	}
 	a.cfg.Metrics.TaskStarted()
 	runStart := time.Now()
-	reason, exit, runErr := a.supervise(ctx, taskID, streamer)
+	reason, exit, runErr := a.supervise(ctx, tapi, taskID, ownerToken, streamer)
 	finishStart := time.Now()
-	status := a.report(final, taskID, streamer, reason, exit, runErr)
+	status := a.report(final, tapi, taskID, streamer, reason, exit, runErr)
 	a.cfg.Metrics.TaskFinished(taskID, status, runStart.Sub(start), finishStart.Sub(runStart), time.Since(finishStart))
 	log.Info("task done", "exit_code", exit.Code, "status", status, "duration", time.Since(start).Round(time.Millisecond))
 }
 
 // supervise runs the child and watches the task for aborts and pings it.
-func (a *Agent) supervise(ctx context.Context, taskID string, streamer *logstream.Streamer) (stopReason, executor.Exit, error) {
+func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, taskID, ownerToken string, streamer *logstream.Streamer) (stopReason, executor.Exit, error) {
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	var mu sync.Mutex
@@ -147,7 +157,7 @@ func (a *Agent) supervise(ctx context.Context, taskID string, streamer *logstrea
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	marker := taskID + "-" + fmt.Sprint(time.Now().UnixNano())
-	wg.Go(func() { a.watch(watchCtx, taskID, marker, streamer, stop) })
+	wg.Go(func() { a.watch(watchCtx, tapi, taskID, marker, streamer, stop) })
 	wg.Go(func() {
 		select {
 		case <-ctx.Done():
@@ -164,6 +174,9 @@ func (a *Agent) supervise(ctx context.Context, taskID string, streamer *logstrea
 	if len(a.cfg.Tags) > 0 {
 		env = append(env, "CLEARML_WORKER_TAGS="+strings.Join(a.cfg.Tags, " "))
 	}
+	if ownerToken != "" {
+		env = append(env, "CLEARML_AUTH_TOKEN="+ownerToken)
+	}
 	exit, err := a.exec.Run(runCtx, executor.Spec{Argv: a.cfg.ChildArgv(taskID), Env: env,
 		GracePeriod: a.cfg.GracePeriod, Marker: marker}, out)
 	stopWatch()
@@ -177,14 +190,14 @@ func (a *Agent) supervise(ctx context.Context, taskID string, streamer *logstrea
 }
 
 // watch polls the task's status for an abort (spec 2.8 step 1) and pings it.
-func (a *Agent) watch(ctx context.Context, taskID, marker string, streamer *logstream.Streamer, stop func(stopReason)) {
+func (a *Agent) watch(ctx context.Context, tapi *apiclient.Client, taskID, marker string, streamer *logstream.Streamer, stop func(stopReason)) {
 	t := time.NewTicker(a.cfg.AbortCheckInterval)
 	defer t.Stop()
 	lastPing := time.Time{}
 	resets := 0
 	for {
 		if a.cfg.TaskPingInterval > 0 && time.Since(lastPing) >= a.cfg.TaskPingInterval {
-			if err := a.api.Ping(ctx, taskID); err != nil && ctx.Err() == nil {
+			if err := tapi.Ping(ctx, taskID); err != nil && ctx.Err() == nil {
 				a.log.Debug("pinging task", "task", taskID, "err", err)
 			}
 			lastPing = time.Now()
@@ -193,7 +206,7 @@ func (a *Agent) watch(ctx context.Context, taskID, marker string, streamer *logs
 			cpu, rss := executor.Usage(marker)
 			a.cfg.Metrics.TaskUsage(taskID, cpu, rss)
 		}
-		status, message, err := a.api.TaskStatus(ctx, taskID)
+		status, message, err := tapi.TaskStatus(ctx, taskID)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -232,30 +245,30 @@ func (a *Agent) watch(ctx context.Context, taskID, marker string, streamer *logs
 
 // report sends the task's final status from how it ended (spec 2.8.2,
 // with the fixes of section 7: a shutdown is "stopped", never "completed").
-func (a *Agent) report(ctx context.Context, taskID string, streamer *logstream.Streamer, reason stopReason, exit executor.Exit, runErr error) string {
+func (a *Agent) report(ctx context.Context, tapi *apiclient.Client, taskID string, streamer *logstream.Streamer, reason stopReason, exit executor.Exit, runErr error) string {
 	switch {
 	case runErr != nil:
 		streamer.Log("ERROR", "Failed starting the task process: "+runErr.Error())
-		a.finish(ctx, taskID, "tasks.failed", "setup failed: "+runErr.Error())
+		a.finish(ctx, tapi, taskID, "tasks.failed", "setup failed: "+runErr.Error())
 		return api.StatusFailed
 	case reason == stopAborted:
 		streamer.Log("INFO", "Process aborted by user")
-		a.finish(ctx, taskID, "tasks.stopped", "task was stopped by tasks.stop")
+		a.finish(ctx, tapi, taskID, "tasks.stopped", "task was stopped by tasks.stop")
 		return api.StatusStopped
 	case reason == stopShutdown:
 		streamer.Log("WARNING", "Process stopped: agent shutdown")
-		a.finish(ctx, taskID, "tasks.stopped", "agent shutdown")
+		a.finish(ctx, tapi, taskID, "tasks.stopped", "agent shutdown")
 		return api.StatusStopped
 	case reason == stopChanged || reason == stopReset || reason == stopNotFound:
 		// Someone else decided the task's status; leave it.
 		return "changed"
 	case exit.Code == 0:
 		streamer.Log("INFO", "Process completed successfully")
-		a.finish(ctx, taskID, "tasks.completed", "worker execution done")
+		a.finish(ctx, tapi, taskID, "tasks.completed", "worker execution done")
 		return api.StatusCompleted
 	case exit.Code == -2 || exit.Code == 254 || exit.Code == -int(syscall.SIGTERM):
 		streamer.Log("INFO", "Process terminated by user")
-		a.finish(ctx, taskID, "tasks.stopped", "user abort")
+		a.finish(ctx, tapi, taskID, "tasks.stopped", "user abort")
 		return api.StatusStopped
 	default:
 		why := fmt.Sprintf("worker execution exit code %d", exit.Code)
@@ -263,7 +276,7 @@ func (a *Agent) report(ctx context.Context, taskID string, streamer *logstream.S
 			why += fmt.Sprintf(" (killed by signal %s)", signalName(exit.Signal))
 		}
 		streamer.Log("ERROR", fmt.Sprintf("Process failed, exit code %d", exit.Code))
-		a.finish(ctx, taskID, "tasks.failed", why)
+		a.finish(ctx, tapi, taskID, "tasks.failed", why)
 		return api.StatusFailed
 	}
 }
@@ -279,12 +292,33 @@ func signalName(s syscall.Signal) string {
 
 // finish sends a final status call. A task that its own process already
 // failed keeps that failure and its reason.
-func (a *Agent) finish(ctx context.Context, taskID, endpoint, reason string) {
-	if status, _, err := a.api.TaskStatus(ctx, taskID); err == nil && status == api.StatusFailed {
+func (a *Agent) finish(ctx context.Context, tapi *apiclient.Client, taskID, endpoint, reason string) {
+	if status, _, err := tapi.TaskStatus(ctx, taskID); err == nil && status == api.StatusFailed {
 		return
 	}
-	err := a.api.SetStatus(ctx, endpoint, taskID, false, reason, a.statusMessage(), apiclient.Final)
+	err := tapi.SetStatus(ctx, endpoint, taskID, false, reason, a.statusMessage(), apiclient.Final)
 	if err != nil {
 		a.log.Warn("could not update task status", "task", taskID, "endpoint", endpoint, "reason", reason, "err", err)
 	}
+}
+
+// taskSession returns the client for a task's own calls: the daemon's, or
+// with --use-owner-token one that acts as the task's owner, and that
+// owner's token for the task process.
+func (a *Agent) taskSession(ctx context.Context, owner string) (*apiclient.Client, string, error) {
+	if !a.cfg.UseOwnerToken {
+		return a.api, "", nil
+	}
+	if owner == "" {
+		return nil, "", fmt.Errorf("the server did not say who owns the task")
+	}
+	token, err := a.api.TokenFor(ctx, owner)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := a.api.WithToken(token)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, token, nil
 }

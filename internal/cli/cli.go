@@ -53,10 +53,18 @@ const usage = `clearml-agent: run ClearML tasks from queues (a Go reimplementati
 Usage:
   clearml-agent [--config-file FILE] [--debug] daemon [--queue Q [Q ...]] [--foreground] [flags]
   clearml-agent [--config-file FILE] execute --id TASK_ID
+  clearml-agent [--config-file FILE] submit --script FILE [--project P] [--name N] [--queue Q] [flags]
+  clearml-agent [--config-file FILE] tasks list|show|logs|abort|enqueue|reset [TASK_ID] [flags]
+  clearml-agent [--config-file FILE] queues list [--json]
+  clearml-agent [--config-file FILE] workers list [--json]
   clearml-agent server [--listen ADDR] [--data-dir DIR] [--db postgres://...]
   clearml-agent version
 
 Run 'clearml-agent COMMAND --help' for a command's flags.
+
+API errors exit with status 1, command-line mistakes with 2. "tasks logs
+--follow" exits 0 when the task completed (or was published or closed), 1 when
+it failed and 2 when it was stopped.
 `
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -84,6 +92,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runDaemon(g, rest, stdout, stderr)
 	case "execute":
 		return runExecute(g, rest, stdout, stderr)
+	case "submit":
+		return runSubmit(g, rest, stdout, stderr)
+	case "tasks":
+		return runTasks(g, rest, stdout, stderr)
+	case "queues":
+		return runQueues(g, rest, stdout, stderr)
+	case "workers":
+		return runWorkers(g, rest, stdout, stderr)
 	default:
 		return &UsageError{Msg: fmt.Sprintf("unknown command %q", cmd)}
 	}

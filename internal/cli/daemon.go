@@ -36,8 +36,6 @@ func notYet(d *args.Daemon) string {
 		return "--services-mode"
 	case d.DynamicGPUs:
 		return "--dynamic-gpus"
-	case d.UseOwnerToken:
-		return "--use-owner-token"
 	}
 	return ""
 }
@@ -219,7 +217,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		WorkerID: inst.WorkerID, Hostname: hostname, Tags: d.ChildReportTags,
 		ChildArgv: childArgv, ChildEnv: childEnv, SpoolDir: spool, Secrets: cfg.Secrets(),
 		SuppressCarriageReturn: cfg.Agent.SuppressCarriageReturn, Console: console,
-		Announce: func(s string) { fmt.Fprint(out, s) }, Metrics: m, Schedule: sched,
+		Announce: func(s string) { fmt.Fprint(out, s) }, Metrics: m, Schedule: sched, UseOwnerToken: d.UseOwnerToken,
 	}, client, &executor.Executor{Log: log}, &sysstats.Sampler{DiskPath: firstNonEmpty(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
 
 	if d.Status {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 // Extensions are the capabilities of this server beyond the reference API.
 // They are advertised in the login token (claim "extensions") and in
 // server.info, so that our agent uses them only where the server has them.
-var Extensions = []string{"long_poll"}
+var Extensions = []string{"long_poll", "impersonation"}
 
 // tokenClaims are the JWT claims the clients read (spec 1.6).
 type tokenClaims struct {
@@ -198,9 +199,16 @@ func authLogin(s *Server, c *call) (any, error) {
 		}
 		ttl = time.Duration(*req.ExpirationSec) * time.Second
 	}
+	ident := c.ident
+	if target := headerValue(c.header, "X-Clearml-Impersonate-As"); target != "" {
+		var err error
+		if ident, err = s.impersonate(c, target); err != nil {
+			return nil, err
+		}
+	}
 	now := s.opts.Now()
 	token, err := s.tokens.sign(tokenClaims{
-		Identity:      c.ident,
+		Identity:      ident,
 		AuthType:      "Bearer",
 		Iat:           now.Unix(),
 		Exp:           now.Add(ttl).Unix(),
@@ -219,6 +227,39 @@ func authLogin(s *Server, c *call) (any, error) {
 }
 
 func authLogout(s *Server, c *call) (any, error) { return nil, nil }
+
+// impersonationRoles may log in as another user (the agent's
+// --use-owner-token runs each task with its owner's identity).
+var impersonationRoles = []string{"admin", "root", "system"}
+
+// impersonate returns the identity of user target for an auth.login that
+// carries X-Clearml-Impersonate-As, as the reference server does: only an
+// admin (or system) caller may, and not together with Act-As.
+func (s *Server) impersonate(c *call, target string) (api.Identity, error) {
+	if headerValue(c.header, "X-Clearml-Act-As") != "" {
+		return api.Identity{}, api.ErrInvalidHeaders.New("Impersonate-As and Act-As cannot be used together")
+	}
+	if !slices.Contains(impersonationRoles, c.ident.Role) {
+		return api.Identity{}, api.ErrImpersonation.New("only an admin may act as another user", "role", c.ident.Role)
+	}
+	var u *api.User
+	err := s.store.View(c.ctx, func(tx store.Tx) error {
+		var err error
+		u, err = tx.User(target)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Company != c.ident.Company) {
+		return api.Identity{}, api.ErrInvalidUserID.New("", "id", target)
+	}
+	if err != nil {
+		return api.Identity{}, err
+	}
+	return identityOf(u), nil
+}
+
+func headerValue(h map[string][]string, name string) string {
+	return http.Header(h).Get(name)
+}
 
 // Credentials are an access key and its secret.
 type Credentials struct {
@@ -314,4 +355,74 @@ func CreateCredentials(ctx context.Context, st store.Store, userName string) (Cr
 		return tx.PutCredential(cr.AccessKey, hashSecret(cr.SecretKey), u.ID)
 	})
 	return cr, err
+}
+
+// authCreateUser adds a user (admin only). The reference server reserves
+// auth.create_user to system roles; ours lets the admin of the embedded
+// server manage its users.
+func authCreateUser(s *Server, c *call) (any, error) {
+	var req struct {
+		Name string `json:"name"`
+		Role string `json:"role"`
+	}
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	if !slices.Contains(impersonationRoles, c.ident.Role) {
+		return nil, api.ErrRoleNotAllowed.New("only an admin may create users", "role", c.ident.Role)
+	}
+	req.Name = strings.TrimSpace(req.Name)
+	if req.Name == "" {
+		return nil, api.ErrMissingRequiredFields.New("", "field", "name")
+	}
+	if req.Role == "" {
+		req.Role = "user"
+	}
+	if !slices.Contains([]string{"user", "admin", "guest"}, req.Role) {
+		return nil, api.ErrValidation.New("role must be user, admin or guest", "role", req.Role)
+	}
+	now := s.now()
+	u := &api.User{ID: newID(), Name: req.Name, Role: req.Role, Company: c.ident.Company, Created: &now}
+	err := s.store.Update(c.ctx, func(tx store.Tx) error { return tx.PutUser(u) })
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"id": u.ID}, nil
+}
+
+// authCreateCredentials makes a key pair for the caller, or (admin only)
+// for the user named by "user". The secret is returned once and only its
+// hash is stored.
+func authCreateCredentials(s *Server, c *call) (any, error) {
+	var req struct {
+		User string `json:"user"`
+	}
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	userID := c.ident.User
+	if req.User != "" && req.User != userID {
+		if !slices.Contains(impersonationRoles, c.ident.Role) {
+			return nil, api.ErrRoleNotAllowed.New("only an admin may create credentials for another user", "role", c.ident.Role)
+		}
+		userID = req.User
+	}
+	cr := Credentials{
+		AccessKey: randomKey(24, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+		SecretKey: randomKey(48, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+	}
+	err := s.store.Update(c.ctx, func(tx store.Tx) error {
+		u, err := tx.User(userID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && u.Company != c.ident.Company) {
+			return api.ErrInvalidUserID.New("", "id", userID)
+		}
+		if err != nil {
+			return err
+		}
+		return tx.PutCredential(cr.AccessKey, hashSecret(cr.SecretKey), u.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"credentials": map[string]any{"access_key": cr.AccessKey, "secret_key": cr.SecretKey}}, nil
 }

@@ -15,6 +15,8 @@ func routes() map[string]route {
 	rs := map[string]route{
 		"auth.login":                             r(authLogin, 1),
 		"auth.logout":                            r(authLogout, 2),
+		"auth.create_user":                       r(authCreateUser, 1),
+		"auth.create_credentials":                r(authCreateCredentials, 1),
 		"debug.ping":                             {fn: debugPing, minMajor: 1, noAuth: true},
 		"server.info":                            r(serverInfo, 1),
 		"users.get_current_user":                 r(usersGetCurrentUser, 1),
