@@ -76,6 +76,9 @@ type Config struct {
 	Schedule schedule.Schedule
 	// Now is the clock for schedule decisions (default time.Now).
 	Now func() time.Time
+	// AfterTask, when set, runs after each task's process ended (it removes
+	// the task's working folder).
+	AfterTask func(taskID string)
 	// UseOwnerToken runs each task with its owner's identity
 	// (--use-owner-token): the daemon must be an admin on a server that
 	// supports impersonation.

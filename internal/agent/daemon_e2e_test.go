@@ -16,9 +16,20 @@ import (
 	"github.com/goclearml/agent/internal/testbin"
 )
 
+// sharedCache holds the virtualenv cache that every daemon of this test
+// binary shares, as daemons on one machine do: the first task builds the
+// pip seed and the empty environment, the others reuse them.
+var sharedCache string
+
 func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "clearml-agent-e2e-cache-")
+	if err != nil {
+		panic(err)
+	}
+	sharedCache = dir
 	code := m.Run()
 	testbin.Cleanup()
+	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -72,7 +83,9 @@ func (e *env) daemonEnv() []string {
 		os.MkdirAll(filepath.Join(e.dir, d), 0o700)
 	}
 	return []string{"TMPDIR=" + filepath.Join(e.dir, "tmp"), "XDG_CACHE_HOME=" + filepath.Join(e.dir, "cache"),
-		"HOME=" + filepath.Join(e.dir, "home"), "CLEARML_WORKER_NAME=e2ehost"}
+		"HOME=" + filepath.Join(e.dir, "home"), "CLEARML_WORKER_NAME=e2ehost",
+		"CLEARML_AGENT__AGENT__VENVS_CACHE__PATH=" + filepath.Join(sharedCache, "venvs"),
+		"CLEARML_AGENT__AGENT__VCS_CACHE__PATH=" + filepath.Join(sharedCache, "vcs")}
 }
 
 // task creates a task whose script is the given Python code and enqueues it.

@@ -134,6 +134,9 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 	a.cfg.Metrics.TaskStarted()
 	runStart := time.Now()
 	reason, exit, runErr := a.supervise(ctx, tapi, taskID, ownerToken, streamer)
+	if a.cfg.AfterTask != nil {
+		a.cfg.AfterTask(taskID)
+	}
 	finishStart := time.Now()
 	status := a.report(final, tapi, taskID, streamer, reason, exit, runErr)
 	a.cfg.Metrics.TaskFinished(taskID, status, runStart.Sub(start), finishStart.Sub(runStart), time.Since(finishStart))

@@ -176,7 +176,22 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		if g.Debug {
 			a = append(a, "--debug")
 		}
-		return append(a, "execute", "--disable-monitoring", "--log-level", level, "--id", task)
+		a = append(a, "execute", "--disable-monitoring", "--log-level", level)
+		if d.Optimization > 0 {
+			a = append(a, "-"+strings.Repeat("O", d.Optimization))
+		}
+		if d.StandaloneMode {
+			a = append(a, "--standalone-mode") // upstream drops it in venv mode (spec 7.1)
+		}
+		return append(a, "--id", task)
+	}
+	// --git-user/--git-pass (which upstream parses and ignores) reach the
+	// task's execute through its environment, never its command line.
+	if d.GitUser != "" {
+		childEnv = append(childEnv, "CLEARML_AGENT_GIT_USER="+d.GitUser)
+	}
+	if d.GitPass != "" {
+		childEnv = append(childEnv, "CLEARML_AGENT_GIT_PASS="+d.GitPass)
 	}
 	spool := spoolDir(inst.WorkerID)
 	if sent, err := logstream.Recover(ctx, spool, spoolSender{client}, log); err != nil {
@@ -215,9 +230,10 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		PollInterval: pollInterval, TaskPingInterval: cfg.Agent.TaskPingInterval,
 		StatusReportInterval: cfg.Agent.StatusReportInterval, GracePeriod: cfg.Agent.AbortGracePeriod,
 		WorkerID: inst.WorkerID, Hostname: hostname, Tags: d.ChildReportTags,
-		ChildArgv: childArgv, ChildEnv: childEnv, SpoolDir: spool, Secrets: cfg.Secrets(),
+		ChildArgv: childArgv, ChildEnv: childEnv, SpoolDir: spool, Secrets: appendNonEmpty(cfg.Secrets(), d.GitPass),
 		SuppressCarriageReturn: cfg.Agent.SuppressCarriageReturn, Console: console,
 		Announce: func(s string) { fmt.Fprint(out, s) }, Metrics: m, Schedule: sched, UseOwnerToken: d.UseOwnerToken,
+		AfterTask: func(id string) { os.RemoveAll(TaskDir(id)) },
 	}, client, &executor.Executor{Log: log}, &sysstats.Sampler{DiskPath: firstNonEmpty(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
 
 	if d.Status {
@@ -378,4 +394,13 @@ func newClient(ctx context.Context, cfg *config.Config, log *slog.Logger) (*apic
 		return nil, err
 	}
 	return client, nil
+}
+
+func appendNonEmpty(list []string, vs ...string) []string {
+	for _, v := range vs {
+		if v != "" {
+			list = append(list, v)
+		}
+	}
+	return list
 }

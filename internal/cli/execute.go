@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -61,25 +60,32 @@ func runExecute(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if err := client.SetStatus(ctx, "tasks.started", task.ID, true, "worker started execution", msg, apiclient.Default); err != nil {
 		return fmt.Errorf("marking task started: %w", err)
 	}
-	argvTask, dir, err := taskCommand(task)
+	fmt.Fprintf(stdout, "Running task id [%s]:\n", task.ID)
+	prep, err := prepareTask(ctx, cfg, client, task, taskOptions{optimization: opts.Optimization, standalone: opts.StandaloneMode}, stdout, log)
 	if err != nil {
 		// A setup failure: say exactly what went wrong on the task.
-		fmt.Fprintf(stdout, "clearml-agent: cannot run task %s: %v\n", task.ID, err)
-		client.SetStatus(context.WithoutCancel(ctx), "tasks.failed", task.ID, true, "setup failed: "+err.Error(), msg, apiclient.Final)
+		reason := err.Error()
+		var se *setupError
+		if !errors.As(err, &se) {
+			reason = "setup failed: " + reason
+		}
+		fmt.Fprintf(stdout, "clearml-agent: cannot run task %s: %s\n", task.ID, reason)
+		client.SetStatus(context.WithoutCancel(ctx), "tasks.failed", task.ID, true, reason, msg, apiclient.Final)
 		return &exitError{code: 1, err: err}
 	}
 	client.SetStatus(ctx, "tasks.started", task.ID, true, "worker starting task execution", msg, apiclient.Default)
-	env := taskEnv(task, opts.LogLevel, dir)
-	fmt.Fprintf(stdout, "Starting Task Execution:\n%s\n", strings.Join(argvTask, " "))
-	if err := os.Chdir(dir); err != nil {
-		return fmt.Errorf("entering working directory %s: %w", dir, err)
+	env := taskEnv(task, opts.LogLevel, prep.path)
+	fmt.Fprintf(stdout, "Starting Task Execution:\n[%s]$ %s\n", prep.dir, strings.Join(prep.argv, " "))
+	if err := os.Chdir(prep.dir); err != nil {
+		return fmt.Errorf("entering working directory %s: %w", prep.dir, err)
 	}
-	path, err := exec.LookPath(argvTask[0])
+	path, err := exec.LookPath(prep.argv[0])
 	if err != nil {
-		client.SetStatus(context.WithoutCancel(ctx), "tasks.failed", task.ID, true, "setup failed: "+err.Error(), msg, apiclient.Final)
+		reason := "setup failed: " + err.Error()
+		client.SetStatus(context.WithoutCancel(ctx), "tasks.failed", task.ID, true, reason, msg, apiclient.Final)
 		return &exitError{code: 1, err: err}
 	}
-	return syscall.Exec(path, argvTask, env)
+	return syscall.Exec(path, prep.argv, env)
 }
 
 // exitError carries an exit status to Main.
@@ -91,80 +97,28 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) ExitCode() int { return e.code }
 
-// taskCommand builds the task's command line and working folder. Tasks
-// with a git repository need the environment builder (git checkout,
-// virtualenv), which this build does not have yet: they fail with a reason
-// that says so.
-func taskCommand(t *api.Task) ([]string, string, error) {
-	if t.Script == nil {
-		return nil, "", errors.New("can not run task without script information")
-	}
-	str := func(k string) string { s, _ := t.Script[k].(string); return strings.TrimSpace(s) }
-	if repo := str("repository"); repo != "" {
-		return nil, "", fmt.Errorf("task uses repository %q: git checkout and virtualenv setup are not available in this build yet", repo)
-	}
-	entry, diff := str("entry_point"), t.Script["diff"]
-	script, _ := diff.(string)
-	if strings.TrimSpace(script) == "" {
-		return nil, "", errors.New("task has neither a repository nor a script (script.diff is empty)")
-	}
-	dir := filepath.Join(os.TempDir(), ".clearml_agent_task_"+t.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, "", fmt.Errorf("creating task folder: %w", err)
-	}
-	name := filepath.Base(entry)
-	if name == "" || name == "." || name == "/" || strings.HasPrefix(entry, "-m ") {
-		name = "script.py"
-	}
-	file := filepath.Join(dir, name)
-	if err := os.WriteFile(file, []byte(script), 0o700); err != nil {
-		return nil, "", fmt.Errorf("writing task script: %w", err)
-	}
-	switch {
-	case strings.HasSuffix(name, ".sh"):
-		return []string{"bash", file}, dir, nil
-	case strings.HasSuffix(name, ".py"):
-		py, err := findPython(str("binary"))
-		if err != nil {
-			return nil, "", err
-		}
-		return []string{py, "-u", file}, dir, nil
-	default:
-		if b := str("binary"); b != "" && !strings.HasPrefix(filepath.Base(b), "python") {
-			return []string{b, file}, dir, nil
-		}
-		py, err := findPython(str("binary"))
-		if err != nil {
-			return nil, "", err
-		}
-		return []string{py, "-u", file}, dir, nil
-	}
-}
-
-// findPython finds the interpreter the task asks for ("python3.11"),
-// falling back to python3 and python.
-func findPython(binary string) (string, error) {
-	candidates := []string{}
-	if binary != "" {
-		candidates = append(candidates, filepath.Base(binary))
-	}
-	candidates = append(candidates, "python3", "python")
-	for _, c := range candidates {
-		if p, err := exec.LookPath(c); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("no Python interpreter found (looked for %s)", strings.Join(candidates, ", "))
-}
-
 // taskEnv is the task process's environment (spec 3.7).
-func taskEnv(t *api.Task, logLevel, dir string) []string {
-	env := os.Environ()
+func taskEnv(t *api.Task, logLevel string, pythonPath []string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		// The git credentials are the agent's, not the task's.
+		if strings.HasPrefix(kv, "CLEARML_AGENT_GIT_PASS=") || strings.HasPrefix(kv, "CLEARML_AGENT_GIT_USER=") ||
+			strings.HasPrefix(kv, "CLEARML_AGENT_GIT_ASKPASS_") {
+			continue
+		}
+		env = append(env, kv)
+	}
 	set := func(k, v string) { env = append(env, k+"="+v) }
 	set("CLEARML_TASK_ID", t.ID)
 	set("TRAINS_TASK_ID", t.ID)
+	set("CLEARML_LOG_TASK_TO_BACKEND", "0")
 	set("PYTHONUNBUFFERED", "1")
-	set("PYTHONPATH", dir+string(os.PathListSeparator)+os.Getenv("PYTHONPATH"))
+	if old := os.Getenv("PYTHONPATH"); old != "" {
+		pythonPath = append(pythonPath, old)
+	}
+	if len(pythonPath) > 0 {
+		set("PYTHONPATH", strings.Join(pythonPath, string(os.PathListSeparator)))
+	}
 	if logLevel != "" {
 		set("CLEARML_LOG_LEVEL", strings.ToUpper(logLevel))
 	}

@@ -1,0 +1,235 @@
+package pyenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+)
+
+// command runs python or pip with the prepared environment, in its own
+// process group so that cancelling ctx stops pip's children too.
+func (p *prep) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = p.env
+	cmd.WaitDelay = 5 * time.Second
+	setProcGroup(cmd)
+	return cmd
+}
+
+// createVenv makes the venv: --without-pip plus the seed's pip when seeds is
+// set (falling back to ensurepip), plain `python -m venv` otherwise.
+func (p *prep) createVenv(ctx context.Context, in *interpreter, dir, seeds string) error {
+	args := []string{"-m", "venv"}
+	if p.o.SystemSitePackages {
+		args = append(args, "--system-site-packages")
+	}
+	if seeds != "" && runtime.GOOS != "windows" {
+		args = append(args, "--without-pip")
+	} else {
+		seeds = ""
+	}
+	args = append(args, dir)
+	if out, err := p.command(ctx, in.Path, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("pyenv: %s -m venv %s: %v: %s", in.Path, dir, err, strings.TrimSpace(string(out)))
+	}
+	if seeds == "" {
+		return nil
+	}
+	seed, err := p.ensureSeed(ctx, in, seeds)
+	if err == nil {
+		err = linkSeed(seed, dir)
+	}
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("pyenv: %w", ctx.Err())
+	}
+	p.logf("WARNING: seeding pip from a cached venv failed (%v), running ensurepip", err)
+	py := venvPython(dir)
+	if out, err := p.command(ctx, py, "-m", "ensurepip", "--default-pip").CombinedOutput(); err != nil {
+		return fmt.Errorf("pyenv: %s -m ensurepip: %v: %s", py, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// pipInstall runs `pip install -r reqFile PipArgs...`, streaming its output
+// to the task log. The error carries pip's ERROR lines.
+func (p *prep) pipInstall(ctx context.Context, py, reqFile, cwd string) error {
+	args := []string{"-m", "pip", "--disable-pip-version-check", "--no-input", "install", "-r", reqFile}
+	args = append(args, p.o.PipArgs...)
+	p.logf("pip install -r %s %s", reqFile, redact(strings.Join(p.o.PipArgs, " ")))
+	tw := &tailWriter{w: p.log, max: 200}
+	cmd := p.command(ctx, py, args...)
+	cmd.Dir = cwd
+	cmd.Stdout, cmd.Stderr = tw, tw
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("pyenv: pip install: %w", ctx.Err())
+	}
+	return fmt.Errorf("pyenv: could not install task requirements (pip install: %v):\n%s", err, tw.summary())
+}
+
+// listScript prints name==version for every installed distribution: the
+// freeze of an interpreter without pip.
+const listScript = `from importlib import metadata
+for d in sorted(metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
+    print("%s==%s" % (d.metadata["Name"], d.version))
+`
+
+// freeze returns `pip freeze` (or the installed distributions when pip is
+// missing), without clearml-agent lines as upstream does.
+func (p *prep) freeze(ctx context.Context, py string) string {
+	out, err := p.command(ctx, py, "-m", "pip", "--disable-pip-version-check", "freeze").Output()
+	if err != nil {
+		out, err = p.command(ctx, py, "-c", listScript).Output()
+		if err != nil {
+			p.logf("WARNING: cannot list installed packages: %v", err)
+			return ""
+		}
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimRight(l, "\r"); l != "" && !strings.Contains(l, "clearml-agent") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// tailWriter passes output through and keeps its last lines.
+type tailWriter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	max     int
+	partial []byte
+	lines   []string
+}
+
+func (t *tailWriter) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.w.Write(b)
+	t.partial = append(t.partial, b...)
+	for {
+		i := bytes.IndexByte(t.partial, '\n')
+		if i < 0 {
+			break
+		}
+		t.add(string(bytes.TrimRight(t.partial[:i], "\r")))
+		t.partial = t.partial[i+1:]
+	}
+	return len(b), nil
+}
+
+func (t *tailWriter) add(line string) {
+	if strings.TrimSpace(line) == "" {
+		return
+	}
+	t.lines = append(t.lines, line)
+	if len(t.lines) > t.max {
+		t.lines = t.lines[len(t.lines)-t.max:]
+	}
+}
+
+// summary is pip's ERROR lines, or the last lines when there are none.
+func (t *tailWriter) summary() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.partial) > 0 {
+		t.add(string(t.partial))
+		t.partial = nil
+	}
+	var errs []string
+	for _, l := range t.lines {
+		if strings.HasPrefix(l, "ERROR:") || strings.Contains(strings.ToLower(l), "error:") {
+			errs = append(errs, l)
+		}
+	}
+	switch {
+	case len(errs) == 0:
+		errs = t.lines[max(0, len(t.lines)-15):]
+	case errs[len(errs)-1] != t.lines[len(t.lines)-1]:
+		errs = append(errs, t.lines[len(t.lines)-1]) // a traceback's last line
+	}
+	if len(errs) > 20 {
+		errs = errs[len(errs)-20:]
+	}
+	return strings.Join(errs, "\n")
+}
+
+// linkTree copies the tree at src to dst as `cp -al` does: directories are
+// created, files hard-linked (copied when linking fails, e.g. across
+// filesystems), symlinks recreated.
+func linkTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return os.Mkdir(target, info.Mode().Perm()|0o700)
+		case d.Type()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, target)
+		case d.Type().IsRegular():
+			if os.Link(path, target) == nil {
+				return nil
+			}
+			return copyFile(path, target)
+		}
+		return nil
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	info, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, info.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chtimes(dst, info.ModTime(), info.ModTime()) // keeps .pyc files valid
+}
+
+func replaceAll(b []byte, old, new string) []byte {
+	return bytes.ReplaceAll(b, []byte(old), []byte(new))
+}
