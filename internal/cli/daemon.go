@@ -36,6 +36,8 @@ func notYet(d *args.Daemon) string {
 		return "--services-mode"
 	case d.DynamicGPUs:
 		return "--dynamic-gpus"
+	case d.ForceCurrentVersion:
+		return "--force-current-version"
 	}
 	return ""
 }

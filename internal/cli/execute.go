@@ -35,7 +35,14 @@ func runExecute(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, firstNonEmpty(opts.LogLevel, "INFO"))
+	// execute's output is the task's log: only warnings from the agent
+	// itself go there (--log-level is the task's CLEARML_LOG_LEVEL), unless
+	// --debug.
+	agentLevel := "WARNING"
+	if g.Debug {
+		agentLevel = "DEBUG"
+	}
+	log, err := newLogger(stderr, agentLevel)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ type submitOptions struct {
 	requirements, docker, dockerArgs, dockerSetup, taskType string
 	binary                                                  string
 	args, packages, tags                                    []string
+	noRepo                                                  bool
 }
 
 func runSubmit(g args.Global, argv []string, stdout, stderr io.Writer) error {
@@ -50,6 +51,7 @@ func runSubmit(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	f.fs.StringVar(&o.branch, "branch", "", "the `BRANCH` to run (default: the checkout's current branch)")
 	f.fs.StringVar(&o.commit, "commit", "", "the `COMMIT` to run (default: the checkout's HEAD)")
 	f.fs.StringVar(&o.script, "script", "", "the script: a local `FILE`, or a path in the repository with --repo")
+	f.fs.BoolVar(&o.noRepo, "no-repo", false, "store the script's content in the task instead of its git repository, commit and diff (our extension: for scripts whose commit is not pushed)")
 	f.fs.StringVar(&o.cwd, "cwd", "", "the working `FOLDER`, relative to the repository root (default: the script's folder)")
 	f.list(&o.args, "args", "the script's arguments as `NAME=VALUE` items, stored as hyper-parameters in section Args")
 	f.fs.StringVar(&o.queue, "queue", "", "the queue's `NAME` (created if missing; default: the server's default queue)")
@@ -243,6 +245,9 @@ func scriptSection(ctx context.Context, o *submitOptions, warn io.Writer) (map[s
 		return nil, "", fmt.Errorf("script file: %w", err)
 	case st.IsDir():
 		return nil, "", fmt.Errorf("script %s is a folder, not a file", o.script)
+	}
+	if o.noRepo {
+		return literalScript(s, o, abs, warn)
 	}
 	info, err := gitinfo.Read(ctx, abs)
 	switch {
