@@ -13,10 +13,16 @@ fi
 have_pg() {
   command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
 }
-if ! have_pg && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "test.sh: installing PostgreSQL server binaries for the PostgreSQL tests"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) ||
-    echo "test.sh: could not install PostgreSQL; its tests will skip" >&2
+# Debian packages the tests use when present: PostgreSQL (the PostgreSQL
+# store), git (checkouts), poetry (poetry.lock environments).
+missing=()
+have_pg || missing+=(postgresql)
+command -v git >/dev/null 2>&1 || missing+=(git)
+command -v poetry >/dev/null 2>&1 || missing+=(python3-poetry)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test.sh: installing ${missing[*]} for the tests that need them"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) ||
+    echo "test.sh: could not install ${missing[*]}; the tests that need them will skip" >&2
 fi
 
 export CGO_ENABLED=0

@@ -124,7 +124,8 @@ const defaultMaxEntries = 10
 
 // prep carries the state of one Prepare call.
 type prep struct {
-	o       Options
+	lockTool string // "poetry" when a poetry.lock installs the environment
+	o        Options
 	r       Request
 	log     io.Writer
 	lg      *slog.Logger
@@ -182,8 +183,12 @@ func (p *prep) run(ctx context.Context) (*Env, error) {
 		return nil, err
 	}
 	lines := normalizeRequirements(text)
-	mutable, err := classifyRequirements(lines)
-	if err != nil {
+	var mutable string
+	if lock, ok := p.lockFile(text); ok {
+		// The lock file decides the environment: it is the cache key, and
+		// the tool installs it (spec 3.5 step 1).
+		lines, file = []string{lock}, ""
+	} else if mutable, err = classifyRequirements(lines); err != nil {
 		return nil, err
 	}
 	key := cacheKey(in, lines, p.o.PipArgs, p.env, p.r.CUDAVersion, p.o.SystemSitePackages)
@@ -381,7 +386,11 @@ func (p *prep) build(ctx context.Context, in *interpreter, dir string, lines []s
 	p.logf("venv %s created in %s", dir, secs(time.Since(t)))
 	t = time.Now()
 	py := venvPython(dir)
-	if len(lines) > 0 {
+	if p.lockTool != "" {
+		if err := p.lockInstall(ctx, dir); err != nil {
+			return "", err
+		}
+	} else if len(lines) > 0 {
 		if reqFile == "" {
 			reqFile = filepath.Join(dir, reqFileName)
 			if err := os.WriteFile(reqFile, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {

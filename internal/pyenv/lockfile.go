@@ -1,0 +1,73 @@
+package pyenv
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// lockFile reports whether the repository's poetry.lock should install the
+// environment: the task has no requirements of its own, the repository has
+// pyproject.toml and poetry.lock, and poetry is installed. It returns the
+// pseudo requirement line that keys the cache on the lock's content.
+// (uv.lock is not handled: uv is not available to test with here.)
+func (p *prep) lockFile(taskRequirements string) (string, bool) {
+	if strings.TrimSpace(p.r.Requirements) != "" || p.r.RepoDir == "" {
+		return "", false
+	}
+	lock, err1 := os.ReadFile(filepath.Join(p.r.RepoDir, "poetry.lock"))
+	project, err2 := os.ReadFile(filepath.Join(p.r.RepoDir, "pyproject.toml"))
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	if _, err := exec.LookPath("poetry"); err != nil {
+		p.logf("poetry.lock found but poetry is not installed: using pip and requirements.txt if any")
+		return "", false
+	}
+	h := sha256.New()
+	h.Write(lock)
+	h.Write([]byte{0})
+	h.Write(project)
+	p.lockTool = "poetry"
+	p.logf("using poetry.lock (poetry installs the environment)")
+	return "poetry-lock=" + hex.EncodeToString(h.Sum(nil)), true
+}
+
+// lockInstall installs the locked dependencies into the venv at dir.
+func (p *prep) lockInstall(ctx context.Context, dir string) error {
+	poetry, err := exec.LookPath("poetry")
+	if err != nil {
+		return fmt.Errorf("pyenv: poetry: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, poetry, "install", "--no-root", "--no-interaction")
+	cmd.Dir = p.r.RepoDir
+	env := []string{"VIRTUAL_ENV=" + dir, "POETRY_NO_INTERACTION=1", "POETRY_VIRTUALENVS_CREATE=false"}
+	for _, kv := range p.env {
+		if strings.HasPrefix(kv, "PATH=") {
+			kv = "PATH=" + filepath.Join(dir, "bin") + string(os.PathListSeparator) + strings.TrimPrefix(kv, "PATH=")
+		}
+		if !strings.HasPrefix(kv, "VIRTUAL_ENV=") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	p.log.Write(out)
+	if err != nil {
+		return fmt.Errorf("pyenv: could not install task requirements (poetry install: %v):\n%s", err, lastLines(string(out), 10))
+	}
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
