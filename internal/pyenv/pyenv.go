@@ -126,12 +126,12 @@ const defaultMaxEntries = 10
 type prep struct {
 	lockTool string // "poetry" when a poetry.lock installs the environment
 	o        Options
-	r       Request
-	log     io.Writer
-	lg      *slog.Logger
-	env     []string
-	start   time.Time
-	timings map[string]time.Duration
+	r        Request
+	log      io.Writer
+	lg       *slog.Logger
+	env      []string
+	start    time.Time
+	timings  map[string]time.Duration
 }
 
 // Prepare finds the interpreter and returns the task's environment: a cached
