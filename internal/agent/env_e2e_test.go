@@ -174,3 +174,49 @@ func TestPrivateRepositoryCredentials(t *testing.T) {
 		t.Fatalf("wrong password: %s %q\n%s", tk.Status, tk.StatusReason, d2.Output())
 	}
 }
+
+// TestBadTasksFailClearly: hostile or broken task fields fail the task with
+// a reason that says what is wrong, run nothing through a shell, and leave
+// the daemon serving the next task.
+func TestBadTasksFailClearly(t *testing.T) {
+	t.Parallel()
+	repo, commit, _ := repoWithDiff(t)
+	e := newEnv(t)
+	canary := filepath.Join(e.dir, "canary")
+	d := e.daemon("--queue", "default")
+	cases := []struct {
+		name   string
+		script map[string]any
+		reason string
+	}{
+		{"option injection", map[string]any{"repository": "--upload-pack=touch " + canary, "entry_point": "main.py"}, "repository"},
+		{"escaping entry point", map[string]any{"repository": "file://" + repo, "version_num": commit, "entry_point": "../../../etc/passwd"}, "entry point"},
+		{"missing commit", map[string]any{"repository": "file://" + repo, "version_num": "deadbeefdeadbeef", "entry_point": "main.py"}, "not found"},
+		{"shell in branch", map[string]any{"repository": "file://" + repo, "branch": "main; touch " + canary, "entry_point": "main.py"}, "branch"},
+		{"diff that does not apply", map[string]any{"repository": "file://" + repo, "version_num": commit, "entry_point": "main.py",
+			"diff": "diff --git a/nope.py b/nope.py\n--- a/nope.py\n+++ b/nope.py\n@@ -1 +1 @@\n-old\n+new\n"}, "apply"},
+		{"no script at all", map[string]any{"entry_point": "main.py"}, "neither a repository nor a script"},
+	}
+	ctx := context.Background()
+	for _, c := range cases {
+		var created api.IDResponse
+		c.script["binary"] = "python3"
+		if err := e.api.Call(ctx, "", "tasks.create", map[string]any{"name": c.name, "type": "training", "script": c.script}, &created, apiclient.Default); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.api.Call(ctx, "", "tasks.enqueue", map[string]any{"task": created.ID}, nil, apiclient.Default); err != nil {
+			t.Fatal(err)
+		}
+		tk := e.waitStatus(created.ID, 60*time.Second, "completed", "failed", "stopped")
+		if tk.Status != "failed" || !strings.Contains(tk.StatusReason, c.reason) {
+			t.Errorf("%s: %s %q, want failed with %q", c.name, tk.Status, tk.StatusReason, c.reason)
+		}
+	}
+	if _, err := os.Stat(canary); err == nil {
+		t.Fatalf("a hostile field ran a command")
+	}
+	ok := e.task("still serving", "", "print('fine')\n")
+	if tk := e.waitStatus(ok, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
+		t.Fatalf("daemon after bad tasks: %s\n%s", tk.Status, d.Output())
+	}
+}

@@ -165,7 +165,19 @@ func prepareTask(ctx context.Context, cfg *config.Config, client *apiclient.Clie
 			return nil, &setupError{fmt.Sprintf("entry point %q not found in the repository", entry)}
 		}
 		if strings.HasSuffix(entry, ".ipynb") {
-			return nil, &setupError{"notebook entry points (.ipynb) are not supported by this agent yet"}
+			code, skipped, err := notebookToScript(script)
+			if err != nil {
+				return nil, &setupError{err.Error()}
+			}
+			script = strings.TrimSuffix(script, ".ipynb") + ".py"
+			if err := os.WriteFile(script, []byte(code), 0o644); err != nil {
+				return nil, fmt.Errorf("writing the notebook's script: %w", err)
+			}
+			fmt.Fprintf(out, "Converted notebook %s to %s", entry, filepath.Base(script))
+			if skipped > 0 {
+				fmt.Fprintf(out, " (%d IPython magic or shell lines skipped)", skipped)
+			}
+			fmt.Fprintln(out)
 		}
 		py = append(py, script)
 	}

@@ -20,6 +20,9 @@ func (p *prep) lockFile(taskRequirements string) (string, bool) {
 	if strings.TrimSpace(p.r.Requirements) != "" || p.r.RepoDir == "" {
 		return "", false
 	}
+	if _, err := os.Stat(filepath.Join(p.r.RepoDir, "uv.lock")); err == nil {
+		p.logf("uv.lock found: uv lock files are not supported by this agent yet; installing with pip")
+	}
 	lock, err1 := os.ReadFile(filepath.Join(p.r.RepoDir, "poetry.lock"))
 	project, err2 := os.ReadFile(filepath.Join(p.r.RepoDir, "pyproject.toml"))
 	if err1 != nil || err2 != nil {
