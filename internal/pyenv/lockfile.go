@@ -15,13 +15,10 @@ import (
 // environment: the task has no requirements of its own, the repository has
 // pyproject.toml and poetry.lock, and poetry is installed. It returns the
 // pseudo requirement line that keys the cache on the lock's content.
-// (uv.lock is not handled: uv is not available to test with here.)
+// (A uv.lock is read by requirements(): its pinned versions go to pip.)
 func (p *prep) lockFile(taskRequirements string) (string, bool) {
 	if strings.TrimSpace(p.r.Requirements) != "" || p.r.RepoDir == "" {
 		return "", false
-	}
-	if _, err := os.Stat(filepath.Join(p.r.RepoDir, "uv.lock")); err == nil {
-		p.logf("uv.lock found: uv lock files are not supported by this agent yet; installing with pip")
 	}
 	lock, err1 := os.ReadFile(filepath.Join(p.r.RepoDir, "poetry.lock"))
 	project, err2 := os.ReadFile(filepath.Join(p.r.RepoDir, "pyproject.toml"))

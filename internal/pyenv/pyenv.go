@@ -214,6 +214,15 @@ func (p *prep) requirements() (text, file string, err error) {
 	if p.r.RepoDir == "" {
 		return "", "", nil
 	}
+	if lock, err := os.ReadFile(filepath.Join(p.r.RepoDir, "uv.lock")); err == nil {
+		// A lock pins exact versions: it beats requirements.txt.
+		lines, err := uvLockRequirements(string(lock))
+		if err != nil {
+			return "", "", fmt.Errorf("pyenv: %w", err)
+		}
+		p.logf("using uv.lock: %d locked packages installed with pip", len(lines))
+		return strings.Join(lines, "\n") + "\n", "", nil
+	}
 	f := filepath.Join(p.r.RepoDir, "requirements.txt")
 	b, err := os.ReadFile(f)
 	if errors.Is(err, fs.ErrNotExist) {
