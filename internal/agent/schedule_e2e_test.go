@@ -55,10 +55,20 @@ func (e *env) queueID(name string) string {
 func TestStatusAndScheduleErrors(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	code, out := e.run("daemon", "--queue", "default", "--uptime", "17-20 TUE", "0-6 MON", "--status")
+	d := e.daemon("--queue", "default")
+	id := e.task("seen by --status", "", "import time\nprint('working', flush=True)\ntime.sleep(60)\n")
+	e.waitStatus(id, 60*time.Second, "in_progress")
+	var code int
+	var out string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		code, out = e.run("daemon", "--queue", "default", "--uptime", "17-20 TUE", "0-6 MON", "--status")
+		if strings.Contains(out, "running task "+id) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if code != 0 || !strings.Contains(out, "Working hours uptime configurations") || !strings.Contains(out, "0:00-5:59 on MON") ||
-		!strings.Contains(out, "Listening to queue 'default'") {
-		t.Fatalf("--status: exit %d\n%s", code, out)
+		!strings.Contains(out, "Listening to queue 'default'") || !strings.Contains(out, "running task "+id) {
+		t.Fatalf("--status: exit %d\n%s\n%s", code, out, d.Output())
 	}
 	code, out = e.run("daemon", "--queue", "default", "--uptime", "17-20 TUE", "--downtime", "1-2 MON")
 	if code != 2 || !strings.Contains(out, "both --uptime and --downtime") {

@@ -244,6 +244,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprint(stdout, report)
+		fmt.Fprint(stdout, runningReport(ctx, client))
 		return nil // upstream exits 1 even on success (spec 7.1); we do not
 	}
 	reload := func() {
@@ -316,6 +317,43 @@ func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, 
 			}
 		}
 	}
+}
+
+// runningReport lists the daemons running on this host and what each one
+// is doing, as the server knows it.
+func runningReport(ctx context.Context, c *apiclient.Client) string {
+	local := agent.Running("")
+	if len(local) == 0 {
+		return "No clearml-agent daemon is running on this host\n"
+	}
+	var resp struct {
+		Workers []struct {
+			ID   string `json:"id"`
+			Task *struct {
+				ID   string `json:"id"`
+				Name string `json:"name"`
+			} `json:"task"`
+		} `json:"workers"`
+	}
+	known := map[string]string{}
+	if err := c.Call(ctx, "", "workers.get_all", map[string]any{}, &resp, apiclient.Default); err == nil {
+		for _, w := range resp.Workers {
+			known[w.ID] = "idle"
+			if w.Task != nil && w.Task.ID != "" {
+				known[w.ID] = fmt.Sprintf("running task %s (%s)", w.Task.ID, w.Task.Name)
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("Daemons on this host:\n")
+	for _, r := range local {
+		state, ok := known[r.WorkerID]
+		if !ok {
+			state = "not reporting to this server"
+		}
+		fmt.Fprintf(&b, "  - %s (pid %d): %s\n", r.WorkerID, r.PID, state)
+	}
+	return b.String()
 }
 
 // configSchedule returns the --uptime/--downtime values given on the
