@@ -348,7 +348,7 @@ func properties(lines *[]string, v any, stack []string) {
 	case int64:
 		*lines = append(*lines, key+" = "+strconv.FormatInt(x, 10))
 	case float64:
-		*lines = append(*lines, key+" = "+pyFloat(x))
+		*lines = append(*lines, key+" = "+hocon.FormatFloat(x))
 	}
 }
 

@@ -329,7 +329,7 @@ func pyStr(v any) string {
 		if x == 0 {
 			return ""
 		}
-		return pyFloat(x)
+		return hocon.FormatFloat(x)
 	case map[string]any:
 		if len(x) == 0 {
 			return ""
@@ -344,24 +344,4 @@ func pyStr(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(b)
-}
-
-// pyFloat formats f as Python's str(float) does: 2.0, 0.5, 1e+16, 1e-05.
-func pyFloat(f float64) string {
-	switch {
-	case math.IsInf(f, 1):
-		return "inf"
-	case math.IsInf(f, -1):
-		return "-inf"
-	case math.IsNaN(f):
-		return "nan"
-	}
-	if a := math.Abs(f); a != 0 && (a >= 1e16 || a < 1e-4) {
-		return strconv.FormatFloat(f, 'e', -1, 64)
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !strings.Contains(s, ".") {
-		s += ".0"
-	}
-	return s
 }

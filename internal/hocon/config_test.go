@@ -287,8 +287,8 @@ func TestPyFloat(t *testing.T) {
 	t.Parallel()
 	for f, want := range map[float64]string{2: "2.0", 0.5: "0.5", 3.1: "3.1", 1e20: "1e+20", 1.5e-5: "1.5e-05",
 		-7: "-7.0", 0: "0.0", math.Inf(1): "inf", math.Inf(-1): "-inf", math.NaN(): "nan"} {
-		if got := pyFloat(f); got != want {
-			t.Errorf("pyFloat(%v) = %q, want %q", f, got, want)
+		if got := FormatFloat(f); got != want {
+			t.Errorf("FormatFloat(%v) = %q, want %q", f, got, want)
 		}
 	}
 }

@@ -156,16 +156,17 @@ func scalarString(v any) (string, bool) {
 	case int64:
 		return strconv.FormatInt(x, 10), true
 	case float64:
-		return pyFloat(x), true
+		return FormatFloat(x), true
 	case bool:
 		return strconv.FormatBool(x), true
 	}
 	return "", false
 }
 
-// pyFloat formats f the way Python's str(float) does, so that values read
-// by the Python agent and by this package print alike (2.0, 0.5, 1e+20).
-func pyFloat(f float64) string {
+// FormatFloat formats f the way Python's str(float) does, so that values
+// read by the Python agent and by this package print alike (2.0, 0.5,
+// 1e+20).
+func FormatFloat(f float64) string {
 	switch {
 	case math.IsInf(f, 1):
 		return "inf"
