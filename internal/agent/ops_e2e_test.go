@@ -158,3 +158,20 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestCreateQueueRace: a queue created by someone else between the
+// daemon's lookup and its queues.create is used, not an error.
+func TestCreateQueueRace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for i := range 5 {
+		name := fmt.Sprintf("raced-queue-%d", i)
+		d := e.daemon("--queue", name, "--create-queue")
+		id := e.task("raced", name, "print('ok')\n") // tasks.enqueue creates the queue too
+		if tk := e.waitStatus(id, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
+			t.Fatalf("task on a raced queue = %s\n%s", tk.Status, d.Output())
+		}
+		d.Signal(syscall.SIGTERM)
+		d.Wait(30 * time.Second)
+	}
+}

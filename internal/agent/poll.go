@@ -62,6 +62,12 @@ func (a *Agent) resolveQueue(ctx context.Context, q string) (queueRef, error) {
 		return queueRef{}, fmt.Errorf("found multiple queues with name %q: %s", q, strings.Join(ids, ", "))
 	case a.cfg.CreateQueue:
 		id, err := a.api.CreateQueue(ctx, q)
+		if api.ErrExpectedUniqueData.Is(err) {
+			// Someone created it since we looked: use theirs.
+			a.cfg.CreateQueue = false
+			defer func() { a.cfg.CreateQueue = true }()
+			return a.resolveQueue(ctx, q)
+		}
 		if err != nil {
 			return queueRef{}, fmt.Errorf("creating queue %q: %w", q, err)
 		}
