@@ -1,0 +1,143 @@
+package server
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/store"
+)
+
+// maxWait caps the long-poll extension of queues.get_next_task.
+const maxWait = 60 * time.Second
+
+// repollInterval bounds how long a long-poll waits without looking at the
+// database again: enqueues through another server replica do not wake it.
+const repollInterval = time.Second
+
+func queuesGetNextTask(s *Server, c *call) (any, error) {
+	var req api.QueueTaskRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	if req.Queue == "" {
+		return nil, api.ErrMissingRequiredFields.New("", "field", "queue")
+	}
+	wait := min(time.Duration(req.WaitMS)*time.Millisecond, maxWait)
+	deadline := time.Now().Add(wait)
+	for {
+		woken := s.waker.watch(req.Queue)
+		resp, err := s.popNext(c, &req)
+		if err != nil || resp.Entry != nil || wait <= 0 {
+			return resp, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return resp, nil
+		}
+		t := time.NewTimer(min(left, repollInterval))
+		select {
+		case <-woken:
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+			return resp, nil
+		}
+		t.Stop()
+	}
+}
+
+// popNext takes the head of a queue. A task found stopped (an abort raced
+// with the enqueue) is set back to queued; entries of deleted tasks are
+// dropped.
+func (s *Server) popNext(c *call, req *api.QueueTaskRequest) (*api.GetNextTaskResponse, error) {
+	resp := &api.GetNextTaskResponse{}
+	// An empty queue is the common case of an idle poller: answer it from a
+	// read without taking the write lock.
+	var empty bool
+	err := s.store.View(c.ctx, func(tx store.Tx) error {
+		if err := s.checkQueue(tx, c, req.Queue); err != nil {
+			return err
+		}
+		head, err := tx.Entries(req.Queue, 1)
+		empty = len(head) == 0 || (req.Task != "" && head[0].Task != req.Task)
+		return err
+	})
+	if err != nil || empty {
+		return resp, err
+	}
+	err = s.store.Update(c.ctx, func(tx store.Tx) error {
+		*resp = api.GetNextTaskResponse{}
+		for {
+			if req.Task != "" {
+				head, err := tx.Entries(req.Queue, 1)
+				if err != nil || len(head) == 0 || head[0].Task != req.Task {
+					return err
+				}
+			}
+			e, err := tx.PopEntry(req.Queue)
+			if err != nil || e == nil {
+				return err
+			}
+			status, _, err := tx.TaskStatus(e.Task)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if status == api.StatusStopped || req.GetTaskInfo {
+				t, err := tx.Task(e.Task)
+				if err != nil {
+					return err
+				}
+				if t.Status == api.StatusStopped {
+					if _, err := s.setStatus(c, t, api.StatusQueued, true, "", ""); err != nil {
+						return err
+					}
+					if err := tx.PutTask(t); err != nil {
+						return err
+					}
+				}
+				if req.GetTaskInfo {
+					info := map[string]any{"company": t.Company, "user": t.User}
+					resp.TaskInfo = &info
+				}
+			}
+			resp.Entry = e
+			return nil
+		}
+	})
+	return resp, err
+}
+
+// queueWaker wakes long-polling get_next_task calls when a task is added
+// to their queue in this process.
+type queueWaker struct {
+	mu sync.Mutex
+	ch map[string]chan struct{}
+}
+
+func newQueueWaker() *queueWaker { return &queueWaker{ch: map[string]chan struct{}{}} }
+
+// watch returns a channel closed at the next wake of queue.
+func (w *queueWaker) watch(queue string) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch, ok := w.ch[queue]
+	if !ok {
+		ch = make(chan struct{})
+		w.ch[queue] = ch
+	}
+	return ch
+}
+
+func (w *queueWaker) wake(queue string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ch, ok := w.ch[queue]; ok {
+		close(ch)
+		delete(w.ch, queue)
+	}
+}

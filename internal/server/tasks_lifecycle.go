@@ -1,0 +1,156 @@
+package server
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/store"
+)
+
+func tasksClone(s *Server, c *call) (any, error) {
+	var req api.TaskCloneRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	if req.Task == "" {
+		return nil, api.ErrMissingRequiredFields.New("", "field", "task")
+	}
+	resp := map[string]any{}
+	err := s.store.Update(c.ctx, func(tx store.Tx) error {
+		src, err := s.getTask(tx, c, req.Task, api.ErrInvalidTaskID)
+		if err != nil {
+			return err
+		}
+		var t api.Task
+		b, _ := json.Marshal(src)
+		if err := json.Unmarshal(b, &t); err != nil {
+			return err
+		}
+		now := s.now()
+		clone := &api.Task{ID: newID(), Name: t.Name, User: c.ident.User, Company: c.ident.Company, Type: t.Type,
+			Status: api.StatusCreated, Comment: t.Comment, Project: t.Project, Parent: t.Parent,
+			Created: &now, LastUpdate: &now, LastChange: &now, LastChangedBy: c.ident.User,
+			Script: t.Script, Container: t.Container, Hyperparams: t.Hyperparams, Configuration: t.Configuration,
+			Tags: t.Tags, SystemTags: removeString(removeString(t.SystemTags, "development"), "archived")}
+		if clone.Parent == "" {
+			clone.Parent = src.ID
+		}
+		if dest, ok := t.Output["destination"]; ok {
+			clone.Output = map[string]any{"destination": dest}
+		}
+		if in, ok := t.Models["input"]; ok {
+			clone.Models = map[string]any{"input": in, "output": []any{}}
+		}
+		if t.Execution != nil {
+			clone.Execution = t.Execution
+			delete(clone.Execution, "queue")
+			if arts, ok := clone.Execution["artifacts"].([]any); ok {
+				kept := []any{}
+				for _, a := range arts {
+					if m, ok := a.(map[string]any); ok && m["mode"] == "input" {
+						kept = append(kept, a)
+					}
+				}
+				clone.Execution["artifacts"] = kept
+			}
+			maps.Copy(clone.Execution, req.ExecutionOverrides)
+		}
+		edit := api.TaskCreateRequest{Name: req.NewTaskName, Comment: req.NewTaskComment, Tags: req.NewTaskTags,
+			SystemTags: req.NewTaskSystemTags, Parent: req.NewTaskParent, Project: req.NewTaskProject,
+			Hyperparams: req.NewTaskHyperparams, Configuration: req.NewTaskConfiguration}
+		if req.NewTaskContainer != nil {
+			cont := map[string]*string{}
+			for k, v := range *req.NewTaskContainer {
+				cont[k] = &v
+			}
+			edit.Container = &cont
+		}
+		if req.NewProjectName != nil && *req.NewProjectName != "" {
+			p, created, err := s.ensureProject(tx, c, *req.NewProjectName)
+			if err != nil {
+				return err
+			}
+			edit.Project = &p.ID
+			if created {
+				resp["new_project"] = map[string]any{"id": p.ID, "name": p.Name}
+			}
+		}
+		if _, err := s.applyTaskFields(tx, c, clone, &edit); err != nil {
+			return err
+		}
+		resp["id"] = clone.ID
+		return tx.PutTask(clone)
+	})
+	return resp, err
+}
+
+func tasksDelete(s *Server, c *call) (any, error) {
+	var req api.StatusChangeRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	if req.Task == "" {
+		return nil, api.ErrMissingRequiredFields.New("", "field", "task")
+	}
+	var deleted int
+	err := s.store.Update(c.ctx, func(tx store.Tx) error {
+		t, err := s.getTask(tx, c, req.Task, api.ErrInvalidTaskID)
+		if err != nil {
+			return err
+		}
+		if !req.Force && t.Status != api.StatusCreated && !slices.Contains(t.SystemTags, "archived") {
+			return api.ErrTaskCannotBeDeleted.New("due to status, use force=True", "task", t.ID, "expected", api.StatusCreated, "current", t.Status)
+		}
+		if _, err := tx.RemoveTaskEntries(t.ID, ""); err != nil {
+			return err
+		}
+		if deleted, err = tx.DeleteEvents(t.ID); err != nil {
+			return err
+		}
+		return tx.DeleteTask(t.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"deleted": 1, "updated_children": 0, "updated_models": 0, "events": map[string]any{"deleted": deleted}}, nil
+}
+
+func tasksArchive(s *Server, c *call) (any, error) {
+	var req struct {
+		Tasks api.StringList `json:"tasks"`
+	}
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	if len(req.Tasks) == 0 {
+		return nil, api.ErrMissingRequiredFields.New("", "field", "tasks")
+	}
+	archived := 0
+	for _, id := range req.Tasks {
+		err := s.withTask(c, id, api.ErrInvalidTaskID, func(tx store.Tx, t *api.Task) error {
+			if t.Status == api.StatusQueued {
+				if _, err := tx.RemoveTaskEntries(t.ID, ""); err != nil {
+					return err
+				}
+				target := t.EnqueueStatus
+				if target == "" {
+					target = api.StatusCreated
+				}
+				if _, err := s.setStatus(c, t, target, true, "", ""); err != nil {
+					return err
+				}
+			}
+			if !slices.Contains(t.SystemTags, "archived") {
+				t.SystemTags = sortedTags(append(t.SystemTags, "archived"))
+				archived++
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return map[string]any{"archived": archived}, nil
+}
