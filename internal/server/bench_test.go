@@ -102,6 +102,27 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / clkTck, nil
 }
 
+// postgresCPU sums the CPU time of every running postgres process (the
+// benchmark's throwaway cluster is the only one while it runs).
+func postgresCPU() time.Duration {
+	entries, _ := os.ReadDir("/proc")
+	var total time.Duration
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+			continue
+		}
+		if d, err := procCPU(pid); err == nil {
+			total += d
+		}
+	}
+	return total
+}
+
 // BenchmarkIdleWorkers simulates 1,000 idle workers against a server
 // process: each polls its queue once a second and reports status every
 // 30 s, as upstream agents do. Report: server-cores (CPU seconds the server
@@ -120,11 +141,12 @@ func BenchmarkIdleWorkers(b *testing.B) {
 			const workers = 1000
 			const period = 10 * time.Second
 			b.ResetTimer()
-			var cores float64
+			var cores, pgCores float64
 			var requests int64
 			for range b.N {
 				ctx, cancel := context.WithTimeout(context.Background(), period)
 				before, _ := procCPU(s.Pid())
+				pgBefore := postgresCPU()
 				var mu sync.Mutex
 				var wg sync.WaitGroup
 				for w := range workers {
@@ -162,8 +184,12 @@ func BenchmarkIdleWorkers(b *testing.B) {
 				cancel()
 				after, _ := procCPU(s.Pid())
 				cores += (after - before).Seconds() / period.Seconds()
+				pgCores += (postgresCPU() - pgBefore).Seconds() / period.Seconds()
 			}
 			b.ReportMetric(cores/float64(b.N), "server-cores")
+			if backend == "postgres" {
+				b.ReportMetric(pgCores/float64(b.N), "postgres-cores")
+			}
 			b.ReportMetric(float64(requests)/float64(b.N)/period.Seconds(), "req/s")
 		})
 	}
