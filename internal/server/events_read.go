@@ -35,17 +35,25 @@ func eventDocs(events []store.Event) []map[string]any {
 	return out
 }
 
+// batchSize validates an events batch_size: def when absent, at most 10,000.
+func batchSize(v *int, def int) (int, error) {
+	if v == nil {
+		return def, nil
+	}
+	if *v < 1 {
+		return 0, api.ErrValidation.New("batch_size must be at least 1")
+	}
+	return min(*v, 10000), nil
+}
+
 func eventsGetTaskLog(s *Server, c *call) (any, error) {
 	var req api.TaskLogRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
-	batch := 5000
-	if req.BatchSize != nil {
-		if *req.BatchSize < 1 {
-			return nil, api.ErrValidation.New("batch_size must be at least 1")
-		}
-		batch = min(*req.BatchSize, 10000)
+	batch, err := batchSize(req.BatchSize, 5000)
+	if err != nil {
+		return nil, err
 	}
 	if req.Order != "" && req.Order != "asc" && req.Order != "desc" {
 		return nil, api.ErrValidation.New("order must be asc or desc")
@@ -57,7 +65,7 @@ func eventsGetTaskLog(s *Server, c *call) (any, error) {
 	}
 	var events []store.Event
 	total := 0
-	err := s.store.View(c.ctx, func(tx store.Tx) error {
+	err = s.store.View(c.ctx, func(tx store.Tx) error {
 		if err := s.readableTask(tx, c, req.Task); err != nil {
 			return err
 		}
@@ -99,12 +107,9 @@ func eventsGetTaskEvents(s *Server, c *call) (any, error) {
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
-	batch := 500
-	if req.BatchSize != nil {
-		if *req.BatchSize < 1 {
-			return nil, api.ErrValidation.New("batch_size must be at least 1")
-		}
-		batch = min(*req.BatchSize, 10000)
+	batch, err := batchSize(req.BatchSize, 500)
+	if err != nil {
+		return nil, err
 	}
 	desc := req.Order == "desc"
 	q := store.EventQuery{TaskID: req.Task, Desc: desc, Limit: batch}
@@ -120,7 +125,7 @@ func eventsGetTaskEvents(s *Server, c *call) (any, error) {
 	}
 	var events []store.Event
 	total := 0
-	err := s.store.View(c.ctx, func(tx store.Tx) error {
+	err = s.store.View(c.ctx, func(tx store.Tx) error {
 		if err := s.readableTask(tx, c, req.Task); err != nil {
 			return err
 		}

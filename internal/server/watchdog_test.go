@@ -2,30 +2,11 @@ package server_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/goclearml/agent/internal/server"
 )
-
-// fakeClock is a settable clock for server.Options.Now.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // TestWatchdogAndWorkerExpiry: in-progress tasks not updated for the
 // threshold are stopped ("Forced stop (non-responsive)"), pinged ones are
@@ -35,7 +16,7 @@ func TestWatchdogAndWorkerExpiry(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			clock := &fakeClock{now: time.Now().UTC()}
+			clock := &testClock{now: time.Now().UTC()}
 			c := newTestServer(t, b.open(t), server.Options{Now: clock.Now, TokenTTL: 365 * 24 * time.Hour})
 			silent, alive := c.createTask("silent task"), c.createTask("pinged task")
 			for _, id := range []string{silent, alive} {
