@@ -44,6 +44,12 @@ var (
 	ErrMissingTaskFields     = ErrorCode{400, 122, "task is missing expected fields"}
 	ErrTaskCannotBeDeleted   = ErrorCode{400, 123, "task cannot be deleted"}
 	ErrEventsNotAdded        = ErrorCode{400, 131, "events not added"}
+	ErrInvalidModelID        = ErrorCode{400, 201, "invalid model id"}
+	ErrModelNotReady         = ErrorCode{400, 202, "model is not ready"}
+	ErrModelIsReady          = ErrorCode{400, 203, "model is ready"}
+	ErrInvalidModelURI       = ErrorCode{400, 204, "invalid model uri"}
+	ErrModelInUse            = ErrorCode{400, 205, "model is used by tasks"}
+	ErrModelCreatingTask     = ErrorCode{400, 206, "task that created this model exists"}
 	ErrInvalidUserID         = ErrorCode{400, 301, "invalid user id"}
 	ErrInvalidProjectID      = ErrorCode{400, 401, "invalid project id"}
 	ErrInvalidProjectName    = ErrorCode{400, 407, "invalid project name"}

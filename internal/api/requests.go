@@ -116,6 +116,7 @@ type StatusChangeRequest struct {
 	ReturnFileURLs       bool    `json:"return_file_urls"`
 	DeleteOutputModels   *bool   `json:"delete_output_models"`
 	MoveToTrash          bool    `json:"move_to_trash"`
+	PublishModel         *bool   `json:"publish_model"`
 }
 
 // TaskCreateRequest is tasks.create's body (also the editable fields of tasks.edit).

@@ -59,9 +59,6 @@ func (s *Server) decodeEvent(c *call, line []byte) (*pendingEvent, string) {
 	if !slices.Contains(eventTypes, etype) {
 		return nil, "Invalid event type " + etype
 	}
-	if me, _ := doc["model_event"].(bool); me {
-		return nil, "Invalid model id " + task
-	}
 	e := store.Event{TaskID: task, Type: etype}
 	switch ts := doc["timestamp"].(type) {
 	case json.Number:
@@ -116,9 +113,45 @@ func (s *Server) addEvents(c *call, lines [][]byte) (any, error) {
 		added = 0
 		info := map[string]int{}
 		tasks := map[string]*api.Task{}
-		var order []string
+		models := map[string]*api.Model{}
+		var order, modelOrder []string
 		now := s.now()
 		for _, pe := range events {
+			if me, _ := pe.doc["model_event"].(bool); me {
+				// A model's own metrics (OutputModel.report_*): the event's
+				// task field holds the model id.
+				m, seen := models[pe.ev.TaskID]
+				if !seen {
+					var err error
+					m, err = s.getModel(tx, c, pe.ev.TaskID)
+					if err != nil && !api.ErrInvalidModelID.Is(err) {
+						return err
+					}
+					models[pe.ev.TaskID] = m
+					if m != nil {
+						modelOrder = append(modelOrder, m.ID)
+					}
+				}
+				if m == nil {
+					info["Invalid model id "+pe.ev.TaskID]++
+					continue
+				}
+				delete(pe.doc, "allow_locked")
+				doc, err := json.Marshal(pe.doc)
+				if err != nil {
+					return err
+				}
+				pe.ev.Doc = doc
+				if err := tx.AddEvent(&pe.ev); err != nil {
+					return err
+				}
+				added++
+				if pe.ev.Type != "log" && (m.LastIter == nil || pe.ev.Iter > *m.LastIter) {
+					it := pe.ev.Iter
+					m.LastIter = &it
+				}
+				continue
+			}
 			t, seen := tasks[pe.ev.TaskID]
 			if !seen {
 				var err error
@@ -160,6 +193,13 @@ func (s *Server) addEvents(c *call, lines [][]byte) (any, error) {
 				s.refreshDuration(t, now)
 			}
 			if err := tx.PutTask(t); err != nil {
+				return err
+			}
+		}
+		for _, id := range modelOrder {
+			m := models[id]
+			m.LastUpdate = &now
+			if err := tx.PutModel(m); err != nil {
 				return err
 			}
 		}

@@ -263,6 +263,9 @@ func fuzzSeeds(f *testing.F, ft *fuzzTarget) []fuzzSeed {
 		{"", "", nil, "", 0},
 		{"/\x00.\xff", "%zz", []byte{0xff, 0xfe}, "\x00", 0xff},
 		{"/workers.get_runtime_properties", "", []byte(`{"worker": "w"}`), "", fuzzTrx},
+		{"/workers.cluster_report", "", []byte(`{"worker": "w"}`), "", 0},
+		{"/models.create", "", []byte(`{"name": "m", "uri": "file:///m.pkl", "task": "$T", "labels": {"a": 1}}`), "", 0},
+		{"/events.debug_images", "", []byte(`{"metrics": [{"task": "$T", "metric": "m"}], "iters": 3, "scroll_id": "e30"}`), "", 0},
 		{"/events.add_batch", "", []byte(`{"type": "training_stats_scalar", "task": "$T", "metric": "m", "variant": "v", "value": 1e308, "iter": 1}` + "\n" +
 			`{"type": "training_stats_scalar", "task": "$T", "metric": "m", "variant": "v", "value": 1e308, "iter": 2}`), "application/json-lines", fuzzPost},
 		{"/queues.create", "", []byte(`{"name": "q\u0000\\u0000"}`), "", 0},
@@ -300,7 +303,11 @@ var fuzzEndpoints = []string{"auth.login", "auth.logout", "debug.ping", "server.
 	"tasks.edit_configuration", "tasks.delete_configuration", "tasks.add_or_update_artifacts", "tasks.delete_artifacts",
 	"workers.register", "workers.unregister", "workers.status_report", "workers.get_all", "events.add",
 	"events.add_batch", "events.get_task_log", "events.get_task_events", "events.scalar_metrics_iter_histogram",
-	"events.get_scalar_metrics_and_variants", "events.delete_for_task", "workers.get_runtime_properties"}
+	"events.get_scalar_metrics_and_variants", "events.delete_for_task", "workers.get_runtime_properties",
+	"workers.set_runtime_properties", "tasks.add_or_update_model", "tasks.delete_models", "models.create",
+	"models.get_by_id", "models.get_all", "models.edit", "models.update", "models.update_for_task", "models.set_ready",
+	"models.publish_many", "models.delete", "models.delete_many", "models.add_or_update_metadata",
+	"models.delete_metadata", "events.get_task_plots", "events.debug_images", "workers.cluster_report"}
 
 // FuzzEndpoint is FuzzRequest aimed at the handlers: the path is always a
 // served endpoint (at a version from 2.0 to 2.40, or unversioned), so the

@@ -19,6 +19,8 @@ type filterSpec struct {
 	dates  []string // date ranges: ">2020-01-01", "<=..."
 	// prefixes are dotted paths compared for equality (runtime.*).
 	prefixes []string
+	// equals are fields compared for equality with a scalar (models' ready).
+	equals []string
 }
 
 var (
@@ -115,6 +117,18 @@ func compileFilter(body map[string]any, spec filterSpec) (*docFilter, error) {
 				})
 			}
 		}
+	}
+	for _, field := range spec.equals {
+		v, ok := body[field]
+		if !ok || v == nil {
+			continue
+		}
+		want := fmt.Sprint(v)
+		field := field
+		f.checks = append(f.checks, func(doc map[string]any) bool {
+			got := lookup(doc, field)
+			return got != nil && fmt.Sprint(got) == want
+		})
 	}
 	for _, key := range []string{"_all_", "_any_"} {
 		v, ok := body[key].(map[string]any)
@@ -304,10 +318,35 @@ func lookup(doc map[string]any, path string) any {
 	return cur
 }
 
+// lookupAll reads a dotted path that may cross lists of objects
+// ("models.input.model" collects the model of every input entry).
+func lookupAll(cur any, parts []string) any {
+	if len(parts) == 0 {
+		return cur
+	}
+	switch v := cur.(type) {
+	case map[string]any:
+		return lookupAll(v[parts[0]], parts[1:])
+	case []any:
+		var out []any
+		for _, item := range v {
+			switch x := lookupAll(item, parts).(type) {
+			case nil:
+			case []any:
+				out = append(out, x...)
+			default:
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
 // stringsAt reads a field as a list of strings (a string is a list of one;
 // an empty string is no value).
 func stringsAt(doc map[string]any, path string) []string {
-	switch v := lookup(doc, path).(type) {
+	switch v := lookupAll(doc, strings.Split(path, ".")).(type) {
 	case string:
 		if v == "" {
 			return nil

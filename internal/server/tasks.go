@@ -17,7 +17,27 @@ func taskView(c *call, t *api.Task) map[string]any {
 	for _, f := range api.HiddenTaskFields {
 		delete(doc, f)
 	}
+	// The reference always returns these sections (its document defaults),
+	// and the SDK writes into them: output.destination for output_uri.
+	for _, section := range []string{"output", "execution", "models", "runtime"} {
+		if _, ok := doc[section].(map[string]any); !ok {
+			doc[section] = map[string]any{}
+		}
+	}
+	models := doc["models"].(map[string]any)
+	for _, kind := range []string{"input", "output"} {
+		if _, ok := models[kind].([]any); !ok {
+			models[kind] = []any{}
+		}
+	}
 	if c.below(2, 13) {
+		// Old clients read the first input and last output model here.
+		if in := modelEntries(t, "input"); len(in) > 0 {
+			doc["execution"].(map[string]any)["model"] = in[0]["model"]
+		}
+		if out := modelEntries(t, "output"); len(out) > 0 {
+			doc["output"].(map[string]any)["model"] = out[len(out)-1]["model"]
+		}
 		if img := t.Container["image"]; img != "" {
 			exec, _ := doc["execution"].(map[string]any)
 			if exec == nil {

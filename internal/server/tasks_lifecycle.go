@@ -95,6 +95,8 @@ func tasksDelete(s *Server, c *call) (any, error) {
 		return nil, api.ErrMissingRequiredFields.New("", "field", "task")
 	}
 	var deleted int
+	var cleanup taskModelCleanup
+	var urls map[string]any
 	err := s.store.Update(c.ctx, func(tx store.Tx) error {
 		t, err := s.getTask(tx, c, req.Task, api.ErrInvalidTaskID)
 		if err != nil {
@@ -102,6 +104,15 @@ func tasksDelete(s *Server, c *call) (any, error) {
 		}
 		if !req.Force && t.Status != api.StatusCreated && !slices.Contains(t.SystemTags, "archived") {
 			return api.ErrTaskCannotBeDeleted.New("due to status, use force=True", "task", t.ID, "expected", api.StatusCreated, "current", t.Status)
+		}
+		if req.ReturnFileURLs {
+			if urls, err = s.taskFileURLs(tx, t); err != nil {
+				return err
+			}
+		}
+		deleteOutput := req.DeleteOutputModels == nil || *req.DeleteOutputModels
+		if cleanup, err = s.cleanupTaskModels(tx, c, t, req.Force, deleteOutput, true); err != nil {
+			return err
 		}
 		if _, err := tx.RemoveTaskEntries(t.ID, ""); err != nil {
 			return err
@@ -114,7 +125,66 @@ func tasksDelete(s *Server, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"deleted": 1, "updated_children": 0, "updated_models": 0, "events": map[string]any{"deleted": deleted}}, nil
+	resp := map[string]any{"deleted": 1, "updated_children": 0, "updated_models": cleanup.updated,
+		"deleted_models": cleanup.deleted, "events": map[string]any{"deleted": deleted}}
+	if urls != nil {
+		urls["model_urls"] = orNone(cleanup.urls)
+		resp["urls"] = urls
+	}
+	return resp, nil
+}
+
+// taskFileURLs lists the files a task's data points at, for return_file_urls:
+// debug images and plot images (event_urls) and output artifacts.
+func (s *Server) taskFileURLs(tx store.Tx, t *api.Task) (map[string]any, error) {
+	events, err := tx.Events(store.EventQuery{TaskID: t.ID, Types: []string{"training_debug_image", "plot"}})
+	if err != nil {
+		return nil, err
+	}
+	var eventURLs, artifactURLs []string
+	add := func(list *[]string, u string) {
+		if u != "" && !slices.Contains(*list, u) {
+			*list = append(*list, u)
+		}
+	}
+	for _, e := range events {
+		var doc struct {
+			URL     string `json:"url"`
+			PlotStr string `json:"plot_str"`
+		}
+		if json.Unmarshal(e.Doc, &doc) != nil {
+			continue
+		}
+		add(&eventURLs, doc.URL)
+		if doc.PlotStr != "" {
+			var plot struct {
+				Layout struct {
+					Images []struct {
+						Source string `json:"source"`
+					} `json:"images"`
+				} `json:"layout"`
+			}
+			if json.Unmarshal([]byte(doc.PlotStr), &plot) == nil {
+				for _, im := range plot.Layout.Images {
+					add(&eventURLs, im.Source)
+				}
+			}
+		}
+	}
+	for _, a := range existingArtifacts(t) {
+		if mode, _ := a["mode"].(string); mode == "" || mode == "output" {
+			u, _ := a["uri"].(string)
+			add(&artifactURLs, u)
+		}
+	}
+	return map[string]any{"event_urls": orNone(eventURLs), "artifact_urls": orNone(artifactURLs)}, nil
+}
+
+func orNone(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }
 
 func tasksArchive(s *Server, c *call) (any, error) {

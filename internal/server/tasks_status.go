@@ -136,6 +136,9 @@ func statusEndpoint(to string) handlerFunc {
 					t.Published = &now
 					fields["status"], fields["published"] = api.StatusPublished, now
 					resp["published"] = 1
+					if err := s.publishOutputModel(tx, c, t); err != nil {
+						return err
+					}
 				}
 			}
 			resp["fields"] = fields
@@ -172,6 +175,9 @@ func tasksPublish(s *Server, c *call) (any, error) {
 		now := s.now()
 		t.Published = &now
 		fields["published"] = now
+		if err == nil && (req.PublishModel == nil || *req.PublishModel) {
+			err = s.publishOutputModel(tx, c, t)
+		}
 		return err
 	})
 	if err != nil {
@@ -396,6 +402,22 @@ func tasksReset(s *Server, c *call) (any, error) {
 		if removed > 0 {
 			resp["dequeued"] = map[string]any{"removed": removed}
 		}
+		if req.ReturnFileURLs {
+			urls, err := s.taskFileURLs(tx, t)
+			if err != nil {
+				return err
+			}
+			resp["urls"] = urls
+		}
+		deleteOutput := req.DeleteOutputModels == nil || *req.DeleteOutputModels
+		cleanup, err := s.cleanupTaskModels(tx, c, t, req.Force, deleteOutput, false)
+		if err != nil {
+			return err
+		}
+		resp["deleted_models"] = cleanup.deleted
+		if urls, ok := resp["urls"].(map[string]any); ok {
+			urls["model_urls"] = orNone(cleanup.urls)
+		}
 		if _, err := tx.DeleteEvents(t.ID); err != nil {
 			return err
 		}
@@ -405,9 +427,6 @@ func tasksReset(s *Server, c *call) (any, error) {
 			return err
 		}
 		resp["fields"] = fields
-		if req.ReturnFileURLs {
-			resp["urls"] = map[string]any{"model_urls": []string{}, "event_urls": []string{}, "artifact_urls": []string{}}
-		}
 		return nil
 	})
 	if err != nil {

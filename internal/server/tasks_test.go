@@ -177,7 +177,7 @@ func TestEnqueueDequeueReset(t *testing.T) {
 		c.ok("events.add_batch", `{"task":"`+id+`","type":"log","msg":"hello","level":"info"}`)
 		c.ok("tasks.reset", map[string]any{"task": id, "force": true})
 		tk := c.task(id)
-		if tk["status"] != "created" || tk["runtime"] != nil || tk["started"] != nil || tk["script"] == nil {
+		if rt, ok := tk["runtime"].(map[string]any); tk["status"] != "created" || !ok || len(rt) != 0 || tk["started"] != nil || tk["script"] == nil {
 			t.Fatalf("after reset = %v", tk)
 		}
 		if log := c.ok("events.get_task_log", map[string]any{"task": id}); log["total"] != 0.0 {

@@ -30,6 +30,13 @@ var migrations = []string{
 		iter BIGINT NOT NULL, metric TEXT NOT NULL, variant TEXT NOT NULL, ekey TEXT NOT NULL, doc TEXT NOT NULL);
 	CREATE INDEX events_task ON events (task_id, etype, ts, seq);
 	CREATE INDEX events_key ON events (ekey);`,
+	// 2: models (stored like tasks) and worker runtime properties.
+	`CREATE TABLE models (id TEXT PRIMARY KEY, company TEXT NOT NULL, project TEXT NOT NULL, task TEXT NOT NULL,
+		doc TEXT NOT NULL);
+	CREATE INDEX models_task ON models (company, task);
+	CREATE INDEX models_project ON models (company, project);
+	CREATE TABLE worker_properties (company TEXT NOT NULL, worker_id TEXT NOT NULL, key TEXT NOT NULL,
+		value TEXT NOT NULL, expires_ms BIGINT NOT NULL, PRIMARY KEY (company, worker_id, key));`,
 }
 
 func (s *sqlStore) migrate(ctx context.Context) error {

@@ -47,6 +47,23 @@ type TaskQuery struct {
 	UpdatedBefore *time.Time
 }
 
+// ModelQuery narrows a model listing on the indexed columns, as TaskQuery
+// does for tasks; nil lists do not filter, empty lists match nothing.
+type ModelQuery struct {
+	Company  string
+	IDs      []string
+	Tasks    []string
+	Projects []string
+}
+
+// WorkerProperty is one runtime property of a worker. Expires is zero for
+// a property that does not expire.
+type WorkerProperty struct {
+	Key     string
+	Value   string
+	Expires time.Time
+}
+
 // Event is one stored event.
 type Event struct {
 	Seq       int64
@@ -139,6 +156,18 @@ type Tx interface {
 	// Workers lists the entries that have not expired at now.
 	Workers(company string, now time.Time) ([]*api.Worker, error)
 	DeleteExpiredWorkers(now time.Time) (int, error)
+
+	// Model reads a model; inside Update the row stays locked.
+	Model(id string) (*api.Model, error)
+	PutModel(m *api.Model) error
+	DeleteModel(id string) error
+	Models(q ModelQuery) ([]*api.Model, error)
+
+	// WorkerProperties lists a worker's runtime properties that have not
+	// expired at now, by key.
+	WorkerProperties(company, worker string, now time.Time) ([]WorkerProperty, error)
+	// PutWorkerProperty sets one property, replacing its value and expiry.
+	PutWorkerProperty(company, worker string, p WorkerProperty) error
 
 	AddEvent(e *Event) error
 	Events(q EventQuery) ([]Event, error)
