@@ -4,8 +4,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/goclearml/agent/internal/fileserver"
 	"github.com/goclearml/agent/internal/server"
 )
 
@@ -18,6 +24,14 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "INFO", "operator log level: DEBUG, INFO, WARNING, ERROR")
 	watchdog := fs.Duration("watchdog-threshold", 2*time.Hour, "stop in-progress tasks not updated for this long")
 	watchdogEvery := fs.Duration("watchdog-interval", 15*time.Minute, "how often the watchdog looks")
+	noFiles := fs.Bool("no-files", false, "run no file server (files_server then points at the API address)")
+	filesDir := fs.String("files-dir", "", "folder for uploaded files (default: files/ in --data-dir)")
+	filesS3 := fs.String("files-s3", "", "keep uploaded files in an S3-compatible bucket: http(s)://endpoint/bucket[/prefix]; "+
+		"credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (share one bucket between replicas)")
+	filesS3Region := fs.String("files-s3-region", "", "the bucket's region (default: AWS_REGION, else us-east-1)")
+	filesListen := fs.String("files-listen", "", "serve files on their own address instead of under /files on --listen")
+	filesMax := fs.String("files-max-upload", "5GiB", "largest upload request (bytes, or with KiB, MiB, GiB)")
+	filesNoAuth := fs.Bool("files-no-auth", false, "serve files without checking credentials (the reference file server's default)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: clearml-agent server [flags]\n\nRuns the embedded ClearML-compatible server.\n\n")
 		fs.PrintDefaults()
@@ -34,6 +48,18 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	if *watchdog <= 0 || *watchdogEvery <= 0 {
 		return &UsageError{Msg: "server: watchdog durations must be positive"}
 	}
+	maxUpload, err := parseSize(*filesMax)
+	if err != nil {
+		return &UsageError{Msg: "server: --files-max-upload: " + err.Error()}
+	}
+	files := server.FilesConfig{Disabled: *noFiles, Dir: *filesDir, MaxUploadBytes: maxUpload, NoAuth: *filesNoAuth, Listen: *filesListen}
+	if *filesS3 != "" {
+		s3, err := parseS3URL(*filesS3, *filesS3Region)
+		if err != nil {
+			return &UsageError{Msg: "server: --files-s3: " + err.Error()}
+		}
+		files.S3 = s3
+	}
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
 		return err
@@ -41,9 +67,12 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signalContext()
 	defer stop()
 	cfg := server.RunConfig{Listen: *listen, DataDir: *dataDir, DB: *db,
-		Watchdog: server.WatchdogOptions{Threshold: *watchdog, Interval: *watchdogEvery}}
+		Watchdog: server.WatchdogOptions{Threshold: *watchdog, Interval: *watchdogEvery}, Files: files}
 	return server.Run(ctx, cfg, log, func(s server.Started) {
 		fmt.Fprintf(stdout, "ClearML-compatible server listening on %s\n", s.URL)
+		if s.FilesURL != s.URL {
+			fmt.Fprintf(stdout, "File server: %s\n", s.FilesURL)
+		}
 		if s.CreatedConfig {
 			fmt.Fprintf(stdout, "Wrote client configuration with new credentials to %s\n", s.ClientConfig)
 		} else {
@@ -51,4 +80,45 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "Use it with: export CLEARML_CONFIG_FILE=%s\n", s.ClientConfig)
 	})
+}
+
+// parseSize reads a byte count with an optional KiB/MiB/GiB suffix.
+func parseSize(v string) (int64, error) {
+	mult := int64(1)
+	num := strings.TrimSpace(v)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a positive size", v)
+	}
+	return n * mult, nil
+}
+
+// parseS3URL reads http(s)://endpoint/bucket[/prefix] and the credentials
+// from the environment (never from flags, which other users can see).
+func parseS3URL(raw, region string) (*fileserver.S3Config, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not http(s)://endpoint/bucket[/prefix]", raw)
+	}
+	bucket, prefix, _ := strings.Cut(strings.Trim(u.Path, "/"), "/")
+	if bucket == "" {
+		return nil, fmt.Errorf("%q names no bucket", raw)
+	}
+	if region == "" {
+		region = os.Getenv("AWS_REGION")
+	}
+	if region == "" {
+		region = os.Getenv("AWS_DEFAULT_REGION")
+	}
+	return &fileserver.S3Config{Endpoint: u.Scheme + "://" + u.Host, Bucket: bucket, Prefix: prefix, Region: region,
+		AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"), SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}, nil
 }

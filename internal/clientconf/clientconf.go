@@ -8,8 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
+
+// header starts every file Render writes.
+const header = `# ClearML client configuration, written by "clearml-agent server"`
 
 // Client is what a client needs to reach a server.
 type Client struct {
@@ -23,7 +27,7 @@ type Client struct {
 // Render returns the HOCON text of a clearml.conf for c.
 func Render(c Client) string {
 	q := strconv.Quote
-	return fmt.Sprintf(`# ClearML client configuration, written by "clearml-agent server" on %s.
+	return fmt.Sprintf(header+` on %s.
 # Use it with: export CLEARML_CONFIG_FILE=<this file>
 # It holds a secret key: keep it private (mode 0600).
 api {
@@ -41,6 +45,10 @@ api {
 // Write stores the configuration at path with mode 0600, atomically (a
 // reader never sees half a file).
 func Write(path string, c Client) error {
+	return writeAtomic(path, Render(c))
+}
+
+func writeAtomic(path, text string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("creating config folder: %w", err)
 	}
@@ -53,7 +61,7 @@ func Write(path string, c Client) error {
 		tmp.Close()
 		return fmt.Errorf("writing client config: %w", err)
 	}
-	if _, err := tmp.WriteString(Render(c)); err != nil {
+	if _, err := tmp.WriteString(text); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing client config: %w", err)
 	}
@@ -64,4 +72,24 @@ func Write(path string, c Client) error {
 		return fmt.Errorf("writing client config: %w", err)
 	}
 	return nil
+}
+
+// UpdateFilesServer rewrites files_server in a configuration this package
+// wrote, from old to new, and reports whether it changed the file. Other
+// files (edited by hand, or with another files_server) are left alone.
+func UpdateFilesServer(path, old, new string) (bool, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return false, fmt.Errorf("reading client config: %w", err)
+	}
+	text := string(raw)
+	line := "    files_server: " + strconv.Quote(old) + "\n"
+	if !strings.HasPrefix(text, header) || !strings.Contains(text, line) {
+		return false, nil
+	}
+	text = strings.Replace(text, line, "    files_server: "+strconv.Quote(new)+"\n", 1)
+	if err := writeAtomic(path, text); err != nil {
+		return false, err
+	}
+	return true, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/goclearml/agent/internal/clientconf"
+	"github.com/goclearml/agent/internal/fileserver"
 	"github.com/goclearml/agent/internal/store"
 )
 
@@ -26,13 +27,18 @@ type RunConfig struct {
 	DB string
 	// Watchdog configures the non-responsive task watchdog.
 	Watchdog WatchdogOptions
-	Options  Options
+	// Files configures the file server.
+	Files   FilesConfig
+	Options Options
 }
 
 // Started describes a running server.
 type Started struct {
 	// URL is the API address clients use.
 	URL string
+	// FilesURL is the file server's address (files_server), or URL when
+	// the file server is off.
+	FilesURL string
 	// ClientConfig is the path of the client configuration file.
 	ClientConfig string
 	// CreatedConfig is true when this start wrote that file.
@@ -77,39 +83,80 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	if err != nil {
 		return err
 	}
+	var handler http.Handler = srv
+	var files http.Handler
+	if !cfg.Files.Disabled {
+		blobs, closeBlobs, err := cfg.Files.openBlobs(ctx, cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("opening the file server's storage: %w", err)
+		}
+		defer closeBlobs()
+		fc := fileserver.Config{Blobs: blobs, MaxUploadBytes: cfg.Files.MaxUploadBytes, Log: log.With("component", "files")}
+		if !cfg.Files.NoAuth {
+			fc.Authorize = srv.Authorize
+		}
+		files = fileserver.New(fc)
+		if cfg.Files.Listen == "" {
+			handler = srv.WithFiles(DefaultFilesPrefix, files)
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	url := "http://" + ln.Addr().String()
-	info := Started{URL: url, ClientConfig: filepath.Join(cfg.DataDir, "clearml.conf")}
+	info := Started{URL: url, FilesURL: url, ClientConfig: filepath.Join(cfg.DataDir, "clearml.conf")}
+	servers := []*http.Server{newHTTPServer(handler, log)}
+	listeners := []net.Listener{ln}
+	switch {
+	case files != nil && cfg.Files.Listen != "":
+		fln, err := net.Listen("tcp", cfg.Files.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listening on %s for files: %w", cfg.Files.Listen, err)
+		}
+		info.FilesURL = "http://" + fln.Addr().String()
+		servers = append(servers, newHTTPServer(files, log))
+		listeners = append(listeners, fln)
+	case files != nil:
+		info.FilesURL = url + DefaultFilesPrefix
+	}
+	closeAll := func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}
 	if _, err := os.Stat(info.ClientConfig); errors.Is(err, os.ErrNotExist) {
 		cr, err := CreateCredentials(ctx, st, "")
 		if err != nil {
-			ln.Close()
+			closeAll()
 			return fmt.Errorf("creating credentials: %w", err)
 		}
-		err = clientconf.Write(info.ClientConfig, clientconf.Client{APIServer: url, WebServer: url, FilesServer: url,
+		err = clientconf.Write(info.ClientConfig, clientconf.Client{APIServer: url, WebServer: url, FilesServer: info.FilesURL,
 			AccessKey: cr.AccessKey, SecretKey: cr.SecretKey})
 		if err != nil {
-			ln.Close()
+			closeAll()
 			return err
 		}
 		info.CreatedConfig = true
-	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	} else if err == nil && info.FilesURL != url {
+		// A configuration written before there was a file server points
+		// files_server at the API address; point it at the files.
+		if changed, err := clientconf.UpdateFilesServer(info.ClientConfig, url, info.FilesURL); err != nil {
+			log.Warn("updating files_server in the client configuration", "path", info.ClientConfig, "err", err)
+		} else if changed {
+			log.Info("client configuration now points files_server at the file server", "path", info.ClientConfig, "files_server", info.FilesURL)
+		}
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.RunWatchdog(runCtx, cfg.Watchdog) })
-	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- hs.Serve(ln) })
-	log.Info("server listening", "url", url, "database", st.Dialect())
+	serveErr := make(chan error, len(servers))
+	for i, hs := range servers {
+		wg.Go(func() { serveErr <- hs.Serve(listeners[i]) })
+	}
+	log.Info("server listening", "url", url, "files", info.FilesURL, "database", st.Dialect())
 	if started != nil {
 		started(info)
 	}
@@ -125,10 +172,21 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	// (a final status report, say) get a few seconds to finish.
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer scancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		hs.Close()
+	for _, hs := range servers {
+		if err := hs.Shutdown(sctx); err != nil {
+			hs.Close()
+		}
 	}
 	cancel()
 	wg.Wait()
 	return result
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
