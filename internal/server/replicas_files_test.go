@@ -3,6 +3,7 @@ package server_test
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -68,5 +69,48 @@ func TestFilesAcrossReplicasOnS3(t *testing.T) {
 	}
 	if fake.Verified.Load() == 0 || fake.Rejected.Load() != 0 {
 		t.Fatalf("S3 requests: %d verified, %d refused", fake.Verified.Load(), fake.Rejected.Load())
+	}
+}
+
+// TestServerProcessFiles: `clearml-agent server` runs the file server on
+// /files by default and on its own address with --files-listen, writes it
+// as files_server, keeps files in the data folder, and refuses requests
+// without credentials.
+func TestServerProcessFiles(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		extra []string
+	}{
+		{"on /files", nil},
+		{"own port", []string{"--files-listen", "127.0.0.1:0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dataDir := filepath.Join(t.TempDir(), "data")
+			p := testbin.StartServer(t, dataDir, tc.extra...)
+			conf, err := os.ReadFile(p.ConfigPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := regexp.MustCompile(`files_server: "([^"]+)"`).FindSubmatch(conf)
+			if m == nil || string(m[1]) == p.URL {
+				t.Fatalf("files_server in clearml.conf: %s", conf)
+			}
+			c := &client{t: t, ts: &testServer{URL: p.URL, Creds: server.Credentials{AccessKey: p.AccessKey, SecretKey: p.SecretKey}}}
+			c.login()
+			fc := &filesClient{client: c, files: string(m[1])}
+			u := fc.upload("proj/task.1/artifacts/x/x.txt", []byte("on disk"))
+			if code, body := fc.fileRequest("GET", u); code != 200 || string(body) != "on disk" {
+				t.Fatalf("GET: %d %q", code, body)
+			}
+			if raw, err := os.ReadFile(filepath.Join(dataDir, "files", "proj", "task.1", "artifacts", "x", "x.txt")); err != nil || string(raw) != "on disk" {
+				t.Fatalf("file in the data folder: %q, %v", raw, err)
+			}
+			fc.token = ""
+			if code, _ := fc.fileRequest("GET", u); code != 401 {
+				t.Fatalf("GET without credentials: %d, want 401", code)
+			}
+		})
 	}
 }
