@@ -83,6 +83,9 @@ type Config struct {
 	// (--use-owner-token): the daemon must be an admin on a server that
 	// supports impersonation.
 	UseOwnerToken bool
+	// Launcher, when set, runs each task (docker mode); otherwise the
+	// executor runs ChildArgv as a local process.
+	Launcher Launcher
 }
 
 func (c *Config) setDefaults() {
@@ -116,6 +119,17 @@ func (c *Config) setDefaults() {
 // Executor runs one task process (executor.Executor in production).
 type Executor interface {
 	Run(ctx context.Context, spec executor.Spec, out io.Writer) (executor.Exit, error)
+}
+
+// Launcher runs tasks some other way than as a local process: docker mode
+// runs each in its own container (docker.Launcher).
+type Launcher interface {
+	// Launch turns the process-mode spec of a task (its execute command
+	// and environment) into what really runs. logf writes to the task log.
+	// An error fails the task before anything ran; cleanup (when not nil)
+	// runs after the task ended.
+	Launch(ctx context.Context, tapi *apiclient.Client, taskID string, spec executor.Spec, logf func(level, msg string)) (executor.Spec, func(), error)
+	Executor
 }
 
 // Agent is one daemon.

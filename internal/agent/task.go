@@ -180,8 +180,24 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, taskID, o
 	if ownerToken != "" {
 		env = append(env, "CLEARML_AUTH_TOKEN="+ownerToken)
 	}
-	exit, err := a.exec.Run(runCtx, executor.Spec{Argv: a.cfg.ChildArgv(taskID), Env: env,
-		GracePeriod: a.cfg.GracePeriod, Marker: marker}, out)
+	spec := executor.Spec{Argv: a.cfg.ChildArgv(taskID), Env: env, GracePeriod: a.cfg.GracePeriod, Marker: marker}
+	var exec Executor = a.exec
+	var launchErr error
+	if l := a.cfg.Launcher; l != nil {
+		var cleanup func()
+		spec, cleanup, launchErr = l.Launch(runCtx, tapi, taskID, spec, streamer.Log)
+		if cleanup != nil {
+			defer cleanup()
+		}
+		exec = l
+	}
+	var exit executor.Exit
+	var err error
+	if launchErr != nil {
+		err = launchErr
+	} else {
+		exit, err = exec.Run(runCtx, spec, out)
+	}
 	stopWatch()
 	wg.Wait()
 	mu.Lock()

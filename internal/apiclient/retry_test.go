@@ -336,7 +336,7 @@ func TestErrorClassification(t *testing.T) {
 		check                   func(err error) bool
 		wantRequests            int
 	}{
-		{name: "unknown endpoint", endpoint: "workers.get_runtime_properties", check: apiclient.IsUnknownEndpoint, wantRequests: 1},
+		{name: "unknown endpoint", endpoint: "workers.cluster_report", check: apiclient.IsUnknownEndpoint, wantRequests: 1},
 		{name: "forbidden", endpoint: "debug.forbidden", check: apiclient.IsForbidden, wantRequests: 1},
 		{name: "long body", endpoint: "debug.long", wantRequests: 1, check: func(err error) bool {
 			return apiclient.IsForbidden(err) && len(err.Error()) < 400 && strings.Contains(err.Error(), "xxx...")

@@ -114,3 +114,42 @@ func (c *Client) EditRuntime(ctx context.Context, task string, set map[string]an
 func (c *Client) Ping(ctx context.Context, task string) error {
 	return c.Call(ctx, "2.5", "tasks.ping", api.TaskRequest{Task: task}, nil, Poll)
 }
+
+// TaskContainer returns a task's container section (image, arguments,
+// setup_shell_script) as upstream's docker mode reads it
+// (/v2.14/tasks.get_all, only_fields container). Servers older than API
+// 2.13 have no container section: the legacy execution.docker_cmd is
+// returned in it as "docker_cmd".
+func (c *Client) TaskContainer(ctx context.Context, task string) (map[string]string, error) {
+	if !c.AtLeastVersion("2.13") {
+		t, err := c.Task(ctx, task)
+		if err != nil {
+			return nil, err
+		}
+		cmd, _ := t.Execution["docker_cmd"].(string)
+		return map[string]string{"docker_cmd": cmd}, nil
+	}
+	req := map[string]any{"id": []string{task}, "only_fields": []string{"container"}, "search_hidden": true}
+	var resp struct {
+		Tasks []struct {
+			Container map[string]string `json:"container"`
+		} `json:"tasks"`
+	}
+	if err := c.Call(ctx, "2.14", "tasks.get_all", req, &resp, Default); err != nil {
+		return nil, err
+	}
+	if len(resp.Tasks) == 0 {
+		return nil, fmt.Errorf("calling tasks.get_all: task %s: %w", task, ErrNotFound)
+	}
+	return resp.Tasks[0].Container, nil
+}
+
+// EditContainer writes a task's container section (/v2.13/tasks.edit,
+// force), as upstream writes the default image back to a task that had
+// none. Servers older than API 2.13 have no such section: nothing is written.
+func (c *Client) EditContainer(ctx context.Context, task string, container map[string]string) error {
+	if !c.AtLeastVersion("2.13") {
+		return nil // no container section to write to
+	}
+	return c.Call(ctx, "2.13", "tasks.edit", map[string]any{"task": task, "force": true, "container": container}, nil, Default)
+}

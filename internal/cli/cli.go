@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	cliargs "github.com/goclearml/agent/internal/args"
+	"github.com/goclearml/agent/internal/containerinit"
 	"github.com/goclearml/agent/internal/version"
 )
 
@@ -37,7 +38,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, errHelp):
 		return 0
 	default:
-		fmt.Fprintf(stderr, "clearml-agent: %v\n", err)
+		if !errors.Is(err, errSilent) {
+			fmt.Fprintf(stderr, "clearml-agent: %v\n", err)
+		}
 		var ec interface{ ExitCode() int }
 		if errors.As(err, &ec) {
 			return ec.ExitCode()
@@ -47,6 +50,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 var errHelp = errors.New("help shown")
+
+// errSilent ends a command with an exit status and no message (the
+// command already said why).
+var errSilent = errors.New("exit status already reported")
 
 const usage = `clearml-agent: run ClearML tasks from queues (a Go reimplementation of clearml-agent)
 
@@ -100,6 +107,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runQueues(g, rest, stdout, stderr)
 	case "workers":
 		return runWorkers(g, rest, stdout, stderr)
+	case "container-run":
+		// Inside a task's container only (docker mode's entry point).
+		return runContainerRun(rest, stdout)
+	case "container-env":
+		if len(rest) != 1 {
+			return &UsageError{Msg: "container-env needs one file name"}
+		}
+		return containerinit.DumpEnv(rest[0])
 	default:
 		return &UsageError{Msg: fmt.Sprintf("unknown command %q", cmd)}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/args"
 	"github.com/goclearml/agent/internal/config"
+	"github.com/goclearml/agent/internal/docker"
 	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/logstream"
 	"github.com/goclearml/agent/internal/metrics"
@@ -30,14 +31,10 @@ import (
 // they fail clearly instead of being ignored.
 func notYet(d *args.Daemon) string {
 	switch {
-	case d.Docker != nil:
-		return "--docker"
 	case d.ServicesMode != nil && *d.ServicesMode != 0:
 		return "--services-mode"
 	case d.DynamicGPUs:
 		return "--dynamic-gpus"
-	case d.ForceCurrentVersion:
-		return "--force-current-version"
 	}
 	return ""
 }
@@ -187,6 +184,32 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		}
 		return append(a, "--id", task)
 	}
+	var dm *dockerMode
+	if d.Docker != nil {
+		inner := func(task string) []string {
+			a := []string{docker.AgentBinary}
+			if g.Debug {
+				a = append(a, "--debug")
+			}
+			a = append(a, "execute", "--disable-monitoring", "--log-level", level)
+			if d.Optimization > 0 {
+				a = append(a, "-"+strings.Repeat("O", d.Optimization))
+			}
+			if d.StandaloneMode {
+				a = append(a, "--standalone-mode")
+			}
+			return append(a, "--id", task)
+		}
+		if dm, err = newDockerMode(cfg, d, inst.WorkerID, visible, self, inner, log); err != nil {
+			return err
+		}
+		mode := "Docker"
+		if d.StandaloneMode {
+			mode = "Docker standalone"
+		}
+		fmt.Fprintf(out, "Running in %s mode (v19.03 and above) - using default docker image: %s %s\n", mode,
+			dm.defaults.Image, strings.Join(dm.defaults.Arguments, " "))
+	}
 	// --git-user/--git-pass (which upstream parses and ignores) reach the
 	// task's execute through its environment, never its command line.
 	if d.GitUser != "" {
@@ -218,6 +241,22 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		defer ms.Close()
 		fmt.Fprintf(out, "metrics and health endpoint on http://%s (/metrics, /healthz)\n", ms.Addr())
 	}
+	afterTask := func(id string) { os.RemoveAll(TaskDir(id)) }
+	var launcher agent.Launcher
+	cleanupCtx, stopCleanup := context.WithCancel(ctx)
+	var cleanupWG sync.WaitGroup
+	defer func() { stopCleanup(); cleanupWG.Wait() }()
+	if dm != nil {
+		launcher = dm.launcher
+		kick := make(chan struct{}, 1)
+		afterTask = func(id string) {
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		}
+		cleanupWG.Go(func() { dm.cleanup.Loop(cleanupCtx, dm.client, dm.images, kick, log) })
+	}
 	hostname, _ := os.Hostname()
 	var gpus sysstats.GPUReader
 	if visible != "none" {
@@ -235,7 +274,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		ChildArgv: childArgv, ChildEnv: childEnv, SpoolDir: spool, Secrets: appendNonEmpty(cfg.Secrets(), d.GitPass),
 		SuppressCarriageReturn: cfg.Agent.SuppressCarriageReturn, Console: console,
 		Announce: func(s string) { fmt.Fprint(out, s) }, Metrics: m, Schedule: sched, UseOwnerToken: d.UseOwnerToken,
-		AfterTask: func(id string) { os.RemoveAll(TaskDir(id)) },
+		AfterTask: afterTask, Launcher: launcher,
 	}, client, &executor.Executor{Log: log}, &sysstats.Sampler{DiskPath: firstNonEmpty(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
 
 	if d.Status {

@@ -102,15 +102,19 @@ type exitError struct {
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
 func (e *exitError) ExitCode() int { return e.code }
 
 // taskEnv is the task process's environment (spec 3.7).
 func taskEnv(t *api.Task, logLevel string, pythonPath []string) []string {
 	var env []string
+	// In a process the git credentials are the agent's, not the task's. A
+	// container is the task's own: there they stay for its own git use
+	// (as upstream's container configuration holds them).
+	inContainer := os.Getenv("CLEARML_AGENT_IN_CONTAINER") == "1"
 	for _, kv := range os.Environ() {
-		// The git credentials are the agent's, not the task's.
-		if strings.HasPrefix(kv, "CLEARML_AGENT_GIT_PASS=") || strings.HasPrefix(kv, "CLEARML_AGENT_GIT_USER=") ||
-			strings.HasPrefix(kv, "CLEARML_AGENT_GIT_ASKPASS_") {
+		if strings.HasPrefix(kv, "CLEARML_AGENT_GIT_ASKPASS_") || strings.HasPrefix(kv, "CLEARML_AGENT_IN_CONTAINER=") ||
+			!inContainer && (strings.HasPrefix(kv, "CLEARML_AGENT_GIT_PASS=") || strings.HasPrefix(kv, "CLEARML_AGENT_GIT_USER=")) {
 			continue
 		}
 		env = append(env, kv)

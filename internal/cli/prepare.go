@@ -221,7 +221,7 @@ func preparePython(ctx context.Context, cfg *config.Config, client *apiclient.Cl
 		CacheDir: cacheDir, WorkDir: expandHome(cfg.Raw.String("agent.venvs_dir", "~/.clearml/venvs-builds")),
 		MaxEntries: int(maxEntries), PipArgs: pipArgs, SystemSitePackages: system, Log: out, Logger: log,
 		Env: append(os.Environ(), gitEnv...),
-	}, pyenv.Request{Binary: binary, DefaultPython: cfg.Agent.DefaultPython, Requirements: reqs, RepoDir: code,
+	}, pyenv.Request{Binary: binary, DefaultPython: firstNonEmpty(cfg.Agent.DefaultPython, os.Getenv("LOCAL_PYTHON")), Requirements: reqs, RepoDir: code,
 		CUDAVersion: cfg.Agent.CUDAVersion, SkipInstall: skip, Standalone: opts.standalone})
 	if err != nil {
 		return nil, &setupError{"could not install task requirements: " + err.Error()}

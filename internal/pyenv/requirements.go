@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 )
 
 var (
@@ -145,6 +148,7 @@ func cacheKey(in *interpreter, lines, pipArgs, env []string, cuda string, system
 	h := sha256.New()
 	field := func(h hash.Hash, name, v string) { fmt.Fprintf(h, "%s=%q\n", name, v) }
 	field(h, "format", "goclearml-pyenv/1")
+	field(h, "platform", platformID())
 	field(h, "python", in.Full)
 	field(h, "base_prefix", in.BasePrefix)
 	field(h, "pip", in.Pip)
@@ -239,3 +243,16 @@ func (p *prep) checkInstalled(ctx context.Context, in *interpreter, lines []stri
 	}
 	return nil
 }
+
+// platformID identifies the operating system the environments are built
+// on (/etc/os-release): a cache shared by the host and its containers
+// (the venvs cache is mounted into them) never hands an environment built
+// against one system's libraries to another with the same Python.
+var platformID = sync.OnceValue(func() string {
+	data, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		return runtime.GOOS + "/" + runtime.GOARCH
+	}
+	sum := sha256.Sum256(data)
+	return runtime.GOOS + "/" + runtime.GOARCH + "/" + hex.EncodeToString(sum[:8])
+})

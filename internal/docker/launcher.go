@@ -1,0 +1,231 @@
+package docker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/goclearml/agent/internal/apiclient"
+	"github.com/goclearml/agent/internal/executor"
+	"github.com/goclearml/agent/internal/shellwords"
+)
+
+// HostCaches are the host folders mounted into containers; "" leaves one
+// out.
+type HostCaches struct {
+	Pip, Apt, VCS, Venvs, SDK string
+}
+
+// Settings is docker mode as the daemon's configuration and flags set it.
+type Settings struct {
+	Client   Client
+	Defaults Defaults
+	// Extra is agent.extra_docker_arguments (or
+	// CLEARML_AGENT_EXTRA_DOCKER_ARGS).
+	Extra      []string
+	Merge      MergeOptions
+	Init       InitOptions // Preprocess, Init, OpenCVLibs, Extra; SSH and TaskScript are set per task
+	Standalone bool        // --standalone-mode: no set-up script
+	ForcePull  bool        // agent.docker_force_pull
+	Mounts     InternalMounts
+	Caches     HostCaches
+	// SSHAuthSock is the host's SSH_AUTH_SOCK (mounted and passed when
+	// set); otherwise SSHDir (the host's ~/.ssh, "" when
+	// agent.disable_ssh_mount) is copied and mounted read-only.
+	SSHAuthSock, SSHDir string
+	// GitFiles are ~/.git-credentials and ~/.gitconfig when they exist.
+	GitFiles   []Mount
+	ConfigTree map[string]any
+	Conf       ConfOptions
+	GPUs       GPUs
+	Labels     []string // CLEARML_AGENT_EXTRA_DOCKER_LABELS
+	NameFormat string   // agent.docker_container_name_format ("" = clearml-<task>-<random>)
+	Masker     Masker
+	// HostNetwork: the API server is on this host's loopback.
+	HostNetwork bool
+	// Self is this binary, mounted read-only as the container's entry
+	// point; it must be statically linked.
+	Self string
+	// InnerArgv is the execute command for a task, as run inside.
+	InnerArgv func(taskID string) []string
+	// PassEnv names host variables given to every container when set
+	// (pip resolution settings, skip switches), by name only.
+	PassEnv []string
+	// WorkDir holds the per-task files (configuration, set-up script).
+	WorkDir      string
+	ParentWorker string
+	Images       *ImageUsage // records images used, for the cleanup policy (nil: none)
+	Log          *slog.Logger
+}
+
+// Launcher runs each task in its own container.
+type Launcher struct {
+	s      Settings
+	runner *Runner
+}
+
+// NewLauncher checks the settings and builds a launcher.
+func NewLauncher(s Settings) (*Launcher, error) {
+	if err := ValidImage(s.Defaults.Image); err != nil && s.Defaults.FromCLI {
+		return nil, err
+	}
+	if err := checkStatic(s.Self); err != nil {
+		return nil, err
+	}
+	if _, err := ParseArgs(s.Extra); err != nil {
+		return nil, fmt.Errorf("agent.extra_docker_arguments: %w", err)
+	}
+	if s.Log == nil {
+		s.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Launcher{s: s, runner: &Runner{Client: s.Client, Log: s.Log}}, nil
+}
+
+// Run runs a launched task's container (the daemon's executor).
+func (l *Launcher) Run(ctx context.Context, spec executor.Spec, out io.Writer) (executor.Exit, error) {
+	return l.runner.Run(ctx, spec, out)
+}
+
+// Launch turns a task's process-mode spec (its environment holds
+// CLEARML_WORKER_ID and the like) into the docker run that runs it. Task
+// log lines go to logf. An error fails the task before anything started.
+func (l *Launcher) Launch(ctx context.Context, tapi *apiclient.Client, taskID string, spec executor.Spec, logf func(level, msg string)) (executor.Spec, func(), error) {
+	s := l.s
+	task, err := tapi.Task(ctx, taskID)
+	if err != nil {
+		return spec, nil, fmt.Errorf("reading the task: %w", err)
+	}
+	section, err := tapi.TaskContainer(ctx, taskID)
+	if err != nil {
+		return spec, nil, fmt.Errorf("reading the task's container: %w", err)
+	}
+	legacy := map[string]any{"docker_cmd": section["docker_cmd"]}
+	tc, err := TaskContainer(section, legacy)
+	if err != nil {
+		return spec, nil, &ArgError{Msg: err.Error()}
+	}
+	info := TaskInfo{Container: tc}
+	str := func(k string) string { v, _ := task.Script[k].(string); return v }
+	info.Repository, info.Branch, info.Binary = str("repository"), str("branch"), str("binary")
+	if r, ok := task.Script["requirements"].(map[string]any); ok {
+		info.Requirements, _ = r["pip"].(string)
+	}
+	if len(s.Defaults.Rules) > 0 && task.Project != "" {
+		info.Project = projectName(ctx, tapi, task.Project)
+	}
+	choice, err := Choose(s.Defaults, info)
+	if err != nil {
+		return spec, nil, err
+	}
+	if choice.Rule != "" {
+		logf("INFO", "Matching default container with rule: "+choice.Rule)
+	}
+	kind := ""
+	if choice.UsedDefault {
+		kind = "default "
+	}
+	logf("INFO", fmt.Sprintf("Running Task %s inside %sdocker: %s arguments: %v", taskID, kind, choice.Image, s.Masker.Mask(choice.Arguments)))
+	if strings.TrimSpace(choice.SetupScript) != "" {
+		logf("INFO", "custom_setup_bash_script:\n"+choice.SetupScript)
+	}
+	if choice.UsedDefault {
+		back := map[string]string{"image": choice.Image, "arguments": shellwords.Join(choice.Arguments), "setup_shell_script": choice.SetupScript}
+		if err := tapi.EditContainer(ctx, taskID, back); err != nil {
+			s.Log.Warn("writing the default container back to the task", "task", taskID, "err", err)
+		}
+	}
+	extra, taskArgs := s.Extra, choice.Arguments
+	if choice.UsedDefault {
+		// The default's (or a rule's) arguments are the agent's own.
+		extra, taskArgs = append(append([]string{}, s.Extra...), choice.Arguments...), nil
+	}
+	merged, err := Merge(extra, taskArgs, s.Merge)
+	if err != nil {
+		return spec, nil, err
+	}
+	for _, n := range merged.Notes {
+		logf("WARNING", n)
+	}
+	if s.ForcePull {
+		if err := l.pull(ctx, choice.Image, logf); err != nil {
+			return spec, nil, err
+		}
+	}
+	run, cleanup, err := l.runSpec(taskID, spec, choice, merged)
+	if err != nil {
+		return spec, nil, err
+	}
+	argv := run.Argv(s.Client.bin())
+	logf("INFO", "Executing: "+fmt.Sprint(s.Masker.Mask(argv)))
+	if s.Images != nil {
+		s.Images.Used(choice.Image)
+	}
+	out := spec
+	out.Argv = argv
+	out.Env = l.cliEnv(spec.Env, append(run.PassEnv, merged.PassEnv...))
+	return out, cleanup, nil
+}
+
+func projectName(ctx context.Context, tapi *apiclient.Client, id string) string {
+	var resp struct {
+		Project struct {
+			Name string `json:"name"`
+		} `json:"project"`
+	}
+	if err := tapi.Call(ctx, "2.13", "projects.get_by_id", map[string]any{"project": id}, &resp, apiclient.Default); err != nil {
+		return ""
+	}
+	return resp.Project.Name
+}
+
+func (l *Launcher) pull(ctx context.Context, image string, logf func(string, string)) error {
+	logf("INFO", "Pulling docker image "+image)
+	if _, err := l.s.Client.Output(ctx, "pull", "--quiet", image); err != nil {
+		return fmt.Errorf("pulling %s (agent.docker_force_pull): %w", image, err)
+	}
+	return nil
+}
+
+// envValue reads NAME from a KEY=VALUE list (the last one wins).
+func envValue(env []string, name string) (string, bool) {
+	v, found := "", false
+	for _, kv := range env {
+		if val, ok := strings.CutPrefix(kv, name+"="); ok {
+			v, found = val, true
+		}
+	}
+	return v, found
+}
+
+// cliEnv is the docker CLI's environment: what the CLI itself needs, plus
+// the variables passed by name into the container.
+func (l *Launcher) cliEnv(child []string, pass []string) []string {
+	var env []string
+	keep := []string{"PATH", "HOME", "USER", "XDG_RUNTIME_DIR", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
+		"DOCKER_TLS_VERIFY", "DOCKER_CONTEXT", "DOCKER_API_VERSION", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+		"http_proxy", "https_proxy", "no_proxy"}
+	seen := map[string]bool{}
+	for _, name := range append(keep, pass...) {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if v, ok := envValue(child, name); ok {
+			env = append(env, name+"="+v)
+		} else if v, ok := os.LookupEnv(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	return env
+}
+
+func randomString(n int) string {
+	b := make([]byte, (n+1)/2)
+	rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
