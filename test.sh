@@ -14,11 +14,17 @@ have_pg() {
   command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
 }
 # Debian packages the tests use when present: PostgreSQL (the PostgreSQL
-# store), git (checkouts), poetry (poetry.lock environments).
+# store), git (checkouts), poetry (poetry.lock environments), a static
+# busybox and debootstrap (the local images of the docker-mode tests; no
+# registry is needed).
 missing=()
 have_pg || missing+=(postgresql)
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v poetry >/dev/null 2>&1 || missing+=(python3-poetry)
+if command -v docker >/dev/null 2>&1; then
+  [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing+=(busybox-static)
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+fi
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test.sh: installing ${missing[*]} for the tests that need them"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) ||

@@ -142,7 +142,8 @@ func daemonOptions(d *Daemon) []*option {
 	opts = append(opts,
 		dockerOpt(&d.Docker, "run tasks in docker containers; optional IMAGE and docker arguments, otherwise "+
 			"agent.default_docker.image and agent.default_docker.arguments"),
-		flagOpt(&d.ForceCurrentVersion, "install this agent version inside the containers", "--force-current-version"),
+		flagOpt(&d.ForceCurrentVersion, "always on: containers run this very agent binary, mounted read-only, so no agent "+
+			"version is installed in them", "--force-current-version"),
 	)
 	for _, o := range opts[len(opts)-2:] {
 		o.group = dockerGroup

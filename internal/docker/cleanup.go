@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -91,6 +92,9 @@ type CleanupReport struct {
 // Cleanup runs one pass of the policy.
 func (p CleanupPolicy) Cleanup(ctx context.Context, c Client, usage *ImageUsage, log *slog.Logger) (CleanupReport, error) {
 	var rep CleanupReport
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	now := time.Now()
 	if p.ContainerMaxAge > 0 {
 		out, err := c.Output(ctx, "ps", "-a", "--no-trunc", "--filter", "label="+LabelRun, "--filter", "status=exited",

@@ -9,16 +9,15 @@ import (
 	"strings"
 )
 
-// Split breaks s into words: blanks separate words; single quotes keep
-// everything literally; double quotes keep everything but \" \\ \$ \`
-// and backslash-newline; a backslash outside quotes escapes the next
-// character; '#' at the start of a word begins a comment to the end of
-// the line (shlex.split's comments=False is not what ClearML uses for
-// arguments, so comments are kept only when Comments is true).
+// Split breaks s into words as shlex.split(s) does: blanks separate
+// words; single quotes keep everything literally; double quotes keep
+// everything but \" and \\ (other backslashes stay); a backslash outside
+// quotes escapes the next character, a newline included. '#' is an
+// ordinary character.
 func Split(s string) ([]string, error) { return split(s, false) }
 
-// SplitComments is Split with '#' comments removed, as for setup scripts
-// given on one line.
+// SplitComments is Split where '#' at the start of a word begins a
+// comment to the end of the line (shlex.split(s, comments=True)).
 func SplitComments(s string) ([]string, error) { return split(s, true) }
 
 func split(s string, comments bool) ([]string, error) {
@@ -45,11 +44,9 @@ func split(s string, comments bool) ([]string, error) {
 			switch {
 			case r == '"':
 				state = plain
-			case r == '\\' && i+1 < len(rs) && strings.ContainsRune("\"\\$`\n", rs[i+1]):
+			case r == '\\' && i+1 < len(rs) && (rs[i+1] == '"' || rs[i+1] == '\\'):
 				i++
-				if rs[i] != '\n' {
-					cur.WriteRune(rs[i])
-				}
+				cur.WriteRune(rs[i])
 			default:
 				cur.WriteRune(r)
 			}
@@ -74,10 +71,8 @@ func split(s string, comments bool) ([]string, error) {
 					return nil, fmt.Errorf("splitting %q: no escaped character after the last backslash", s)
 				}
 				i++
-				if rs[i] != '\n' {
-					cur.WriteRune(rs[i])
-					inWord = true
-				}
+				cur.WriteRune(rs[i])
+				inWord = true
 			default:
 				cur.WriteRune(r)
 				inWord = true
