@@ -97,10 +97,15 @@ func TestDockerTaskRunsInContainer(t *testing.T) {
 	t.Parallel()
 	de := newDockerEnv(t)
 	image := dockertest.Busybox(t)
+	// The daemon's ~/.ssh reaches the container as a copy.
+	ssh := filepath.Join(de.dir, "home", ".ssh")
+	os.MkdirAll(ssh, 0o700)
+	os.WriteFile(filepath.Join(ssh, "known_hosts"), []byte("git.example.com ssh-ed25519 AAAAtest\n"), 0o600)
 	d := de.daemon(nil, "", "--queue", "default", "--cpu-only", "--docker", image)
 	id := de.shellTask("in a container", `echo "inside worker=$CLEARML_WORKER_ID task=$CLEARML_TASK_ID image=$CLEARML_DOCKER_IMAGE"
 i=0; while [ $i -lt 100 ]; do echo "line $i"; i=$((i+1)); done
-cat /proc/1/cmdline | tr '\0' ' '; echo
+echo "pid1: $(tr '\0' ' ' < /proc/1/cmdline)"
+echo "ssh: $(cat $HOME/.ssh/known_hosts)"
 `, nil)
 	tk := de.waitStatus(id, 90*time.Second, "completed", "failed", "stopped")
 	log := de.log(id)
@@ -111,7 +116,8 @@ cat /proc/1/cmdline | tr '\0' ' '; echo
 		"inside worker=" + de.worker + " task=" + id + " image=" + image,
 		"Running Task " + id + " inside default docker: " + image,
 		"--label=clearml-parent-worker-id=" + de.worker, "--entrypoint=/opt/clearml-agent/clearml-agent",
-		"/opt/clearml-agent/clearml-agent container-run", // PID 1 is the agent's own binary
+		"pid1: /opt/clearml-agent/clearml-agent container-run", // PID 1 is the agent's own binary
+		"ssh: git.example.com ssh-ed25519 AAAAtest",
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q", want)

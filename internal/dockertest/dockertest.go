@@ -25,7 +25,7 @@ import (
 
 // Image tags; bump the version when the recipe changes.
 const (
-	BusyboxImage = "clearml-agent-test/busybox:1"
+	BusyboxImage = "clearml-agent-test/busybox:2"
 	PythonImage  = "clearml-agent-test/python:bookworm-1"
 )
 
@@ -101,7 +101,7 @@ func Busybox(t testing.TB) string {
 	dir("tmp", 0o1777)
 	file("bin/busybox", 0o755, data)
 	for _, applet := range []string{"sh", "ash", "cat", "echo", "env", "sleep", "ps", "ls", "mkdir", "cp", "chmod", "rm",
-		"grep", "sed", "id", "true", "false", "test", "[", "kill", "df", "hostname", "head", "tail", "wc", "mount", "date", "seq"} {
+		"grep", "sed", "id", "true", "false", "test", "[", "kill", "df", "hostname", "head", "tail", "wc", "mount", "date", "seq", "tr", "touch"} {
 		tw.WriteHeader(&tar.Header{Name: "bin/" + applet, Linkname: "busybox", Typeflag: tar.TypeSymlink, Mode: 0o777})
 	}
 	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\n"))
