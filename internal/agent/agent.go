@@ -86,6 +86,9 @@ type Config struct {
 	// Launcher, when set, runs each task (docker mode); otherwise the
 	// executor runs ChildArgv as a local process.
 	Launcher Launcher
+	// Parallel, when set, runs several tasks at once (services mode,
+	// dynamic GPUs); otherwise one task runs at a time.
+	Parallel *Parallel
 }
 
 func (c *Config) setDefaults() {
@@ -152,6 +155,9 @@ type Agent struct {
 	mu      sync.Mutex
 	running map[string]*runningTask // task id -> run, for reports and shutdown
 	reload  *Reloadable             // pending SIGHUP reload
+
+	par    *parallelState  // parallel modes only
+	runCtx context.Context // Run's context: parallel tasks stop with it
 }
 
 type queueRef struct{ ID, Name string }
@@ -159,8 +165,12 @@ type queueRef struct{ ID, Name string }
 // New builds a daemon. Nothing happens until Run.
 func New(cfg Config, client *apiclient.Client, exec Executor, stats *sysstats.Sampler, log *slog.Logger) *Agent {
 	cfg.setDefaults()
-	return &Agent{cfg: cfg, api: client, exec: exec, stats: stats, log: log,
+	a := &Agent{cfg: cfg, api: client, exec: exec, stats: stats, log: log,
 		drainCh: make(chan struct{}), running: map[string]*runningTask{}}
+	if cfg.Parallel != nil {
+		a.par = &parallelState{freed: make(chan struct{}, 1)}
+	}
+	return a
 }
 
 // Reloadable is the part of the configuration a SIGHUP can change; it
@@ -248,7 +258,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.reportLoop(loopCtx) })
-	err := a.pollLoop(ctx)
+	a.runCtx = ctx
+	var err error
+	if a.par != nil {
+		err = a.parallelLoop(ctx)
+		// A drain lets the running tasks finish; a shutdown (ctx) stops
+		// each of them, reported "agent shutdown".
+		a.par.tasks.Wait()
+	} else {
+		err = a.pollLoop(ctx)
+	}
 	stopLoops()
 	wg.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
@@ -291,7 +310,8 @@ func (a *Agent) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func (a *Agent) statusMessage() string { return "Changed by clearml-agent " + a.cfg.WorkerID }
+// ownSlot is the slot of a task run as the daemon's own worker.
+func (a *Agent) ownSlot() *Slot { return &Slot{WorkerID: a.cfg.WorkerID} }
 
 // errf is fmt.Errorf, shortened for the wrapping prefixes below.
 var errf = fmt.Errorf

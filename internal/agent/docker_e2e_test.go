@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -370,4 +373,83 @@ func waitLog(t *testing.T, e *env, id, want string, d time.Duration) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Services mode in docker: ten tasks, each in its own container, at most
+// four at once (each counts the others' markers in a shared folder), each
+// as its own worker; one aborted while the others complete.
+func TestDockerServicesMode(t *testing.T) {
+	t.Parallel()
+	de := newDockerEnv(t)
+	image := dockertest.Busybox(t)
+	shared := t.TempDir()
+	os.MkdirAll(filepath.Join(shared, "running"), 0o777)
+	conf := `agent.extra_docker_arguments: ["-v", "` + shared + `:/shared"]`
+	d := de.daemon(nil, conf, "--queue", "default", "--services-mode", "4", "--docker", image)
+	script := func(secs int) string {
+		return fmt.Sprintf(`touch /shared/running/$CLEARML_TASK_ID
+echo "$(ls /shared/running | wc -l)" >> /shared/counts
+echo "running as $CLEARML_WORKER_ID service=$CLEARML_AGENT_SERVICE_TASK"
+trap 'rm -f /shared/running/$CLEARML_TASK_ID; exit 143' TERM
+sleep %d & wait
+rm -f /shared/running/$CLEARML_TASK_ID
+`, secs)
+	}
+	var ids []string
+	for i := range 10 {
+		secs := 2
+		if i == 0 {
+			secs = 120
+		}
+		ids = append(ids, de.shellTask(fmt.Sprintf("svc %d", i), script(secs), nil))
+	}
+	waitLog(t, de.env, ids[0], "running as", 60*time.Second)
+	maxContainers := 0
+	stopSampling := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
+			maxContainers = max(maxContainers, len(dockertest.Containers(t, "clearml-parent-worker-id="+de.worker)))
+		}
+	})
+	if err := de.api.Call(context.Background(), "", "tasks.stop", map[string]any{"task": ids[0]}, nil, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		tk := de.waitStatus(id, 120*time.Second, "completed", "failed", "stopped")
+		want := "completed"
+		if i == 0 {
+			want = "stopped"
+		}
+		if tk.Status != want {
+			t.Errorf("task %d = %s %q, want %s", i, tk.Status, tk.StatusReason, want)
+		}
+		if log := de.log(id); !strings.Contains(log, "running as "+de.worker+":service:"+id+" service=1") {
+			t.Errorf("task %d did not run as its own service worker:\n%s", i, log)
+		}
+	}
+	close(stopSampling)
+	wg.Wait()
+	raw, _ := os.ReadFile(filepath.Join(shared, "counts"))
+	counts := strings.Fields(string(raw))
+	peak := 0
+	for _, c := range counts {
+		n, _ := strconv.Atoi(c)
+		peak = max(peak, n)
+	}
+	if len(counts) != 10 || peak > 4 || peak < 2 {
+		t.Errorf("tasks saw %v others running (cap 4)", counts)
+	}
+	if maxContainers > 4 {
+		t.Errorf("%d containers at once (cap 4)", maxContainers)
+	}
+	if t.Failed() {
+		t.Log(d.Output())
+	}
+	de.noContainersLeft()
 }

@@ -17,7 +17,25 @@ import (
 	"github.com/goclearml/agent/internal/metrics"
 )
 
-type runningTask struct{ queue string }
+type runningTask struct {
+	queue string
+	slot  *Slot
+}
+
+// Slot is where one task runs: the worker it runs as and what it gets.
+// One task at a time runs as the daemon's own worker; in services mode and
+// with dynamic GPUs each task runs as a child worker of its own.
+type Slot struct {
+	// WorkerID is the worker the task runs as.
+	WorkerID string
+	// Child: the worker is the task's own, registered and reported on by
+	// the daemon while the task runs.
+	Child bool
+	// Env is added to the task's environment (visible devices).
+	Env []string
+	// GPUs are the devices of the task, for its status reports.
+	GPUs []string
+}
 
 // stopReason says why a task process was stopped by the daemon.
 type stopReason int
@@ -56,9 +74,9 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
-func (a *Agent) track(task, queue string) {
+func (a *Agent) track(task, queue string, slot *Slot) {
 	a.mu.Lock()
-	a.running[task] = &runningTask{queue: queue}
+	a.running[task] = &runningTask{queue: queue, slot: slot}
 	a.mu.Unlock()
 }
 
@@ -70,17 +88,17 @@ func (a *Agent) untrack(task string) {
 
 // runTask runs one task popped from q, from "pulled" to its final status
 // (spec 2.8, 2.8.2). Nothing in it can stop the daemon.
-func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner string) {
+func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner string, slot *Slot) {
 	start := time.Now()
 	final := context.WithoutCancel(ctx) // status and log delivery outlive a shutdown
 	defer func() {
 		// One task's bug in the agent must not take the daemon down.
 		if p := recover(); p != nil {
 			a.log.Error("internal error while running task", "task", taskID, "panic", p, "stack", string(debug.Stack()))
-			a.finish(final, a.api, taskID, "tasks.failed", fmt.Sprintf("agent internal error: %v", p))
+			a.finish(final, a.api, slot, taskID, "tasks.failed", fmt.Sprintf("agent internal error: %v", p))
 		}
 	}()
-	a.track(taskID, q.ID)
+	a.track(taskID, q.ID, slot)
 	defer a.untrack(taskID)
 	log := a.log.With("task", taskID)
 	log.Info("running task", "queue", q.Name)
@@ -91,20 +109,34 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 	tapi, ownerToken, err := a.taskSession(ctx, owner)
 	if err != nil {
 		log.Error("cannot act as the task's owner; failing the task", "owner", owner, "err", err)
-		a.finish(final, a.api, taskID, "tasks.failed", "setup failed: could not log in as the task's owner: "+err.Error())
+		a.finish(final, a.api, slot, taskID, "tasks.failed", "setup failed: could not log in as the task's owner: "+err.Error())
 		return
 	}
 	if err := tapi.SetStatus(ctx, "tasks.started", taskID, true, "", "pulled by agent", apiclient.Default); err != nil {
 		log.Warn("could not mark task pulled", "err", err)
 	}
-	a.reportNow(ctx, taskID, q.ID)
-	defer a.reportNow(final, "", "")
+	if slot.Child {
+		if err := a.api.RegisterWorker(ctx, slot.WorkerID, []string{q.ID}, a.cfg.Tags); err != nil {
+			log.Warn("registering the task's worker", "worker", slot.WorkerID, "err", err)
+		}
+		defer func() {
+			uctx, cancel := context.WithTimeout(final, 10*time.Second)
+			defer cancel()
+			if err := a.api.UnregisterWorker(uctx, slot.WorkerID); err != nil {
+				log.Warn("unregistering the task's worker", "worker", slot.WorkerID, "err", err)
+			}
+		}()
+	}
+	a.reportNow(ctx, slot.WorkerID, taskID, q.ID)
+	if !slot.Child {
+		defer a.reportNow(final, slot.WorkerID, "", "")
+	}
 
-	streamer, err := logstream.New(logstream.Config{TaskID: taskID, Worker: a.cfg.WorkerID, SpoolDir: a.cfg.SpoolDir,
+	streamer, err := logstream.New(logstream.Config{TaskID: taskID, Worker: slot.WorkerID, SpoolDir: a.cfg.SpoolDir,
 		Secrets: a.cfg.Secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log}, eventSender{tapi, a.cfg.Metrics})
 	if err != nil {
 		log.Error("cannot stream the task log", "err", err)
-		a.finish(final, tapi, taskID, "tasks.failed", "setup failed: cannot stream the task log: "+err.Error())
+		a.finish(final, tapi, slot, taskID, "tasks.failed", "setup failed: cannot stream the task log: "+err.Error())
 		return
 	}
 	streamCtx, stopStream := context.WithCancel(final)
@@ -121,7 +153,7 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 		stopStream()
 		wg.Wait()
 	}()
-	streamer.Log("INFO", fmt.Sprintf("task %s pulled from %s by worker %s\n", taskID, q.ID, a.cfg.WorkerID))
+	streamer.Log("INFO", fmt.Sprintf("task %s pulled from %s by worker %s\n", taskID, q.ID, slot.WorkerID))
 
 	if err := tapi.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
 		log.Warn("failed setting hostname for task", "err", err)
@@ -133,18 +165,18 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 	}
 	a.cfg.Metrics.TaskStarted()
 	runStart := time.Now()
-	reason, exit, runErr := a.supervise(ctx, tapi, taskID, ownerToken, streamer)
+	reason, exit, runErr := a.supervise(ctx, tapi, slot, taskID, ownerToken, streamer)
 	if a.cfg.AfterTask != nil {
 		a.cfg.AfterTask(taskID)
 	}
 	finishStart := time.Now()
-	status := a.report(final, tapi, taskID, streamer, reason, exit, runErr)
+	status := a.report(final, tapi, slot, taskID, streamer, reason, exit, runErr)
 	a.cfg.Metrics.TaskFinished(taskID, status, runStart.Sub(start), finishStart.Sub(runStart), time.Since(finishStart))
 	log.Info("task done", "exit_code", exit.Code, "status", status, "duration", time.Since(start).Round(time.Millisecond))
 }
 
 // supervise runs the child and watches the task for aborts and pings it.
-func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, taskID, ownerToken string, streamer *logstream.Streamer) (stopReason, executor.Exit, error) {
+func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slot, taskID, ownerToken string, streamer *logstream.Streamer) (stopReason, executor.Exit, error) {
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	var mu sync.Mutex
@@ -173,7 +205,7 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, taskID, o
 		out = io.MultiWriter(streamer, a.cfg.Console)
 	}
 	out = countingWriter{out, a.cfg.Metrics}
-	env := append(append([]string{}, a.cfg.ChildEnv...), "CLEARML_WORKER_ID="+a.cfg.WorkerID, "TRAINS_WORKER_ID="+a.cfg.WorkerID)
+	env := append(append(append([]string{}, a.cfg.ChildEnv...), slot.Env...), "CLEARML_WORKER_ID="+slot.WorkerID, "TRAINS_WORKER_ID="+slot.WorkerID)
 	if len(a.cfg.Tags) > 0 {
 		env = append(env, "CLEARML_WORKER_TAGS="+strings.Join(a.cfg.Tags, " "))
 	}
@@ -264,30 +296,30 @@ func (a *Agent) watch(ctx context.Context, tapi *apiclient.Client, taskID, marke
 
 // report sends the task's final status from how it ended (spec 2.8.2,
 // with the fixes of section 7: a shutdown is "stopped", never "completed").
-func (a *Agent) report(ctx context.Context, tapi *apiclient.Client, taskID string, streamer *logstream.Streamer, reason stopReason, exit executor.Exit, runErr error) string {
+func (a *Agent) report(ctx context.Context, tapi *apiclient.Client, slot *Slot, taskID string, streamer *logstream.Streamer, reason stopReason, exit executor.Exit, runErr error) string {
 	switch {
 	case runErr != nil:
 		streamer.Log("ERROR", "Failed starting the task process: "+runErr.Error())
-		a.finish(ctx, tapi, taskID, "tasks.failed", "setup failed: "+runErr.Error())
+		a.finish(ctx, tapi, slot, taskID, "tasks.failed", "setup failed: "+runErr.Error())
 		return api.StatusFailed
 	case reason == stopAborted:
 		streamer.Log("INFO", "Process aborted by user")
-		a.finish(ctx, tapi, taskID, "tasks.stopped", "task was stopped by tasks.stop")
+		a.finish(ctx, tapi, slot, taskID, "tasks.stopped", "task was stopped by tasks.stop")
 		return api.StatusStopped
 	case reason == stopShutdown:
 		streamer.Log("WARNING", "Process stopped: agent shutdown")
-		a.finish(ctx, tapi, taskID, "tasks.stopped", "agent shutdown")
+		a.finish(ctx, tapi, slot, taskID, "tasks.stopped", "agent shutdown")
 		return api.StatusStopped
 	case reason == stopChanged || reason == stopReset || reason == stopNotFound:
 		// Someone else decided the task's status; leave it.
 		return "changed"
 	case exit.Code == 0:
 		streamer.Log("INFO", "Process completed successfully")
-		a.finish(ctx, tapi, taskID, "tasks.completed", "worker execution done")
+		a.finish(ctx, tapi, slot, taskID, "tasks.completed", "worker execution done")
 		return api.StatusCompleted
 	case exit.Code == -2 || exit.Code == 254 || exit.Code == -int(syscall.SIGTERM):
 		streamer.Log("INFO", "Process terminated by user")
-		a.finish(ctx, tapi, taskID, "tasks.stopped", "user abort")
+		a.finish(ctx, tapi, slot, taskID, "tasks.stopped", "user abort")
 		return api.StatusStopped
 	default:
 		why := fmt.Sprintf("worker execution exit code %d", exit.Code)
@@ -295,7 +327,7 @@ func (a *Agent) report(ctx context.Context, tapi *apiclient.Client, taskID strin
 			why += fmt.Sprintf(" (killed by signal %s)", signalName(exit.Signal))
 		}
 		streamer.Log("ERROR", fmt.Sprintf("Process failed, exit code %d", exit.Code))
-		a.finish(ctx, tapi, taskID, "tasks.failed", why)
+		a.finish(ctx, tapi, slot, taskID, "tasks.failed", why)
 		return api.StatusFailed
 	}
 }
@@ -311,11 +343,11 @@ func signalName(s syscall.Signal) string {
 
 // finish sends a final status call. A task that its own process already
 // failed keeps that failure and its reason.
-func (a *Agent) finish(ctx context.Context, tapi *apiclient.Client, taskID, endpoint, reason string) {
+func (a *Agent) finish(ctx context.Context, tapi *apiclient.Client, slot *Slot, taskID, endpoint, reason string) {
 	if status, _, err := tapi.TaskStatus(ctx, taskID); err == nil && status == api.StatusFailed {
 		return
 	}
-	err := tapi.SetStatus(ctx, endpoint, taskID, false, reason, a.statusMessage(), apiclient.Final)
+	err := tapi.SetStatus(ctx, endpoint, taskID, false, reason, "Changed by clearml-agent "+slot.WorkerID, apiclient.Final)
 	if err != nil {
 		a.log.Warn("could not update task status", "task", taskID, "endpoint", endpoint, "reason", reason, "err", err)
 	}

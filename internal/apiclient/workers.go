@@ -69,3 +69,22 @@ func (c *Client) StatusReport(ctx context.Context, r StatusReport) error {
 	}
 	return c.Call(ctx, "", "workers.status_report", body, nil, Poll)
 }
+
+// WorkerIDs lists the ids of the workers the server has seen in the last
+// 600 s (/v2.5/workers.get_all, last_seen), as upstream reads which GPUs
+// other workers of the host hold.
+func (c *Client) WorkerIDs(ctx context.Context) ([]string, error) {
+	var resp struct {
+		Workers []struct {
+			ID string `json:"id"`
+		} `json:"workers"`
+	}
+	if err := c.Call(ctx, "2.5", "workers.get_all", map[string]any{"last_seen": 600}, &resp, Poll); err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(resp.Workers))
+	for _, w := range resp.Workers {
+		ids = append(ids, w.ID)
+	}
+	return ids, nil
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/goclearml/agent/internal/config"
 	"github.com/goclearml/agent/internal/docker"
 	"github.com/goclearml/agent/internal/executor"
+	"github.com/goclearml/agent/internal/gpu"
 	"github.com/goclearml/agent/internal/logstream"
 	"github.com/goclearml/agent/internal/metrics"
 	"github.com/goclearml/agent/internal/schedule"
@@ -27,16 +28,28 @@ import (
 	"github.com/goclearml/agent/internal/version"
 )
 
-// notYet lists daemon flags whose behaviour this build does not have yet;
-// they fail clearly instead of being ignored.
-func notYet(d *args.Daemon) string {
-	switch {
-	case d.ServicesMode != nil && *d.ServicesMode != 0:
-		return "--services-mode"
-	case d.DynamicGPUs:
-		return "--dynamic-gpus"
+// checkModes applies the rules between the parallel modes (spec 1.2):
+// services mode is CPU only; dynamic GPUs need --gpus as a list or range
+// and name=spec queues, and do not combine with services mode.
+func checkModes(d *args.Daemon) error {
+	services := d.ServicesMode != nil && *d.ServicesMode != 0
+	if services && d.DynamicGPUs {
+		return &UsageError{Msg: "daemon: Combining --dynamic-gpus and --services-mode is not supported"}
 	}
-	return ""
+	if services {
+		d.CPUOnly, d.GPUs = true, ""
+	}
+	if d.DynamicGPUs {
+		if _, err := gpu.ParseDevices(d.GPUs); err != nil {
+			return &UsageError{Msg: "daemon: " + err.Error()}
+		}
+		if d.Stop == nil {
+			if _, err := gpu.ParseQueueSpecs(d.Queues); err != nil {
+				return &UsageError{Msg: "daemon: " + err.Error()}
+			}
+		}
+	}
+	return nil
 }
 
 func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
@@ -48,8 +61,8 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, args.DaemonUsage())
 		return errHelp
 	}
-	if flag := notYet(d); flag != "" {
-		return &UsageError{Msg: fmt.Sprintf("daemon: %s is not supported by this build yet", flag)}
+	if err := checkModes(d); err != nil {
+		return err
 	}
 	level := firstNonEmpty(d.LogLevel, "INFO")
 	if g.Debug {
@@ -132,6 +145,10 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	case d.GPUs == "all":
 		visible, visibleSet = "all", true
 		childEnv = append(filterEnv(childEnv, "CUDA_VISIBLE_DEVICES"), "NVIDIA_VISIBLE_DEVICES=all")
+	case d.DynamicGPUs:
+		// The daemon's id names its devices (host:dgpu0-3); each task
+		// gets its own NVIDIA_VISIBLE_DEVICES.
+		visible, visibleSet = d.GPUs, true
 	case d.GPUs != "":
 		visible, visibleSet = strings.ReplaceAll(d.GPUs, ".", ":"), true
 		childEnv = append(childEnv, "NVIDIA_VISIBLE_DEVICES="+visible, "CUDA_VISIBLE_DEVICES="+visible)
@@ -151,7 +168,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		return &UsageError{Msg: "daemon: " + err.Error() + " (--uptime/--downtime or agent.uptime/agent.downtime)"}
 	}
 	inst, err := agent.Register(agent.IdentityOptions{WorkerID: cfg.Agent.WorkerID, WorkerName: cfg.Agent.WorkerName,
-		VisibleGPUs: visible, VisibleGPUsSet: visibleSet, Signature: daemonSignature(g, d)})
+		VisibleGPUs: visible, VisibleGPUsSet: visibleSet, DynamicGPUs: d.DynamicGPUs, Signature: daemonSignature(g, d)})
 	if err != nil {
 		return err
 	}
@@ -266,8 +283,15 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if visible != "" && visible != "all" && visible != "none" {
 		visibleList = strings.Split(strings.ReplaceAll(visible, ":", "."), ",")
 	}
+	par, queues, err := parallelMode(cfg, d, inst)
+	if err != nil {
+		return err
+	}
+	if par != nil && par.GPUs != nil {
+		visibleList = par.GPUs.Allocator.Devices()
+	}
 	a := agent.New(agent.Config{
-		Queues: d.Queues, CreateQueue: d.CreateQueue, OrderFairness: d.OrderFairness,
+		Queues: queues, CreateQueue: d.CreateQueue, OrderFairness: d.OrderFairness, Parallel: par,
 		PollInterval: pollInterval, TaskPingInterval: cfg.Agent.TaskPingInterval,
 		StatusReportInterval: cfg.Agent.StatusReportInterval, GracePeriod: cfg.Agent.AbortGracePeriod,
 		WorkerID: inst.WorkerID, Hostname: hostname, Tags: d.ChildReportTags,

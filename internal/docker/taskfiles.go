@@ -38,12 +38,18 @@ func (l *Launcher) runSpec(taskID string, spec executor.Spec, c Choice, m Merged
 	worker, _ := envValue(spec.Env, "CLEARML_WORKER_ID")
 	r := RunSpec{Image: c.Image, Args: m.Args, GPUs: s.GPUs, HostNetwork: s.HostNetwork}
 	r.GPUs.AgentSet = r.GPUs.AgentSet || m.AgentGPUs
+	// The task's own devices (dynamic GPUs give each task its own).
+	if v, ok := envValue(spec.Env, "NVIDIA_VISIBLE_DEVICES"); ok {
+		r.GPUs.Visible = v
+	}
 	r.Labels = append([]string{LabelWorker + "=" + worker, LabelParentWorker + "=" + s.ParentWorker,
 		LabelTask + "=" + taskID, LabelRun + "=" + spec.Marker}, s.Labels...)
 	r.Env = []string{"CLEARML_WORKER_ID=" + worker, "CLEARML_DOCKER_IMAGE=" + c.Image, "CLEARML_TASK_ID=" + taskID,
 		"CLEARML_CONFIG_FILE=" + ConfigPath, "CLEARML_AGENT_IN_CONTAINER=1"}
-	if tags, ok := envValue(spec.Env, "CLEARML_WORKER_TAGS"); ok && tags != "" {
-		r.Env = append(r.Env, "CLEARML_WORKER_TAGS="+tags)
+	for _, name := range []string{"CLEARML_WORKER_TAGS", "CLEARML_AGENT_SERVICE_TASK"} {
+		if v, ok := envValue(spec.Env, name); ok && v != "" {
+			r.Env = append(r.Env, name+"="+v)
+		}
 	}
 	for _, name := range append(append([]string{}, secretPassEnv...), s.PassEnv...) {
 		if v, ok := envValue(spec.Env, name); ok && v != "" {
