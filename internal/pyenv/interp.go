@@ -20,14 +20,21 @@ type interpreter struct {
 	BasePrefix string // sys.base_prefix: identifies the installation
 	Full       string // sys.version, build date and compiler included
 	Pip        string // pip version ensurepip installs into a venv; "" without venv/ensurepip
+	Venv       bool   // the venv module is there: --without-pip venvs can be made even without ensurepip
 }
 
-// probeScript prints one field a line. It runs with -E -s -S: no PYTHON*
-// variables, no site, so it is quick and sees only the interpreter itself.
+// probeScript prints one field a line, then "end" (so that empty last
+// fields survive). It runs with -E -s -S: no PYTHON* variables, no site, so
+// it is quick and sees only the interpreter itself.
 const probeScript = `import sys
 try:
-    import ensurepip, venv
-    pip = ensurepip.version()
+    import venv
+    has_venv = "venv"
+except Exception:
+    has_venv = ""
+try:
+    import ensurepip
+    pip = ensurepip.version() if has_venv else ""
 except Exception:
     pip = ""
 print("%d.%d.%d" % tuple(sys.version_info[:3]))
@@ -35,6 +42,8 @@ print(sys.executable)
 print(getattr(sys, "base_prefix", sys.prefix))
 print(sys.version.replace("\n", " "))
 print(pip)
+print(has_venv)
+print("end")
 `
 
 var (
@@ -174,13 +183,13 @@ func probe(ctx context.Context, path string, env []string) (*interpreter, error)
 		return nil, err
 	}
 	f := strings.Split(strings.TrimRight(string(out), "\r\n"), "\n")
-	if len(f) != 5 || !versionRE.MatchString(strings.TrimSpace(f[0])) {
+	if len(f) != 7 || strings.TrimSpace(f[6]) != "end" || !versionRE.MatchString(strings.TrimSpace(f[0])) {
 		return nil, fmt.Errorf("unexpected version probe output %q", out)
 	}
 	for i := range f {
 		f[i] = strings.TrimSpace(f[i])
 	}
-	in := &interpreter{Path: f[1], Version: f[0], BasePrefix: f[2], Full: f[3], Pip: f[4]}
+	in := &interpreter{Path: f[1], Version: f[0], BasePrefix: f[2], Full: f[3], Pip: f[4], Venv: f[5] == "venv"}
 	if in.Path == "" {
 		in.Path = path
 	}

@@ -46,6 +46,15 @@
 // copied where hard links fail (another filesystem). If seeding fails, the
 // venv falls back to ensurepip.
 //
+// A task with nothing to install (no requirement lines and no lock file)
+// gets a venv made with --without-pip and nothing else (about 0.1 s): no
+// seed is built for it, so the seed is made only when the first task with
+// requirements needs pip. Its key (bareKey) covers only the interpreter,
+// the platform and system_site_packages, and its freeze is read with
+// importlib.metadata (the same lines pip freeze prints). Such a venv has
+// no pip: like every cached entry it must not be installed into at run
+// time.
+//
 // # Requirements
 //
 // The requirement text is written to a file and installed with
@@ -125,6 +134,7 @@ const defaultMaxEntries = 10
 // prep carries the state of one Prepare call.
 type prep struct {
 	lockTool string // "poetry" when a poetry.lock installs the environment
+	bare     bool   // nothing to install: the venv is made without pip
 	o        Options
 	r        Request
 	log      io.Writer
@@ -192,6 +202,12 @@ func (p *prep) run(ctx context.Context) (*Env, error) {
 		return nil, err
 	}
 	key := cacheKey(in, lines, p.o.PipArgs, p.env, p.r.CUDAVersion, p.o.SystemSitePackages)
+	if len(lines) == 0 && p.lockTool == "" && !p.r.Standalone {
+		// Nothing to install: a venv without pip (a tenth of a second),
+		// keyed only on what decides its content.
+		p.bare = true
+		key = bareKey(in, p.o.SystemSitePackages)
+	}
 	switch {
 	case p.r.Standalone:
 		return p.standalone(ctx, in, lines, key)
@@ -384,8 +400,11 @@ func (p *prep) seedRoot() string {
 // freeze. reqFile, when set, is installed instead of the normalised lines
 // (relative -r/-e paths inside it then resolve as the user wrote them).
 func (p *prep) build(ctx context.Context, in *interpreter, dir string, lines []string, reqFile, seeds string) (string, error) {
+	if p.bare {
+		return p.buildBare(ctx, in, dir)
+	}
 	if in.Pip == "" {
-		return "", fmt.Errorf("pyenv: %s cannot create virtual environments (no venv/ensurepip module; install python3-venv)", in.Path)
+		return "", fmt.Errorf("pyenv: %s cannot create virtual environments with pip (no venv/ensurepip module; install python3-venv)", in.Path)
 	}
 	t := time.Now()
 	if err := p.createVenv(ctx, in, dir, seeds); err != nil {
@@ -417,5 +436,28 @@ func (p *prep) build(ctx context.Context, in *interpreter, dir string, lines []s
 	frozen := p.freeze(ctx, py)
 	p.timings["install"] = time.Since(t)
 	p.logf("%d requirement lines installed in %s", len(lines), secs(time.Since(t)))
+	return frozen, nil
+}
+
+// buildBare creates a venv without pip in dir, for a task with nothing to
+// install, and returns its freeze as read by importlib.metadata (what pip
+// freeze would print, without pip).
+func (p *prep) buildBare(ctx context.Context, in *interpreter, dir string) (string, error) {
+	if !in.Venv {
+		return "", fmt.Errorf("pyenv: %s cannot create virtual environments (no venv module; install python3-venv)", in.Path)
+	}
+	t := time.Now()
+	args := []string{"-m", "venv", "--without-pip"}
+	if p.o.SystemSitePackages {
+		args = append(args, "--system-site-packages")
+	}
+	if out, err := p.command(ctx, in.Path, append(args, dir)...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("pyenv: %s -m venv --without-pip %s: %v: %s", in.Path, dir, err, strings.TrimSpace(string(out)))
+	}
+	p.timings["venv"] = time.Since(t)
+	p.logf("venv %s created without pip in %s (no requirements to install)", dir, secs(time.Since(t)))
+	t = time.Now()
+	frozen := p.listInstalled(ctx, venvPython(dir))
+	p.timings["install"] = time.Since(t)
 	return frozen, nil
 }

@@ -170,6 +170,22 @@ func cacheKey(in *interpreter, lines, pipArgs, env []string, cuda string, system
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// bareKey is the cache key of a venv with nothing installed, made without
+// pip: only the interpreter, the platform and the system_site_packages flag
+// decide its content (pip arguments, PIP_* variables and the CUDA version
+// do not, as nothing is installed).
+func bareKey(in *interpreter, systemSite bool) string {
+	h := sha256.New()
+	field := func(name, v string) { fmt.Fprintf(h, "%s=%q\n", name, v) }
+	field("format", "goclearml-pyenv/1")
+	field("venv", "without-pip")
+	field("platform", platformID())
+	field("python", in.Full)
+	field("base_prefix", in.BasePrefix)
+	field("system_site_packages", fmt.Sprint(systemSite))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 // checkScript reads requirement lines on stdin and prints one line per
 // requirement the interpreter does not satisfy ("MISSING ..."), or cannot
 // check ("SKIP ...").

@@ -82,11 +82,46 @@ func (p *prep) pipInstall(ctx context.Context, py, reqFile, cwd string) error {
 	return fmt.Errorf("pyenv: could not install task requirements (pip install: %v):\n%s", err, tw.summary())
 }
 
-// listScript prints name==version for every installed distribution: the
-// freeze of an interpreter without pip.
-const listScript = `from importlib import metadata
-for d in sorted(metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
-    print("%s==%s" % (d.metadata["Name"], d.version))
+// listScript prints what `pip freeze` prints, read with importlib.metadata
+// so that it needs no pip: name==version per distribution (name @ URL for
+// direct URL installs, PEP 610, with pip's #hash and #subdirectory
+// fragments), the first one on sys.path winning, pip
+// left out (and setuptools, distribute and wheel before Python 3.12, as
+// pip does), sorted by name without case.
+const listScript = `import json, re, sys
+from importlib import metadata
+skip = {"pip"}
+if sys.version_info < (3, 12):
+    skip |= {"setuptools", "distribute", "wheel"}
+found = {}
+for d in metadata.distributions():
+    name = d.metadata["Name"]
+    if not name:
+        continue
+    key = re.sub(r"[-_.]+", "-", name).lower()
+    if key in found:
+        continue
+    line = "%s==%s" % (name, d.version)
+    try:
+        u = json.loads(d.read_text("direct_url.json") or "null")
+    except Exception:
+        u = None
+    if isinstance(u, dict) and u.get("url") and not (u.get("dir_info") or {}).get("editable"):
+        vcs, archive, frag = u.get("vcs_info"), u.get("archive_info"), []
+        if isinstance(vcs, dict) and vcs.get("vcs") and vcs.get("commit_id"):
+            line = "%s @ %s+%s@%s" % (name, vcs["vcs"], u["url"], vcs["commit_id"])
+        else:
+            line = "%s @ %s" % (name, u["url"])
+            if isinstance(archive, dict) and archive.get("hash"):
+                frag.append(archive["hash"])
+        if u.get("subdirectory"):
+            frag.append("subdirectory=" + u["subdirectory"])
+        if frag:
+            line += "#" + "&".join(frag)
+    found[key] = (name.lower(), None if key in skip else line)
+for _, line in sorted(found.values()):
+    if line:
+        print(line)
 `
 
 // freeze returns `pip freeze` (or the installed distributions when pip is
@@ -94,12 +129,24 @@ for d in sorted(metadata.distributions(), key=lambda d: (d.metadata["Name"] or "
 func (p *prep) freeze(ctx context.Context, py string) string {
 	out, err := p.command(ctx, py, "-m", "pip", "--disable-pip-version-check", "freeze").Output()
 	if err != nil {
-		out, err = p.command(ctx, py, "-c", listScript).Output()
-		if err != nil {
-			p.logf("WARNING: cannot list installed packages: %v", err)
-			return ""
-		}
+		return p.listInstalled(ctx, py)
 	}
+	return freezeLines(out)
+}
+
+// listInstalled is the freeze of an interpreter without pip (listScript);
+// "" with a warning in the log when it cannot be read.
+func (p *prep) listInstalled(ctx context.Context, py string) string {
+	out, err := p.command(ctx, py, "-c", listScript).Output()
+	if err != nil {
+		p.logf("WARNING: cannot list installed packages: %v", err)
+		return ""
+	}
+	return freezeLines(out)
+}
+
+// freezeLines drops empty and clearml-agent lines, as upstream does.
+func freezeLines(out []byte) string {
 	var b strings.Builder
 	for _, l := range strings.Split(string(out), "\n") {
 		if l = strings.TrimRight(l, "\r"); l != "" && !strings.Contains(l, "clearml-agent") {
