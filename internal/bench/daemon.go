@@ -1,0 +1,256 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+)
+
+// daemonStack is a server and one idle daemon on its default queue.
+func (r *runner) daemonStack(ctx context.Context, name string, env []string, args ...string) (*stack, *server, *proc, error) {
+	st, err := newStack(r.root, name, r.bin)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	srv, err := st.startServer(ctx)
+	if err != nil {
+		st.close()
+		return nil, nil, nil, err
+	}
+	d, err := st.startDaemon(ctx, srv, "bench-"+name, env, append([]string{"--queue", "default"}, args...)...)
+	if err != nil {
+		st.close()
+		return nil, nil, nil, err
+	}
+	return st, srv, d, nil
+}
+
+// runPickup: an idle daemon long-polls the default queue; each sample is
+// a trivial task's start time minus its enqueue time, both stamped by the
+// server.
+func runPickup(ctx context.Context, r *runner) ([]Result, error) {
+	st, srv, _, err := r.daemonStack(ctx, "pickup", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
+	var pickups []time.Duration
+	for range r.size(30, 10) {
+		id, err := createTask(ctx, srv.api, "pickup", pyPass)
+		if err != nil {
+			return nil, err
+		}
+		enq, err := enqueue(ctx, srv.api, id)
+		if err != nil {
+			return nil, err
+		}
+		t, err := waitStatus(ctx, srv.api, id, 2*time.Minute, api.StatusCompleted, api.StatusFailed)
+		if err != nil {
+			return nil, err
+		}
+		if t.Started == nil {
+			return nil, fmt.Errorf("task %s has no started time", id)
+		}
+		pickups = append(pickups, t.Started.Sub(enq))
+	}
+	return latencyRows("enqueue to start", pickups, "server timestamps, millisecond resolution"), nil
+}
+
+// runFirstLine: enqueue to the first line of a Python task without
+// requirements; cold empties the daemon's environment cache (venvs and
+// the pip seed) before each task, warm keeps it.
+func runFirstLine(ctx context.Context, r *runner) ([]Result, error) {
+	st, srv, _, err := r.daemonStack(ctx, "firstline", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
+	var cold, warm []time.Duration
+	for range r.size(5, 2) {
+		if err := os.RemoveAll(filepath.Join(st.dir, "venvs")); err != nil {
+			return nil, fmt.Errorf("emptying the environment cache: %w", err)
+		}
+		d, err := firstLine(ctx, srv.api, pyFirstLine)
+		if err != nil {
+			return nil, err
+		}
+		cold = append(cold, d)
+	}
+	for range r.size(10, 3) {
+		d, err := firstLine(ctx, srv.api, pyFirstLine)
+		if err != nil {
+			return nil, err
+		}
+		warm = append(warm, d)
+	}
+	c50, _, cmax := percentiles(cold)
+	w50, _, wmax := percentiles(warm)
+	return []Result{
+		{Metric: "cold: enqueue to first line p50", Value: ms(c50), Unit: "ms", N: len(cold), Note: "venvs cache (and pip seed) emptied before each task"},
+		{Metric: "cold: enqueue to first line max", Value: ms(cmax), Unit: "ms", N: len(cold)},
+		{Metric: "warm: enqueue to first line p50", Value: ms(w50), Unit: "ms", N: len(warm), Note: "environment cached"},
+		{Metric: "warm: enqueue to first line max", Value: ms(wmax), Unit: "ms", N: len(warm)},
+	}, nil
+}
+
+// runLogs: a task prints many numbered lines as fast as Python can; the
+// figures are the lines and bytes per second from the first line's read
+// (daemon timestamp) to the last line's storage (server timestamp), and
+// the lines missing or duplicated in events.get_task_log.
+func runLogs(ctx context.Context, r *runner) ([]Result, error) {
+	st, srv, _, err := r.daemonStack(ctx, "logs", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
+	lines := r.size(200_000, 50_000)
+	const pad = 60
+	code := fmt.Sprintf("import sys\nw = sys.stdout.write\nfor i in range(%d):\n    w('line %%07d %%s\\n' %% (i, 'x' * %d))\n", lines, pad)
+	lineBytes := len("line 0000000 ") + pad + 1
+	id, err := createTask(ctx, srv.api, "log flood", map[string]any{"binary": "python3", "entry_point": "t.py", "diff": code})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := enqueue(ctx, srv.api, id); err != nil {
+		return nil, err
+	}
+	if t, err := waitStatus(ctx, srv.api, id, 5*time.Minute, api.StatusCompleted, api.StatusFailed); err != nil {
+		return nil, err
+	} else if t.Status != api.StatusCompleted {
+		return nil, fmt.Errorf("log task %s failed: %s", id, t.StatusReason)
+	}
+	// The daemon delivers the rest of the log after the status: wait for
+	// the last line.
+	last := fmt.Sprintf("line %07d ", lines-1)
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		events, err := logPage(ctx, srv.api, id, true, 0, 20)
+		if err != nil {
+			return nil, err
+		}
+		if hasLine(events, last) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the last line of task %s did not arrive within 5 minutes", id)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+	events, err := readLog(ctx, srv.api, id)
+	if err != nil {
+		return nil, err
+	}
+	c := countLines(events, lines)
+	if c.first.IsZero() || c.last.IsZero() || !c.last.After(c.first) {
+		return nil, fmt.Errorf("log of task %s: no time span between the first and the last line", id)
+	}
+	span := c.last.Sub(c.first).Seconds()
+	note := fmt.Sprintf("%d lines of %d bytes, %d events", lines, lineBytes, c.events)
+	return []Result{
+		{Metric: "throughput", Value: float64(lines) / span, Unit: "lines/s", Note: note},
+		{Metric: "throughput", Value: float64(lines*lineBytes) / span / 1e6, Unit: "MB/s"},
+		{Metric: "lines lost", Value: float64(lines - c.unique), Unit: "lines", N: lines, Note: "printed but not in events.get_task_log"},
+		{Metric: "lines duplicated", Value: float64(c.seen - c.unique), Unit: "lines", N: lines},
+	}, nil
+}
+
+func hasLine(events []map[string]any, prefix string) bool {
+	for _, ev := range events {
+		if msg, _ := ev["msg"].(string); strings.Contains(msg, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// lineCount is what a task log holds of the numbered lines.
+type lineCount struct {
+	events, seen, unique int
+	first, last          time.Time // first line read by the daemon, last line stored by the server
+}
+
+func countLines(events []map[string]any, lines int) lineCount {
+	var c lineCount
+	got := make([]bool, lines)
+	for _, ev := range events {
+		msg, _ := ev["msg"].(string)
+		found := false
+		for _, l := range strings.Split(msg, "\n") {
+			rest, ok := strings.CutPrefix(strings.TrimSpace(l), "line ")
+			if !ok || len(rest) < 7 {
+				continue
+			}
+			n, err := strconv.Atoi(rest[:7])
+			if err != nil || n < 0 || n >= lines {
+				continue
+			}
+			found = true
+			c.seen++
+			if !got[n] {
+				got[n] = true
+				c.unique++
+			}
+			if n == 0 {
+				ts, _ := ev["timestamp"].(float64)
+				c.first = time.UnixMilli(int64(ts))
+			}
+			if n == lines-1 {
+				if t, ok := serverTime(ev); ok {
+					c.last = t
+				}
+			}
+		}
+		if found {
+			c.events++
+		}
+	}
+	return c
+}
+
+// runIdle: a registered daemon with nothing to do, measured over a window.
+func runIdle(ctx context.Context, r *runner) ([]Result, error) {
+	st, _, d, err := r.daemonStack(ctx, "idle", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
+	if err := sleep(ctx, 2*time.Second); err != nil { // past start-up
+		return nil, err
+	}
+	window := r.window(30*time.Second, 10*time.Second)
+	m, err := startCPU(d.pid())
+	if err != nil {
+		return nil, err
+	}
+	peak := 0.0
+	for end := time.Now().Add(window); time.Now().Before(end); {
+		if rss, err := rssMiB(d.pid()); err == nil {
+			peak = max(peak, rss)
+		}
+		if err := sleep(ctx, time.Second); err != nil {
+			return nil, err
+		}
+	}
+	cores, err := m.cores()
+	if err != nil {
+		return nil, err
+	}
+	rss, err := rssMiB(d.pid())
+	if err != nil {
+		return nil, err
+	}
+	note := fmt.Sprintf("over %s, long-polling", window)
+	return []Result{
+		{Metric: "daemon RSS", Value: rss, Unit: "MiB", Note: note},
+		{Metric: "daemon RSS peak", Value: max(peak, rss), Unit: "MiB"},
+		{Metric: "daemon CPU", Value: cores * 100, Unit: "% of a core", Note: note},
+	}, nil
+}
