@@ -89,6 +89,14 @@ type Config struct {
 	// Parallel, when set, runs several tasks at once (services mode,
 	// dynamic GPUs); otherwise one task runs at a time.
 	Parallel *Parallel
+	// RunsDir keeps a record of each running task and its run folder
+	// (output, status), so that a daemon started again with the same
+	// worker id takes back the tasks whose process survived it. Empty: no
+	// records (tests of the one-process executor).
+	RunsDir string
+	// Leftovers removes what a lost docker run left (its containers, by
+	// run marker); nil outside docker mode.
+	Leftovers func(ctx context.Context, marker string)
 }
 
 func (c *Config) setDefaults() {
@@ -122,6 +130,9 @@ func (c *Config) setDefaults() {
 // Executor runs one task process (executor.Executor in production).
 type Executor interface {
 	Run(ctx context.Context, spec executor.Spec, out io.Writer) (executor.Exit, error)
+	// Attach follows a run an earlier daemon started (its RunDir), from
+	// offset in its output.
+	Attach(ctx context.Context, spec executor.Spec, offset int64, out io.Writer) (executor.Exit, error)
 }
 
 // Launcher runs tasks some other way than as a local process: docker mode
@@ -259,7 +270,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.reportLoop(loopCtx) })
 	a.runCtx = ctx
+	back := a.recoverRuns(ctx)
 	var err error
+	for _, r := range back {
+		q := queueRef{ID: r.rec.QueueID, Name: r.rec.QueueName}
+		slot := r.rec.Slot
+		if a.par == nil {
+			// One task at a time: it is finished before polling starts.
+			a.runTask(ctx, r.rec.Task, q, r.rec.Owner, &slot, r)
+			continue
+		}
+		a.track(r.rec.Task, q.ID, &slot)
+		a.par.tasks.Go(func() {
+			defer a.parallelDone(r.rec.Task)
+			a.runTask(ctx, r.rec.Task, q, r.rec.Owner, &slot, r)
+		})
+	}
 	if a.par != nil {
 		err = a.parallelLoop(ctx)
 		// A drain lets the running tasks finish; a shutdown (ctx) stops

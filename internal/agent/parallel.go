@@ -303,15 +303,27 @@ func (a *Agent) startReserved(ctx context.Context, q queueRef, res *reservation,
 	a.par.tasks.Go(func() {
 		defer func() {
 			release()
-			select {
-			case a.par.freed <- struct{}{}:
-			default:
-			}
+			a.parallelDone("")
 		}()
 		// The daemon's shutdown, not the long poll's end, stops the task.
-		a.runTask(a.runCtx, entry.Task, q, owner, slot)
+		a.runTask(a.runCtx, entry.Task, q, owner, slot, nil)
 	})
 	return true
+}
+
+// parallelDone frees a parallel task's slot: its GPUs (task given: a task
+// taken back after a restart, whose GPUs the allocator kept) and a wake-up
+// for the poll loop.
+func (a *Agent) parallelDone(task string) {
+	if g := a.cfg.Parallel.GPUs; g != nil && task != "" {
+		if err := g.Allocator.Release(task); err != nil {
+			a.log.Error("releasing the GPUs of a finished task", "task", task, "err", err)
+		}
+	}
+	select {
+	case a.par.freed <- struct{}{}:
+	default:
+	}
 }
 
 // pruneAllocations drops the GPUs a previous run of this daemon held for

@@ -148,7 +148,7 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 			if entry == nil {
 				continue
 			}
-			a.runTask(ctx, entry.Task, q, owner, a.ownSlot())
+			a.runTask(ctx, entry.Task, q, owner, a.ownSlot(), nil)
 			ran = true
 			if a.draining.Load() || ctx.Err() != nil {
 				break
@@ -250,7 +250,7 @@ func (a *Agent) idleWait(ctx context.Context, active []bool) error {
 		return a.sleep(ctx, jitter(a.cfg.PollInterval))
 	}
 	if entry != nil && !errors.Is(ctx.Err(), context.Canceled) {
-		a.runTask(ctx, entry.Task, q, "", a.ownSlot())
+		a.runTask(ctx, entry.Task, q, "", a.ownSlot(), nil)
 	}
 	return nil
 }

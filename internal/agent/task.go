@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -63,6 +65,39 @@ func (s eventSender) AddEvents(ctx context.Context, lines [][]byte) (int, error)
 	return added, err
 }
 
+// Delivered tells whether the server has a task log event (the one batch
+// a crash may have left in doubt): the event at its timestamp must have
+// the same message and worker.
+func (s eventSender) Delivered(ctx context.Context, line []byte) (bool, error) {
+	var ev struct {
+		Task      string `json:"task"`
+		Worker    string `json:"worker"`
+		Msg       string `json:"msg"`
+		Timestamp int64  `json:"timestamp"`
+	}
+	if err := json.Unmarshal(line, &ev); err != nil || ev.Task == "" {
+		return false, fmt.Errorf("reading a spooled event: %v", err)
+	}
+	var resp api.TaskLogResponse
+	err := s.c.Call(ctx, "", "events.get_task_log", map[string]any{"task": ev.Task, "navigate_earlier": false,
+		"from_timestamp": ev.Timestamp - 1, "batch_size": 20}, &resp, apiclient.Default)
+	if err != nil {
+		return false, err
+	}
+	for _, got := range resp.Events {
+		ts, _ := got["timestamp"].(float64)
+		if int64(ts) != ev.Timestamp {
+			continue
+		}
+		msg, _ := got["msg"].(string)
+		worker, _ := got["worker"].(string)
+		if msg == ev.Msg && worker == ev.Worker {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // countingWriter counts the task output bytes for the metrics.
 type countingWriter struct {
 	w io.Writer
@@ -88,7 +123,7 @@ func (a *Agent) untrack(task string) {
 
 // runTask runs one task popped from q, from "pulled" to its final status
 // (spec 2.8, 2.8.2). Nothing in it can stop the daemon.
-func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner string, slot *Slot) {
+func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner string, slot *Slot, res *resumed) {
 	start := time.Now()
 	final := context.WithoutCancel(ctx) // status and log delivery outlive a shutdown
 	defer func() {
@@ -101,7 +136,16 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 	a.track(taskID, q.ID, slot)
 	defer a.untrack(taskID)
 	log := a.log.With("task", taskID)
-	log.Info("running task", "queue", q.Name)
+	rec := &runRecord{Task: taskID, QueueID: q.ID, QueueName: q.Name, Owner: owner, Slot: *slot, Taken: time.Now()}
+	if res != nil {
+		rec = res.rec
+		log.Info("following task again after a restart", "queue", q.Name, "from_output_offset", res.resume.SourceOffset)
+	} else {
+		log.Info("running task", "queue", q.Name)
+		a.saveRecord(rec)
+	}
+	// The record goes once the final status is out (deferred first: runs last).
+	defer a.dropRecord(taskID)
 	// With --use-owner-token every task-scoped call, and the task process
 	// itself, acts as the task's owner. The owner's session is made before
 	// the task is marked started, so a failed login does not leave it
@@ -112,8 +156,10 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 		a.finish(final, a.api, slot, taskID, "tasks.failed", "setup failed: could not log in as the task's owner: "+err.Error())
 		return
 	}
-	if err := tapi.SetStatus(ctx, "tasks.started", taskID, true, "", "pulled by agent", apiclient.Default); err != nil {
-		log.Warn("could not mark task pulled", "err", err)
+	if res == nil {
+		if err := tapi.SetStatus(ctx, "tasks.started", taskID, true, "", "pulled by agent", apiclient.Default); err != nil {
+			log.Warn("could not mark task pulled", "err", err)
+		}
 	}
 	if slot.Child {
 		if err := a.api.RegisterWorker(ctx, slot.WorkerID, []string{q.ID}, a.cfg.Tags); err != nil {
@@ -132,8 +178,12 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 		defer a.reportNow(final, slot.WorkerID, "", "")
 	}
 
-	streamer, err := logstream.New(logstream.Config{TaskID: taskID, Worker: slot.WorkerID, SpoolDir: a.cfg.SpoolDir,
-		Secrets: a.cfg.Secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log}, eventSender{tapi, a.cfg.Metrics})
+	lcfg := logstream.Config{TaskID: taskID, Worker: slot.WorkerID, SpoolDir: a.cfg.SpoolDir,
+		Secrets: a.cfg.Secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log, TrackSource: a.cfg.RunsDir != ""}
+	if res != nil {
+		lcfg.SourceOffset, lcfg.MinTimestamp = res.resume.SourceOffset, res.resume.LastTimestamp
+	}
+	streamer, err := logstream.New(lcfg, eventSender{tapi, a.cfg.Metrics})
 	if err != nil {
 		log.Error("cannot stream the task log", "err", err)
 		a.finish(final, tapi, slot, taskID, "tasks.failed", "setup failed: cannot stream the task log: "+err.Error())
@@ -153,19 +203,22 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 		stopStream()
 		wg.Wait()
 	}()
-	streamer.Log("INFO", fmt.Sprintf("task %s pulled from %s by worker %s\n", taskID, q.ID, slot.WorkerID))
-
-	if err := tapi.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
-		log.Warn("failed setting hostname for task", "err", err)
-	}
-	if err := tapi.SetStatus(ctx, "tasks.started", taskID, true, "", "launch by agent", apiclient.Default); err != nil {
-		log.Warn("could not set status=in_progress; skipping task", "err", err)
-		streamer.Log("ERROR", "Could not set task status to in_progress: "+err.Error())
-		return
+	if res != nil {
+		streamer.Log("WARNING", fmt.Sprintf("clearml-agent: worker %s restarted; following the task again (its process kept running)", slot.WorkerID))
+	} else {
+		streamer.Log("INFO", fmt.Sprintf("task %s pulled from %s by worker %s\n", taskID, q.ID, slot.WorkerID))
+		if err := tapi.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
+			log.Warn("failed setting hostname for task", "err", err)
+		}
+		if err := tapi.SetStatus(ctx, "tasks.started", taskID, true, "", "launch by agent", apiclient.Default); err != nil {
+			log.Warn("could not set status=in_progress; skipping task", "err", err)
+			streamer.Log("ERROR", "Could not set task status to in_progress: "+err.Error())
+			return
+		}
 	}
 	a.cfg.Metrics.TaskStarted()
 	runStart := time.Now()
-	reason, exit, runErr := a.supervise(ctx, tapi, slot, taskID, ownerToken, streamer)
+	reason, exit, runErr := a.supervise(ctx, tapi, slot, rec, res, ownerToken, streamer)
 	if a.cfg.AfterTask != nil {
 		a.cfg.AfterTask(taskID)
 	}
@@ -176,7 +229,8 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 }
 
 // supervise runs the child and watches the task for aborts and pings it.
-func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slot, taskID, ownerToken string, streamer *logstream.Streamer) (stopReason, executor.Exit, error) {
+func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slot, rec *runRecord, res *resumed, ownerToken string, streamer *logstream.Streamer) (stopReason, executor.Exit, error) {
+	taskID := rec.Task
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	var mu sync.Mutex
@@ -192,6 +246,9 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slo
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	marker := taskID + "-" + fmt.Sprint(time.Now().UnixNano())
+	if res != nil {
+		marker = rec.Marker
+	}
 	wg.Go(func() { a.watch(watchCtx, tapi, taskID, marker, streamer, stop) })
 	wg.Go(func() {
 		select {
@@ -213,21 +270,31 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slo
 		env = append(env, "CLEARML_AUTH_TOKEN="+ownerToken)
 	}
 	spec := executor.Spec{Argv: a.cfg.ChildArgv(taskID), Env: env, GracePeriod: a.cfg.GracePeriod, Marker: marker}
+	if a.cfg.RunsDir != "" {
+		spec.RunDir = filepath.Join(a.runDir(taskID), "run")
+	}
 	var exec Executor = a.exec
 	var launchErr error
 	if l := a.cfg.Launcher; l != nil {
-		var cleanup func()
-		spec, cleanup, launchErr = l.Launch(runCtx, tapi, taskID, spec, streamer.Log)
-		if cleanup != nil {
-			defer cleanup()
-		}
 		exec = l
+		if res == nil {
+			var cleanup func()
+			spec, cleanup, launchErr = l.Launch(runCtx, tapi, taskID, spec, streamer.Log)
+			if cleanup != nil {
+				defer cleanup()
+			}
+		}
 	}
 	var exit executor.Exit
 	var err error
-	if launchErr != nil {
+	switch {
+	case launchErr != nil:
 		err = launchErr
-	} else {
+	case res != nil:
+		exit, err = exec.Attach(runCtx, spec, res.resume.SourceOffset, out)
+	default:
+		rec.Marker, rec.Docker = marker, a.cfg.Launcher != nil
+		a.saveRecord(rec)
 		exit, err = exec.Run(runCtx, spec, out)
 	}
 	stopWatch()

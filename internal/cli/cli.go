@@ -16,6 +16,7 @@ import (
 
 	cliargs "github.com/goclearml/agent/internal/args"
 	"github.com/goclearml/agent/internal/containerinit"
+	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/version"
 )
 
@@ -107,6 +108,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runQueues(g, rest, stdout, stderr)
 	case "workers":
 		return runWorkers(g, rest, stdout, stderr)
+	case executor.ShimCommand:
+		// The supervisor of one task process (started by the daemon).
+		if code := executor.ShimMain(rest); code != 0 {
+			return &exitError{code: code, err: errSilent}
+		}
+		return nil
 	case "container-run":
 		// Inside a task's container only (docker mode's entry point).
 		return runContainerRun(rest, stdout)

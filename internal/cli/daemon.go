@@ -21,7 +21,6 @@ import (
 	"github.com/goclearml/agent/internal/docker"
 	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/gpu"
-	"github.com/goclearml/agent/internal/logstream"
 	"github.com/goclearml/agent/internal/metrics"
 	"github.com/goclearml/agent/internal/schedule"
 	"github.com/goclearml/agent/internal/sysstats"
@@ -201,6 +200,8 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		}
 		return append(a, "--id", task)
 	}
+	lostAfter := cfg.Agent.ReattachTimeout
+	ex := &executor.Executor{Log: log, Self: self, LostAfter: lostAfter}
 	var dm *dockerMode
 	if d.Docker != nil {
 		inner := func(task string) []string {
@@ -217,7 +218,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 			}
 			return append(a, "--id", task)
 		}
-		if dm, err = newDockerMode(cfg, d, inst.WorkerID, visible, self, inner, log); err != nil {
+		if dm, err = newDockerMode(cfg, d, inst.WorkerID, visible, self, inner, ex, log); err != nil {
 			return err
 		}
 		mode := "Docker"
@@ -235,12 +236,9 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if d.GitPass != "" {
 		childEnv = append(childEnv, "CLEARML_AGENT_GIT_PASS="+d.GitPass)
 	}
+	// Task logs a crashed daemon left are delivered by the agent at start,
+	// after it read where the tasks it takes back continue.
 	spool := spoolDir(inst.WorkerID)
-	if sent, err := logstream.Recover(ctx, spool, spoolSender{client}, log); err != nil {
-		log.Warn("delivering task logs left by an earlier run", "err", err)
-	} else if sent > 0 {
-		log.Info("delivered task log lines left by an earlier run", "events", sent)
-	}
 	pollInterval := cfg.Agent.PollInterval
 	if d.PollingIntervalSet {
 		pollInterval = time.Duration(d.PollingInterval * float64(time.Second))
@@ -259,6 +257,15 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(out, "metrics and health endpoint on http://%s (/metrics, /healthz)\n", ms.Addr())
 	}
 	afterTask := func(id string) { os.RemoveAll(TaskDir(id)) }
+	var leftovers func(context.Context, string)
+	if dm != nil {
+		leftovers = func(ctx context.Context, marker string) {
+			if ids, err := dm.client.Containers(ctx, docker.LabelRun+"="+marker); err == nil && len(ids) > 0 {
+				log.Info("removing the container of a task that was not taken back", "containers", len(ids))
+				dm.client.Remove(ctx, ids...)
+			}
+		}
+	}
 	var launcher agent.Launcher
 	cleanupCtx, stopCleanup := context.WithCancel(ctx)
 	var cleanupWG sync.WaitGroup
@@ -298,8 +305,8 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		ChildArgv: childArgv, ChildEnv: childEnv, SpoolDir: spool, Secrets: appendNonEmpty(cfg.Secrets(), d.GitPass),
 		SuppressCarriageReturn: cfg.Agent.SuppressCarriageReturn, Console: console,
 		Announce: func(s string) { fmt.Fprint(out, s) }, Metrics: m, Schedule: sched, UseOwnerToken: d.UseOwnerToken,
-		AfterTask: afterTask, Launcher: launcher,
-	}, client, &executor.Executor{Log: log}, &sysstats.Sampler{DiskPath: firstNonEmpty(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
+		AfterTask: afterTask, Launcher: launcher, RunsDir: runsDir(inst.WorkerID), Leftovers: leftovers,
+	}, client, ex, &sysstats.Sampler{DiskPath: firstNonEmpty(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
 
 	if d.Status {
 		report, err := a.StatusReport(ctx)
@@ -438,15 +445,13 @@ func configSchedule(d *args.Daemon) (uptime, downtime []string) {
 	return uptime, downtime
 }
 
-// spoolSender lets Recover deliver spooled task logs.
-type spoolSender struct{ c *apiclient.Client }
-
-func (s spoolSender) AddEvents(ctx context.Context, lines [][]byte) (int, error) {
-	added, _, err := s.c.AddEvents(ctx, lines, apiclient.Default)
-	return added, err
-}
-
 var unsafePath = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// runsDir is where a worker keeps the records and output of its running
+// tasks, which a restarted daemon with the same id takes back.
+func runsDir(workerID string) string {
+	return filepath.Join(cacheBase(), "clearml-agent", "runs", unsafePath.ReplaceAllString(workerID, "_"))
+}
 
 // spoolDir is where a worker's undelivered task logs wait.
 func spoolDir(workerID string) string {

@@ -12,6 +12,7 @@ import (
 	"github.com/goclearml/agent/internal/args"
 	"github.com/goclearml/agent/internal/config"
 	"github.com/goclearml/agent/internal/docker"
+	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/shellwords"
 )
 
@@ -90,7 +91,7 @@ func boolKey(cfg *config.Config, key string, def bool) (bool, error) { return cf
 // newDockerMode reads the docker settings (spec 3.9 and 6.4) and checks
 // them before the daemon takes any task: a bad setting stops the start
 // with a clear error instead of failing every task.
-func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self string, inner func(string) []string, log *slog.Logger) (*dockerMode, error) {
+func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self string, inner func(string) []string, ex *executor.Executor, log *slog.Logger) (*dockerMode, error) {
 	bin, err := docker.Find()
 	if err != nil {
 		return nil, err
@@ -216,7 +217,7 @@ func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self s
 		Labels: labels, NameFormat: cfg.Raw.String("agent.docker_container_name_format", ""),
 		Masker:      docker.Masker{Keys: hideKeys, Secrets: cfg.Secrets(), Disabled: !hide},
 		HostNetwork: docker.IsLoopbackServer(cfg.API.Server), Self: self, InnerArgv: inner, PassEnv: dockerPassEnv,
-		WorkDir: os.TempDir(), ParentWorker: workerID, Images: images, Log: log,
+		WorkDir: os.TempDir(), ParentWorker: workerID, Images: images, Exec: ex, Log: log,
 	}
 	l, err := docker.NewLauncher(s)
 	if err != nil {

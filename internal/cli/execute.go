@@ -69,6 +69,13 @@ func runExecute(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "Running task id [%s]:\n", task.ID)
 	prep, err := prepareTask(ctx, cfg, client, task, taskOptions{optimization: opts.Optimization, standalone: opts.StandaloneMode}, stdout, log)
+	if err != nil && ctx.Err() != nil {
+		// Stopped during setup (an abort, the daemon's shutdown): the
+		// daemon that stops us reports the task's status and why, not a
+		// setup failure.
+		fmt.Fprintln(stdout, "clearml-agent: task setup interrupted by a stop signal")
+		return &exitError{code: 128 + int(syscall.SIGTERM), err: errSilent}
+	}
 	if err != nil {
 		// A setup failure: say exactly what went wrong on the task.
 		reason := err.Error()

@@ -90,7 +90,11 @@ type Agent struct {
 	StatusReportInterval time.Duration
 	// AbortGracePeriod is how long an aborted task may take to exit before
 	// it is killed.
-	AbortGracePeriod       time.Duration
+	AbortGracePeriod time.Duration
+	// ReattachTimeout is how long a task runs on when its daemon died
+	// before the task's supervisor stops it (agent.reattach_timeout_sec,
+	// ours; 0: it runs on until a daemon takes it back).
+	ReattachTimeout        time.Duration
 	SuppressCarriageReturn bool
 	ReloadConfig           bool
 	// Uptime and Downtime are schedule entries such as "17-20 SUN,TUE".

@@ -221,6 +221,7 @@ func (c *Config) readAgent(env envReader, home string) error {
 	a.PollInterval = r.seconds("agent.polling_interval_sec", 5)
 	a.StatusReportInterval = r.seconds("agent.status_report_interval_sec", 30)
 	a.AbortGracePeriod = r.seconds("agent.abort_grace_period_sec", 10)
+	a.ReattachTimeout = r.seconds("agent.reattach_timeout_sec", 600)
 	a.Uptime = r.list("agent.uptime")
 	a.Downtime = r.list("agent.downtime")
 	a.ApplyEnvironment = r.boolean("agent.apply_environment", false)

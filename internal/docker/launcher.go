@@ -60,7 +60,9 @@ type Settings struct {
 	WorkDir      string
 	ParentWorker string
 	Images       *ImageUsage // records images used, for the cleanup policy (nil: none)
-	Log          *slog.Logger
+	// Exec runs the docker CLI under its shim (default: a plain executor).
+	Exec *executor.Executor
+	Log  *slog.Logger
 }
 
 // Launcher runs each task in its own container.
@@ -83,12 +85,21 @@ func NewLauncher(s Settings) (*Launcher, error) {
 	if s.Log == nil {
 		s.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Launcher{s: s, runner: &Runner{Client: s.Client, Log: s.Log}}, nil
+	ex := s.Exec
+	if ex == nil {
+		ex = &executor.Executor{Log: s.Log}
+	}
+	return &Launcher{s: s, runner: &Runner{Client: s.Client, Exec: ex, Log: s.Log}}, nil
 }
 
 // Run runs a launched task's container (the daemon's executor).
 func (l *Launcher) Run(ctx context.Context, spec executor.Spec, out io.Writer) (executor.Exit, error) {
 	return l.runner.Run(ctx, spec, out)
+}
+
+// Attach follows a task's container started by an earlier daemon.
+func (l *Launcher) Attach(ctx context.Context, spec executor.Spec, offset int64, out io.Writer) (executor.Exit, error) {
+	return l.runner.Attach(ctx, spec, offset, out)
 }
 
 // Launch turns a task's process-mode spec (its environment holds

@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"github.com/goclearml/agent/internal/executor"
@@ -99,11 +98,14 @@ func (c Client) Stop(ctx context.Context, grace time.Duration, ids ...string) er
 }
 
 // Runner runs one task's `docker run` command line and supervises the
-// container. It satisfies the daemon's executor interface: cancelling the
-// context stops the container with the grace period (docker stop -t),
-// then kills it; whatever happens, no container of the run is left.
+// container. It satisfies the daemon's executor interface: the docker CLI
+// runs under the executor's shim (so the run survives a daemon restart),
+// and cancelling the context stops the container with the grace period
+// (docker stop -t), then kills it; whatever happens, no container of the
+// run is left.
 type Runner struct {
 	Client Client
+	Exec   *executor.Executor
 	Log    *slog.Logger
 }
 
@@ -115,6 +117,15 @@ const ExitDockerError = 125
 // include LabelRun=spec.Marker, streams the container's output to out and
 // waits for it to end.
 func (r *Runner) Run(ctx context.Context, spec executor.Spec, out io.Writer) (executor.Exit, error) {
+	return r.run(ctx, spec, out, -1)
+}
+
+// Attach follows a container run started by an earlier daemon.
+func (r *Runner) Attach(ctx context.Context, spec executor.Spec, offset int64, out io.Writer) (executor.Exit, error) {
+	return r.run(ctx, spec, out, offset)
+}
+
+func (r *Runner) run(ctx context.Context, spec executor.Spec, out io.Writer, attachAt int64) (executor.Exit, error) {
 	if len(spec.Argv) == 0 || spec.Marker == "" {
 		return executor.Exit{}, errors.New("running container: empty command or no run marker")
 	}
@@ -122,75 +133,39 @@ func (r *Runner) Run(ctx context.Context, spec executor.Spec, out io.Writer) (ex
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	grace := spec.GracePeriod
-	if grace <= 0 {
-		grace = 10 * time.Second
-	}
 	label := LabelRun + "=" + spec.Marker
-	cmd := exec.Command(spec.Argv[0], spec.Argv[1:]...)
-	cmd.Env = spec.Env
-	cmd.Dir = spec.Dir
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return executor.Exit{}, fmt.Errorf("creating output pipe: %w", err)
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	// Its own process group: a Ctrl-C meant for the daemon does not reach
-	// the docker CLI.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		return executor.Exit{}, fmt.Errorf("starting docker: %w", err)
-	}
-	pw.Close()
+	spec.Stop = func(ctx context.Context, grace time.Duration) { r.stop(ctx, label, grace, log) }
 	tail := &tailBuffer{max: 4096}
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		io.Copy(io.MultiWriter(out, tail), pr)
-	}()
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-
+	w := io.MultiWriter(out, tail)
 	var exit executor.Exit
-	final := context.WithoutCancel(ctx)
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		exit.Cancelled = true
-		r.stop(final, label, grace, waited, cmd, log)
+	var err error
+	if attachAt >= 0 {
+		exit, err = r.Exec.Attach(ctx, spec, attachAt, w)
+	} else {
+		exit, err = r.Exec.Run(ctx, spec, w)
 	}
 	// The CLI has exited; the container may not have (the CLI was killed,
 	// or --rm had not finished). Remove whatever is left of the run.
-	if ids, err := r.Client.Containers(final, label); err != nil {
-		log.Warn("listing the task's containers", "err", err)
+	final := context.WithoutCancel(ctx)
+	if ids, lerr := r.Client.Containers(final, label); lerr != nil {
+		log.Warn("listing the task's containers", "err", lerr)
 	} else if len(ids) > 0 {
-		if err := r.Client.Remove(final, ids...); err != nil {
-			log.Warn("removing the task's container", "err", err)
+		if rerr := r.Client.Remove(final, ids...); rerr != nil {
+			log.Warn("removing the task's container", "err", rerr)
 		}
 	}
-	select {
-	case <-copied:
-	case <-time.After(3 * time.Second):
-		pr.Close()
-		<-copied
+	if err != nil {
+		return exit, err
 	}
-	pr.Close()
-	code := cmd.ProcessState.ExitCode()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		exit.Signal, code = ws.Signal(), -int(ws.Signal())
-	}
-	exit.Code = code
-	if code == ExitDockerError && !exit.Cancelled {
-		return exit, fmt.Errorf("docker could not run the container (docker run exit code %d): %s", code, lastLine(tail.String()))
+	if exit.Code == ExitDockerError && !exit.Cancelled {
+		return exit, fmt.Errorf("docker could not run the container (docker run exit code %d): %s", exit.Code, lastLine(tail.String()))
 	}
 	return exit, nil
 }
 
-// stop stops the run's container: docker stop with the grace period once
-// the container exists; the CLI is killed if it does not exit after that.
-func (r *Runner) stop(ctx context.Context, label string, grace time.Duration, waited <-chan error, cmd *exec.Cmd, log *slog.Logger) {
+// stop stops the run's container with docker stop and the grace period,
+// once the container exists.
+func (r *Runner) stop(ctx context.Context, label string, grace time.Duration, log *slog.Logger) {
 	deadline := time.Now().Add(grace + 30*time.Second)
 	for time.Now().Before(deadline) {
 		ids, err := r.Client.Containers(ctx, label)
@@ -199,20 +174,9 @@ func (r *Runner) stop(ctx context.Context, label string, grace time.Duration, wa
 			if err := r.Client.Stop(ctx, grace, ids...); err != nil {
 				log.Warn("stopping the task's container", "err", err)
 			}
-			break
-		}
-		select {
-		case <-waited:
 			return
-		case <-time.After(200 * time.Millisecond):
 		}
-	}
-	select {
-	case <-waited:
-	case <-time.After(15 * time.Second):
-		log.Warn("docker run did not exit after the container stopped: killing it")
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-waited
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -230,11 +194,14 @@ func lastLine(s string) string {
 
 // tailBuffer keeps the last max bytes written.
 type tailBuffer struct {
+	mu  sync.Mutex
 	buf []byte
 	max int
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > t.max {
 		t.buf = t.buf[len(t.buf)-t.max:]
@@ -242,4 +209,8 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string { return string(t.buf) }
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

@@ -20,7 +20,14 @@ var secretPassEnv = []string{"CLEARML_AUTH_TOKEN", "CLEARML_AGENT_GIT_USER", "CL
 // copy) and assembles its container. cleanup removes the files.
 func (l *Launcher) runSpec(taskID string, spec executor.Spec, c Choice, m Merged) (RunSpec, func(), error) {
 	s := l.s
-	dir, err := os.MkdirTemp(s.WorkDir, ".clearml_agent_docker_"+taskID+"_")
+	// Beside the run folder when there is one: the files stay while the
+	// container runs, through a daemon restart, and go with the run.
+	parent := s.WorkDir
+	if spec.RunDir != "" {
+		parent = filepath.Dir(spec.RunDir)
+		os.MkdirAll(parent, 0o700)
+	}
+	dir, err := os.MkdirTemp(parent, ".clearml_agent_docker_"+taskID+"_")
 	if err != nil {
 		return RunSpec{}, nil, fmt.Errorf("creating the task's docker files: %w", err)
 	}

@@ -1,14 +1,15 @@
-// Package executor runs a task's process: in its own process group, with
-// its combined output streamed to a writer, and with an abort that really
-// stops every process the task started. Cancelling the context sends
-// SIGTERM to the whole task, waits the grace period, then sends SIGKILL.
+// Package executor runs a task's process: under a shim that keeps it
+// going if the daemon dies (a daemon started again attaches to it), with
+// its combined output written to a file the daemon follows, and with an
+// abort that really stops every process the task started. Cancelling the
+// context sends SIGTERM to the whole task, waits the grace period, then
+// sends SIGKILL.
 //
-// "The whole task" is the process group of the child plus every process
-// that carries the run's marker in its environment (RunMarkerEnv), which
-// catches grandchildren that left the group, double-forked daemons
-// included. (Where cgroup v2 can be written, a cgroup would be the
-// stronger fence; this machine class has cgroup v1, so the marker scan is
-// the portable mechanism.)
+// "The whole task" is every descendant of the shim, which is a child
+// subreaper: processes that double-fork, leave the process group or the
+// session, or clear their environment are re-parented to it, not to init,
+// so they cannot escape. Every process also carries the run's marker in
+// its environment (RunMarkerEnv), which Usage sums CPU and memory by.
 package executor
 
 import (
@@ -18,7 +19,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,6 +38,13 @@ type Spec struct {
 	GracePeriod time.Duration
 	// Marker identifies the run's processes; required.
 	Marker string
+	// RunDir is the run's folder (output, status; see the shim). Empty: a
+	// temporary one, removed afterwards.
+	RunDir string
+	// Stop, when set, stops the run on cancellation instead of signals
+	// (docker mode: docker stop with the grace period); the shim's SIGKILL
+	// follows if the run has not ended 30 s after the grace period.
+	Stop func(ctx context.Context, grace time.Duration)
 }
 
 // Exit is how the process ended.
@@ -50,16 +57,32 @@ type Exit struct {
 	// Cancelled is true when the run ended because its context was
 	// cancelled (an abort or a shutdown).
 	Cancelled bool
+	// Lost is true when the run's supervisor vanished (the task then ran
+	// unfollowed; it is gone), or the shim stopped a task no daemon
+	// followed for too long.
+	Lost bool
 }
 
-// Executor runs processes.
+// Executor runs processes under a shim (see shim.go).
 type Executor struct {
 	Log *slog.Logger
+	// Self is the agent binary that runs the shim (default: this one).
+	Self string
+	// LostAfter is how long a task runs on without any daemon following
+	// it before its shim stops it (0: never).
+	LostAfter time.Duration
 }
 
-// Run starts spec, copies its combined stdout and stderr to out, and waits.
-// An error means the process could not be started; once it ran, the
-// outcome is in Exit.
+func (e *Executor) log() *slog.Logger {
+	if e.Log == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return e.Log
+}
+
+// Run starts spec under a shim, copies its combined stdout and stderr to
+// out, and waits. An error means the process could not be started; once
+// it ran, the outcome is in Exit.
 func (e *Executor) Run(ctx context.Context, spec Spec, out io.Writer) (Exit, error) {
 	if len(spec.Argv) == 0 {
 		return Exit{}, errors.New("running task process: empty command")
@@ -67,118 +90,28 @@ func (e *Executor) Run(ctx context.Context, spec Spec, out io.Writer) (Exit, err
 	if spec.Marker == "" {
 		return Exit{}, errors.New("running task process: no run marker")
 	}
-	grace := spec.GracePeriod
-	if grace <= 0 {
-		grace = 10 * time.Second
-	}
-	log := e.Log
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return Exit{}, fmt.Errorf("creating output pipe: %w", err)
-	}
-	cmd := exec.Command(spec.Argv[0], spec.Argv[1:]...)
-	cmd.Env = append(append([]string{}, spec.Env...), RunMarkerEnv+"="+spec.Marker)
-	cmd.Dir = spec.Dir
-	// One pipe for both streams keeps stdout and stderr in write order.
-	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		return Exit{}, fmt.Errorf("starting %s: %w", spec.Argv[0], err)
-	}
-	pw.Close() // the child holds the write end now
-	pgid := cmd.Process.Pid
-
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		io.Copy(out, pr)
-	}()
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-
-	var exit Exit
-	var waitErr error
-	select {
-	case waitErr = <-waited:
-	case <-ctx.Done():
-		exit.Cancelled = true
-		log.Info("stopping task processes", "pid", pgid, "grace", grace)
-		signalRun(pgid, spec.Marker, syscall.SIGTERM)
-		t := time.NewTimer(grace)
-		select {
-		case waitErr = <-waited:
-			t.Stop()
-		case <-t.C:
-			log.Warn("task processes did not stop within the grace period: killing them", "pid", pgid)
-			signalRun(pgid, spec.Marker, syscall.SIGKILL)
-			waitErr = <-waited
+	dir := spec.RunDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", ".clearml_agent_run_")
+		if err != nil {
+			return Exit{}, fmt.Errorf("creating the task's run folder: %w", err)
 		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
 	}
-	// Whatever the main process left behind goes too: background children
-	// get a short grace, then SIGKILL.
-	if n := signalRun(pgid, spec.Marker, syscall.SIGTERM); n > 0 {
-		log.Info("stopping processes the task left behind", "count", n)
-		deadline := time.Now().Add(min(grace, 2*time.Second))
-		for time.Now().Before(deadline) && len(findRun(pgid, spec.Marker)) > 0 {
-			time.Sleep(50 * time.Millisecond)
-		}
-		signalRun(pgid, spec.Marker, syscall.SIGKILL)
+	if err := e.startShim(spec, dir); err != nil {
+		return Exit{}, err
 	}
-	// Drain the output; a process we could not kill may still hold the
-	// pipe, so do not wait for ever.
-	select {
-	case <-copied:
-	case <-time.After(3 * time.Second):
-		pr.Close()
-		<-copied
-	}
-	pr.Close()
-	fillExit(&exit, cmd.ProcessState, waitErr)
-	return exit, nil
+	return e.follow(ctx, spec, dir, 0, out)
 }
 
-func fillExit(exit *Exit, ps *os.ProcessState, waitErr error) {
-	if ps == nil {
-		exit.Code = -1
-		return
+// Attach follows a run started by an earlier daemon (the shim kept it
+// going), from offset in its output, as Run does.
+func (e *Executor) Attach(ctx context.Context, spec Spec, offset int64, out io.Writer) (Exit, error) {
+	if err := e.Own(spec.RunDir); err != nil {
+		return Exit{}, err
 	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		exit.Signal = ws.Signal()
-		exit.Code = -int(ws.Signal())
-		return
-	}
-	exit.Code = ps.ExitCode()
-}
-
-// signalRun signals the process group and every process with the marker,
-// and returns how many processes it signalled (the group counts as one
-// when it still exists).
-func signalRun(pgid int, marker string, sig syscall.Signal) int {
-	n := 0
-	if err := syscall.Kill(-pgid, sig); err == nil {
-		n++
-	}
-	for _, pid := range findMarked(marker) {
-		if syscall.Kill(pid, sig) == nil {
-			n++
-		}
-	}
-	return n
-}
-
-// findRun lists live processes of the run: the group's members and the
-// marked ones.
-func findRun(pgid int, marker string) []int {
-	pids := findMarked(marker)
-	if err := syscall.Kill(-pgid, 0); err == nil {
-		pids = append(pids, -pgid)
-	}
-	return pids
+	return e.follow(ctx, spec, spec.RunDir, offset, out)
 }
 
 var scanMu sync.Mutex

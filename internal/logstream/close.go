@@ -72,7 +72,12 @@ func (st *Streamer) Close(ctx context.Context) error {
 	if running {
 		waitOrTimeout(done, runExitGrace)
 	}
-	st.saveOffset(true)
+	st.mu.Lock()
+	inDoubt := st.inDoubt
+	st.mu.Unlock()
+	if !inDoubt {
+		st.saveOffset(true) // else the intent stays, for Recover to check
+	}
 	activeDirs.Delete(absPath(st.sp.dir))
 	return fmt.Errorf("logstream: %d task log events undelivered, kept in %s for Recover: %w",
 		pending, st.sp.dir, context.Cause(ctx))
@@ -143,6 +148,9 @@ func recoverStream(ctx context.Context, dir string, s Sender, log *slog.Logger) 
 		off := int64(0)
 		if seq == atSeq {
 			off = atOff
+			if start, end, ok := readIntent(dir); ok && start == atOff {
+				off = skipDelivered(ctx, dir, seq, start, end, s, log)
+			}
 		}
 		n, err := recoverSegment(ctx, dir, seq, off, s, log)
 		sent += n
@@ -173,6 +181,7 @@ func recoverSegment(ctx context.Context, dir string, seq, off int64, s Sender, l
 	size := fi.Size()
 	for off = min(off, size); off < size; {
 		lines, n, err := readLines(f, off, size-off, DefaultMaxBatchBytes)
+		lines = withoutMarks(lines)
 		if errors.Is(err, errTorn) {
 			log.Warn("skipping a torn event in a task log spool", "dir", dir)
 		} else if err != nil {
@@ -196,4 +205,42 @@ func recoverSegment(ctx context.Context, dir string, seq, off int64, s Sender, l
 		}
 	}
 	return sent, nil
+}
+
+// DeliveryChecker is an optional Sender extension: whether the server has
+// a task log event, by its encoded line. Recover uses it for the one batch
+// that may have been delivered just before a crash, so that no event is
+// delivered twice.
+type DeliveryChecker interface {
+	Delivered(ctx context.Context, line []byte) (bool, error)
+}
+
+// skipDelivered returns where Recover starts in the segment: after the
+// in-flight batch [start, end) if the server has its first event, else at
+// start (sent again: the server did not get it, or cannot tell).
+func skipDelivered(ctx context.Context, dir string, seq, start, end int64, s Sender, log *slog.Logger) int64 {
+	dc, ok := s.(DeliveryChecker)
+	if !ok {
+		return start
+	}
+	f, err := os.Open(segmentPath(dir, seq))
+	if err != nil {
+		return start
+	}
+	defer f.Close()
+	lines, _, err := readLines(f, start, end-start, int(end-start))
+	lines = withoutMarks(lines)
+	if err != nil || len(lines) == 0 {
+		return start
+	}
+	got, err := dc.Delivered(ctx, lines[0])
+	if err != nil {
+		log.Warn("could not tell whether the last task log batch before a crash arrived; sending it again", "dir", dir, "err", err)
+		return start
+	}
+	if got {
+		log.Info("the last task log batch before a crash had arrived; not sending it again", "dir", dir, "events", len(lines))
+		return end
+	}
+	return start
 }

@@ -81,6 +81,16 @@ type Config struct {
 	// RetryBackoff is the wait after failed attempt number attempt (from 0);
 	// by default exponential from 0.5 s to 30 s with jitter.
 	RetryBackoff func(attempt int) time.Duration
+	// TrackSource records in the spool how far into the output (a file
+	// the task writes) the spooled events reach, so that after a crash
+	// ResumePoint tells where to read on: every complete line is spooled
+	// exactly once. SourceOffset is where this Streamer's output starts in
+	// that file.
+	TrackSource  bool
+	SourceOffset int64
+	// MinTimestamp: events get later timestamps than this (a resumed
+	// task's earlier events).
+	MinTimestamp int64
 }
 
 func (c *Config) setDefaults() {
@@ -157,8 +167,12 @@ type Streamer struct {
 	partialAt time.Time // when partial last grew
 	msg       []byte    // message being assembled from complete lines
 	lastTS    int64     // last event timestamp (ms)
-	enc       encoder
-	writeErr  error // last spool write failure, logged once
+	// Source positions (TrackSource): src is the end of what Write took,
+	// partialSrc where the partial line starts, sealSrc how far the
+	// message being assembled reaches; lastMark the last recorded mark.
+	src, partialSrc, sealSrc, lastMark int64
+	enc                                encoder
+	writeErr                           error // last spool write failure, logged once
 	// Spool and delivery state.
 	sp    *spool
 	stats Stats
@@ -169,6 +183,7 @@ type Streamer struct {
 	aborted     bool // Close gave up; the spool belongs to Recover now
 	cancelSend  context.CancelFunc
 	drainedOnce bool
+	inDoubt     bool // a batch was sent and its answer not recorded yet
 
 	// offsetMu serialises offset file writes, which happen outside mu.
 	offsetMu    sync.Mutex
@@ -189,7 +204,8 @@ func New(cfg Config, s Sender) (*Streamer, error) {
 		return nil, errors.New("logstream: nil Sender")
 	}
 	cfg.setDefaults()
-	st := &Streamer{cfg: cfg, sender: s, wake: make(chan struct{}, 1), drained: make(chan struct{})}
+	st := &Streamer{cfg: cfg, sender: s, wake: make(chan struct{}, 1), drained: make(chan struct{}), lastTS: cfg.MinTimestamp}
+	st.src, st.partialSrc, st.sealSrc, st.lastMark = cfg.SourceOffset, cfg.SourceOffset, cfg.SourceOffset, -1
 	for _, sec := range cfg.Secrets {
 		if sec != "" {
 			st.secrets = append(st.secrets, sec)

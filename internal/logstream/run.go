@@ -36,7 +36,9 @@ func (st *Streamer) Run(ctx context.Context) error {
 		if !st.aborted {
 			st.sp.inflight = nil // not delivered: it is read again next time
 		}
-		save := !st.drainedOnce
+		// A send cut off by ctx may have arrived: keep its intent for
+		// Recover to check.
+		save := !st.drainedOnce && !st.inDoubt
 		st.mu.Unlock()
 		if save {
 			st.saveOffset(true) // so that Recover does not resend what was delivered
@@ -72,12 +74,18 @@ func (st *Streamer) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		// Say what is in flight first: if the daemon dies before the
+		// answer is recorded, Recover asks the server whether it arrived.
+		st.saveIntent(b)
 		added, err := deliver(sendCtx, st.sender, b.data, st.cfg.RetryBackoff, st.cfg.Logger, st.countRetry)
 		if err != nil && !permanent(err) {
 			return ctx.Err()
 		}
 		st.finish(b, added, err)
-		st.saveOffset(false)
+		st.mu.Lock()
+		st.inDoubt = false
+		st.mu.Unlock()
+		st.saveOffset(true)
 	}
 }
 
@@ -119,6 +127,7 @@ func (st *Streamer) next(r *segmentReader) (b *batch, finished bool, err error) 
 				room -= 200 + len(st.cfg.TaskID) + len(st.cfg.Worker)
 			}
 			lines, n, err = readLines(f, off, avail, room)
+			lines = withoutMarks(lines)
 			if errors.Is(err, errTorn) {
 				st.cfg.Logger.Warn("skipping a torn event in the task log spool", "task", st.cfg.TaskID)
 			} else if err != nil {
@@ -233,6 +242,24 @@ func (st *Streamer) saveOffset(force bool) {
 		return
 	}
 	st.offsetSaved, st.offsetAt = [2]int64{seq, off}, time.Now()
+}
+
+// saveIntent records the batch about to be sent (with the delivery
+// position), unless it carries a notice (not in the spool, so Recover
+// cannot look for it).
+func (st *Streamer) saveIntent(b *batch) {
+	if b.notice > 0 || len(b.data) == 0 || b.orphan {
+		return
+	}
+	st.mu.Lock()
+	st.inDoubt = true
+	st.mu.Unlock()
+	st.offsetMu.Lock()
+	defer st.offsetMu.Unlock()
+	if err := writeIntent(st.sp.dir, b.seq, b.start, b.end); err != nil {
+		st.cfg.Logger.Warn("task log spool", "task", st.cfg.TaskID, "err", err)
+	}
+	st.offsetSaved = [2]int64{b.seq, b.start - 1} // the next saveOffset rewrites the file
 }
 
 func (st *Streamer) countRetry() {

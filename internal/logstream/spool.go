@@ -123,12 +123,30 @@ func (sp *spool) write(line []byte) error {
 		sp.w.Truncate(a.size)
 		return fmt.Errorf("logstream: writing spool: %w", err)
 	}
+	events, lines := countEvents(line)
 	a.size += int64(len(line))
-	a.events++
-	a.lines += linesIn(line)
+	a.events += events
+	a.lines += lines
 	sp.bytes += int64(len(line))
-	sp.events++
+	sp.events += events
 	return nil
+}
+
+// countEvents counts the events (source marks excluded) and log lines in
+// spool data of whole lines.
+func countEvents(data []byte) (events, lines int64) {
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			i = len(data)
+		}
+		if l := data[:i]; len(l) > 0 && !isMark(l) {
+			events++
+			lines += linesIn(l)
+		}
+		data = data[min(i+1, len(data)):]
+	}
+	return events, lines
 }
 
 // trim drops the oldest segments while the unsent bytes exceed the bound,
@@ -206,13 +224,47 @@ func writeOffset(dir string, seq, off int64) error {
 	return nil
 }
 
+// writeIntent records that the batch [start, end) of segment seq, starting
+// at the delivery position, is being sent.
+func writeIntent(dir string, seq, start, end int64) error {
+	tmp := filepath.Join(dir, offsetFile+".tmp")
+	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%d %d\ninflight %d %d\n", seq, start, start, end), 0o600); err != nil {
+		return fmt.Errorf("logstream: writing spool offset: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, offsetFile)); err != nil {
+		return fmt.Errorf("logstream: writing spool offset: %w", err)
+	}
+	return nil
+}
+
+// readIntent returns the batch recorded as in flight at the position, if
+// any: [start, end) of the position's segment.
+func readIntent(dir string) (start, end int64, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, offsetFile))
+	if err != nil {
+		return 0, 0, false
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 {
+		return 0, 0, false
+	}
+	f := strings.Fields(lines[1])
+	if len(f) != 3 || f[0] != "inflight" {
+		return 0, 0, false
+	}
+	start, err1 := strconv.ParseInt(f[1], 10, 64)
+	end, err2 := strconv.ParseInt(f[2], 10, 64)
+	return start, end, err1 == nil && err2 == nil && end > start
+}
+
 // readOffset returns the recorded position, or (0, 0) when there is none.
 func readOffset(dir string) (seq, off int64) {
 	b, err := os.ReadFile(filepath.Join(dir, offsetFile))
 	if err != nil {
 		return 0, 0
 	}
-	f := strings.Fields(string(b))
+	first, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(first)
 	if len(f) != 2 {
 		return 0, 0
 	}

@@ -22,6 +22,7 @@ func (st *Streamer) Write(p []byte) (int, error) {
 	}
 	st.partialAt = st.cfg.Now()
 	data := p
+	pos := st.src // source offset of data[0]
 	for {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
@@ -31,10 +32,14 @@ func (st *Streamer) Write(p []byte) (int, error) {
 		if len(st.partial) > 0 {
 			line = append(st.partial, line...)
 		}
+		st.sealSrc = st.partialSrc // a seal now covers the lines before this one
 		st.addLine(line)
+		pos += int64(i + 1)
+		st.partialSrc, st.sealSrc = pos, pos
 		st.partial = st.partial[:0]
 		data = data[i+1:]
 	}
+	st.src += int64(len(p))
 	// Only a new "\r", or an old one ending the partial line, can change
 	// what a suppressed progress line keeps.
 	cr := bytes.IndexByte(data, '\r') >= 0 || len(st.partial) > 0 && st.partial[len(st.partial)-1] == '\r'
@@ -157,15 +162,18 @@ func (st *Streamer) compactPartial(cr bool) {
 // flushPartial completes a partial line.
 func (st *Streamer) flushPartial() {
 	if len(st.partial) > 0 {
+		st.sealSrc = st.partialSrc
 		st.addLine(st.partial)
 		st.partial = st.partial[:0]
 	}
+	st.partialSrc, st.sealSrc = st.src, st.src
 }
 
-// seal turns the message being assembled into an event.
+// seal turns the message being assembled into an event, recording with it
+// how far into the source the spool now reaches.
 func (st *Streamer) seal() {
 	if len(st.msg) > 0 {
-		st.appendEvent(st.cfg.Level, string(st.msg))
+		st.appendEventAt(st.cfg.Level, string(st.msg), st.sealSrc)
 		st.msg = st.msg[:0]
 	}
 }
@@ -187,7 +195,11 @@ func (st *Streamer) tick(now time.Time) {
 
 // appendEvent encodes one event and appends it to the spool, dropping the
 // oldest unsent events if the spool is now over its bound.
-func (st *Streamer) appendEvent(level, msg string) {
+func (st *Streamer) appendEvent(level, msg string) { st.appendEventAt(level, msg, -1) }
+
+// appendEventAt is appendEvent; with src >= 0 (and TrackSource) a source
+// mark goes with the event, in the same write.
+func (st *Streamer) appendEventAt(level, msg string, src int64) {
 	now := st.cfg.Now()
 	ts := nextTimestamp(now, st.lastTS)
 	line := st.enc.encode(level, msg, ts)
@@ -197,6 +209,10 @@ func (st *Streamer) appendEvent(level, msg string) {
 		line = st.enc.encode(level, msg, ts)
 	}
 	st.lastTS = ts
+	if st.cfg.TrackSource && src >= 0 && src > st.lastMark {
+		line = appendMark(append([]byte(nil), line...), src)
+		st.lastMark = src
+	}
 	if err := st.sp.write(line); err != nil {
 		// The disk refused: the event is lost like a dropped one, and the
 		// notice reports it once the server is reachable.
@@ -229,6 +245,13 @@ func (st *Streamer) roll() {
 		return
 	}
 	st.lastTS++
+	// The newest segment always holds the last mark: older ones may be
+	// deleted once delivered.
+	if st.cfg.TrackSource && st.lastMark >= 0 {
+		if err := st.sp.write(appendMark(nil, st.lastMark)); err != nil {
+			st.cfg.Logger.Warn("task log spool: writing the source mark", "err", err)
+		}
+	}
 }
 
 // signal wakes Run without blocking.

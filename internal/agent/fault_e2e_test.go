@@ -1,0 +1,239 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goclearml/agent/internal/apiclient"
+	"github.com/goclearml/agent/internal/testbin"
+)
+
+// numberedLines returns the task's "n <i>" lines in log order.
+func (e *env) numberedLines(id string) []string {
+	var got []string
+	for _, l := range e.logLines(id) {
+		if strings.HasPrefix(l, "n ") {
+			got = append(got, l)
+		}
+	}
+	return got
+}
+
+// checkExactlyOnce fails unless the log holds "n 0" to "n <count-1>", each
+// once, in order (waiting a little: delivery may follow the status).
+func (e *env) checkExactlyOnce(t *testing.T, id string, count int) {
+	t.Helper()
+	var got []string
+	for wait := time.Now().Add(20 * time.Second); time.Now().Before(wait); time.Sleep(200 * time.Millisecond) {
+		if got = e.numberedLines(id); len(got) >= count {
+			break
+		}
+	}
+	if len(got) != count {
+		t.Fatalf("log has %d numbered lines, want %d", len(got), count)
+	}
+	for i, l := range got {
+		if l != fmt.Sprintf("n %d", i) {
+			t.Fatalf("line %d = %q: lost, repeated or out of order", i, l)
+		}
+	}
+}
+
+// processesOf lists the live processes whose environment names the task.
+func processesOf(task string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, de := range entries {
+		pid, err := strconv.Atoi(de.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + de.Name() + "/environ")
+		if err == nil && strings.Contains(string(raw), "CLEARML_TASK_ID="+task+"\x00") && processAlive(de.Name()) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// A daemon killed with SIGKILL in the middle of a task, and started again:
+// the task's process ran on under its shim; the new daemon takes it back,
+// its log continues exactly where it stopped, and it completes.
+func TestDaemonKilledTaskTakenBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const count = 600
+	first := e.daemon("--queue", "default")
+	id := e.task("survivor", "", fmt.Sprintf("import time\nfor i in range(%d):\n    print('n', i, flush=True)\n    time.sleep(0.01)\n", count))
+	waitLog(t, e, id, "n 50", 60*time.Second)
+	first.Signal(syscall.SIGKILL)
+	first.Wait(10 * time.Second)
+	if len(processesOf(id)) == 0 {
+		t.Fatal("the task died with its daemon")
+	}
+	second := e.daemon("--queue", "default")
+	tk := e.waitStatus(id, 90*time.Second, "completed", "failed", "stopped")
+	if tk.Status != "completed" {
+		t.Fatalf("task = %s %q\n%s", tk.Status, tk.StatusReason, second.Output())
+	}
+	e.checkExactlyOnce(t, id, count)
+	if !strings.Contains(strings.Join(e.logLines(id), "\n"), "following the task again") {
+		t.Error("the log does not say the task was taken back")
+	}
+}
+
+// A task that prints nothing survives the daemon's death too, and abort
+// still works on it after the restart: every process goes.
+func TestAbortAfterDaemonRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	first := e.daemon("--queue", "default")
+	id := e.task("quiet", "", "import subprocess, time\nsubprocess.Popen(['sleep', '300'])\nprint('up', flush=True)\ntime.sleep(300)\n")
+	waitLog(t, e, id, "up", 60*time.Second)
+	first.Signal(syscall.SIGKILL)
+	first.Wait(10 * time.Second)
+	time.Sleep(time.Second)
+	e.daemon("--queue", "default")
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(strings.Join(e.logLines(id), "\n"), "following the task again") {
+		if time.Now().After(deadline) {
+			t.Fatal("the task was not taken back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := e.api.Call(context.Background(), "", "tasks.stop", map[string]any{"task": id}, nil, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	tk := e.waitStatus(id, 30*time.Second, "stopped", "failed", "completed")
+	if tk.Status != "stopped" || tk.StatusReason != "task was stopped by tasks.stop" {
+		t.Fatalf("task = %s %q", tk.Status, tk.StatusReason)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for len(processesOf(id)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("processes of the aborted task survive: %v", processesOf(id))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A task that ended while its daemon was dead gets its final status and
+// its last lines when the daemon is back.
+func TestTaskEndedWhileDaemonDead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	first := e.daemon("--queue", "default")
+	id := e.task("ends alone", "", "import time, sys\nfor i in range(100):\n    print('n', i, flush=True)\n    time.sleep(0.02)\nsys.exit(4)\n")
+	waitLog(t, e, id, "n 5", 60*time.Second)
+	first.Signal(syscall.SIGKILL)
+	first.Wait(10 * time.Second)
+	for wait := time.Now().Add(30 * time.Second); len(processesOf(id)) > 0 && time.Now().Before(wait); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.daemon("--queue", "default")
+	tk := e.waitStatus(id, 30*time.Second, "completed", "failed", "stopped")
+	if tk.Status != "failed" || tk.StatusReason != "worker execution exit code 4" {
+		t.Fatalf("task = %s %q", tk.Status, tk.StatusReason)
+	}
+	e.checkExactlyOnce(t, id, 100)
+}
+
+// When the task's processes died with the daemon (a crash that took the
+// whole tree, an OOM kill), the restarted daemon fails the task "agent
+// lost" at once instead of leaving it in progress for the watchdog.
+func TestTaskLostWithDaemonFailsAtRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	first := e.daemon("--queue", "default")
+	id := e.task("lost", "", "import time\nprint('up', flush=True)\ntime.sleep(300)\n")
+	waitLog(t, e, id, "up", 60*time.Second)
+	first.Signal(syscall.SIGKILL)
+	first.Wait(10 * time.Second)
+	// The shim and the task go too.
+	for _, pid := range append(shimsOf(id), processesOf(id)...) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	start := time.Now()
+	e.daemon("--queue", "default")
+	tk := e.waitStatus(id, 30*time.Second, "failed", "completed", "stopped")
+	if tk.Status != "failed" || tk.StatusReason != "agent lost" {
+		t.Fatalf("task = %s %q", tk.Status, tk.StatusReason)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("the lost task was failed %v after the restart", el)
+	}
+	// And the daemon goes on with new tasks.
+	next := e.task("next", "", "print('fine')\n")
+	if tk := e.waitStatus(next, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
+		t.Fatalf("next task = %s %q", tk.Status, tk.StatusReason)
+	}
+}
+
+// shimsOf finds the task shims whose run folder is the task's.
+func shimsOf(task string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, de := range entries {
+		pid, err := strconv.Atoi(de.Name())
+		if err != nil {
+			continue
+		}
+		raw, _ := os.ReadFile("/proc/" + de.Name() + "/cmdline")
+		if strings.Contains(string(raw), "task-shim\x00") && strings.Contains(string(raw), "/"+task+"/run\x00") {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// --stop while the task's environment is being built (pip waits on a
+// slow package index) ends the task "stopped" with reason "agent
+// shutdown", not "failed".
+func TestStopDuringEnvironmentBuild(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	index := slowIndex(t)
+	env := append(e.daemonEnv(), "PIP_INDEX_URL="+index, "PIP_NO_INDEX=", "CLEARML_AGENT__AGENT__VENVS_CACHE__PATH="+t.TempDir())
+	args := []string{"--config-file", e.srv.ConfigPath, "daemon", "--queue", "default", "--foreground", "--polling-interval", "0.5"}
+	d := testbin.Start(t, env, args...)
+	ctx := context.Background()
+	var created struct{ ID string }
+	if err := e.api.Call(ctx, "", "tasks.create", map[string]any{"name": "slow env", "type": "training",
+		"script": map[string]any{"binary": "python3", "entry_point": "t.py", "diff": "print('ran')\n",
+			"requirements": map[string]any{"pip": "neverthere==1.0\n"}}}, &created, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	e.api.Call(ctx, "", "tasks.enqueue", map[string]any{"task": created.ID}, nil, apiclient.Default)
+	waitLog(t, e, created.ID, "Looking in indexes", 90*time.Second)
+	stop := testbin.Start(t, env, append(args[:len(args)-3:len(args)-3], "--stop")...)
+	if code := stop.Wait(90 * time.Second); code != 0 {
+		t.Fatalf("--stop exit %d\n%s", code, stop.Output())
+	}
+	d.Wait(60 * time.Second)
+	tk := e.get(created.ID)
+	if tk.Status != "stopped" || tk.StatusReason != "agent shutdown" {
+		t.Fatalf("task = %s %q\n%s", tk.Status, tk.StatusReason, d.Output())
+	}
+}
+
+// slowIndex is a package index that never answers (until the test ends).
+func slowIndex(t *testing.T) string {
+	t.Helper()
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-done:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(done); srv.Close() })
+	return srv.URL + "/simple"
+}

@@ -1,0 +1,160 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/apiclient"
+	"github.com/goclearml/agent/internal/executor"
+	"github.com/goclearml/agent/internal/logstream"
+)
+
+// A run record is kept on disk from the moment a task is taken until its
+// final status is reported, in RunsDir/<task>/: record.json, and run/,
+// the executor's run folder (output, status). A daemon started again with
+// the same worker id reads them: a task whose process still runs is
+// taken back, one whose process ended meanwhile gets its final status,
+// and one whose process is gone is failed with reason "agent lost".
+type runRecord struct {
+	Task      string    `json:"task"`
+	QueueID   string    `json:"queue_id"`
+	QueueName string    `json:"queue_name"`
+	Owner     string    `json:"owner,omitempty"`
+	Slot      Slot      `json:"slot"`
+	Marker    string    `json:"marker,omitempty"` // set once the process is started
+	Docker    bool      `json:"docker,omitempty"`
+	Taken     time.Time `json:"taken"`
+}
+
+const reasonAgentLost = "agent lost"
+
+func (a *Agent) runDir(task string) string { return filepath.Join(a.cfg.RunsDir, task) }
+
+func (a *Agent) saveRecord(rec *runRecord) {
+	if a.cfg.RunsDir == "" {
+		return
+	}
+	dir := a.runDir(rec.Task)
+	data, _ := json.Marshal(rec)
+	if err := os.MkdirAll(dir, 0o700); err == nil {
+		tmp := filepath.Join(dir, "record.json.tmp")
+		if err = os.WriteFile(tmp, data, 0o600); err == nil {
+			err = os.Rename(tmp, filepath.Join(dir, "record.json"))
+		}
+		if err == nil {
+			return
+		}
+	}
+	a.log.Warn("recording the running task on disk; a restart could not take it back", "task", rec.Task)
+}
+
+func (a *Agent) dropRecord(task string) {
+	if a.cfg.RunsDir != "" {
+		os.RemoveAll(a.runDir(task))
+	}
+}
+
+// records lists the run records an earlier daemon left.
+func (a *Agent) records() []*runRecord {
+	if a.cfg.RunsDir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(a.cfg.RunsDir)
+	if err != nil {
+		return nil
+	}
+	var out []*runRecord
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(a.cfg.RunsDir, e.Name(), "record.json"))
+		if err != nil {
+			os.RemoveAll(filepath.Join(a.cfg.RunsDir, e.Name())) // half-written: nothing ran
+			continue
+		}
+		var rec runRecord
+		if json.Unmarshal(data, &rec) != nil || rec.Task != e.Name() {
+			a.log.Warn("ignoring a damaged run record", "dir", e.Name())
+			continue
+		}
+		out = append(out, &rec)
+	}
+	return out
+}
+
+// recoverRuns runs before the first poll: it delivers the task logs an
+// earlier daemon left (exactly once), then takes back the tasks whose
+// process survived it, and fails those whose process is gone. It returns
+// the tasks to take back, with where their logs continue.
+func (a *Agent) recoverRuns(ctx context.Context) []*resumed {
+	recs := a.records()
+	resumes := map[string]logstream.Resume{}
+	for _, rec := range recs {
+		r, err := logstream.ResumePoint(a.cfg.SpoolDir, rec.Task)
+		if err != nil {
+			a.log.Warn("reading the log spool of an earlier run", "task", rec.Task, "err", err)
+		}
+		resumes[rec.Task] = r
+	}
+	if a.cfg.SpoolDir != "" {
+		if sent, err := logstream.Recover(ctx, a.cfg.SpoolDir, eventSender{a.api, a.cfg.Metrics}, a.log); err != nil {
+			a.log.Warn("delivering task logs left by an earlier run", "err", err)
+		} else if sent > 0 {
+			a.log.Info("delivered task log lines left by an earlier run", "events", sent)
+		}
+	}
+	var back []*resumed
+	for _, rec := range recs {
+		dir := filepath.Join(a.runDir(rec.Task), "run")
+		status, _, err := a.api.TaskStatus(ctx, rec.Task)
+		switch {
+		case apiclient.IsNotFound(err):
+			a.log.Info("a task of an earlier run was deleted", "task", rec.Task)
+			a.stopLeftover(ctx, rec, dir)
+			a.dropRecord(rec.Task)
+		case err != nil:
+			a.log.Warn("checking a task of an earlier run; leaving it for the next start", "task", rec.Task, "err", err)
+		case status != api.StatusInProgress:
+			// Someone else decided its status (aborted and reset, ...).
+			a.log.Info("a task of an earlier run is no longer in progress", "task", rec.Task, "status", status)
+			a.stopLeftover(ctx, rec, dir)
+			a.dropRecord(rec.Task)
+		case rec.Marker != "" && (executor.ShimAlive(dir) || executor.Ended(dir)):
+			a.log.Info("taking back a task of an earlier run", "task", rec.Task, "worker", rec.Slot.WorkerID)
+			back = append(back, &resumed{rec: rec, resume: resumes[rec.Task]})
+		default:
+			a.log.Warn("a task of an earlier run lost its process; failing it", "task", rec.Task)
+			a.stopLeftover(ctx, rec, dir)
+			slot := rec.Slot
+			a.finish(ctx, a.api, &slot, rec.Task, "tasks.failed", reasonAgentLost)
+			if rec.Slot.Child {
+				a.api.UnregisterWorker(ctx, rec.Slot.WorkerID)
+			}
+			a.dropRecord(rec.Task)
+		}
+	}
+	return back
+}
+
+// stopLeftover stops what may remain of a run that is not taken back.
+func (a *Agent) stopLeftover(ctx context.Context, rec *runRecord, dir string) {
+	if executor.ShimAlive(dir) {
+		executor.StopRun(dir)
+	}
+	if rec.Docker && rec.Marker != "" && a.cfg.Leftovers != nil {
+		a.cfg.Leftovers(ctx, rec.Marker)
+	}
+}
+
+// resumed is a task taken back after a restart.
+type resumed struct {
+	rec    *runRecord
+	resume logstream.Resume
+}
+
+func (r *resumed) String() string {
+	return fmt.Sprintf("%s from output offset %d", r.rec.Task, r.resume.SourceOffset)
+}

@@ -1,0 +1,311 @@
+package executor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// A task runs under a shim: a small process of this binary (`clearml-agent
+// task-shim`) in a session of its own, which is the task's parent and a
+// child subreaper (PR_SET_CHILD_SUBREAPER), so every process the task
+// starts stays its descendant, double-forked daemons that cleared their
+// environment included. The shim writes the task's combined output to a
+// file and its exit status to another, so the task does not depend on the
+// daemon: if the daemon dies, the task runs on, and a daemon started again
+// attaches to it (Attach) and follows the output from where it stopped.
+//
+// The run folder holds:
+//
+//	output     the task's stdout and stderr, appended by the task itself
+//	shim.json  the shim's and the task's pids
+//	owner      the pid of the daemon following the run
+//	exit.json  how the task ended, written (atomically) when it has
+//
+// Signals to the shim: SIGTERM/SIGINT/SIGQUIT/SIGHUP are passed to every
+// process of the task; SIGUSR1 kills them all.
+const (
+	OutputFile = "output"
+	shimFile   = "shim.json"
+	ownerFile  = "owner"
+	exitFile   = "exit.json"
+)
+
+// ShimCommand is the hidden sub-command that runs a shim.
+const ShimCommand = "task-shim"
+
+type shimInfo struct {
+	ShimPID  int   `json:"shim_pid"`
+	ChildPID int   `json:"child_pid"`
+	Started  int64 `json:"started_ns"`
+}
+
+// exitInfo is how the task ended.
+type exitInfo struct {
+	Code   int  `json:"code"`
+	Signal int  `json:"signal,omitempty"`
+	Lost   bool `json:"lost,omitempty"` // killed because no daemon followed it
+	// StartError: the command could not be started at all.
+	StartError string `json:"start_error,omitempty"`
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// ShimMain is the shim: `task-shim DIR LOST_AFTER_SECONDS -- ARGV...`. It
+// returns the process exit status (0 once the task's status is recorded).
+func ShimMain(args []string) int {
+	if len(args) < 4 || args[2] != "--" {
+		fmt.Fprintln(os.Stderr, "usage: task-shim DIR LOST_AFTER_SECONDS -- COMMAND...")
+		return 2
+	}
+	dir, argv := args[0], args[3:]
+	lostAfter, _ := strconv.Atoi(args[1])
+	if err := runShim(dir, argv, time.Duration(lostAfter)*time.Second); err != nil {
+		fmt.Fprintf(os.Stderr, "task-shim: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func runShim(dir string, argv []string, lostAfter time.Duration) error {
+	// Orphans of the task are re-parented to the shim, not to init.
+	if err := prctlSubreaper(); err != nil {
+		return fmt.Errorf("becoming a subreaper: %w", err)
+	}
+	out, err := os.OpenFile(filepath.Join(dir, OutputFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening the task output: %w", err)
+	}
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
+	devnull, _ := os.Open(os.DevNull)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CLEARML_AGENT_SHIM_") {
+			env = append(env, kv)
+		}
+	}
+	path := argv[0]
+	if !strings.Contains(path, "/") {
+		if p, err := lookPath(path, env); err == nil {
+			path = p
+		}
+	}
+	proc, err := os.StartProcess(path, argv, &os.ProcAttr{Env: env, Files: []*os.File{devnull, out, out},
+		Sys: &syscall.SysProcAttr{Setpgid: true}})
+	out.Close()
+	if err != nil {
+		return writeJSON(filepath.Join(dir, exitFile), exitInfo{Code: 127, StartError: fmt.Sprintf("starting %s: %v", argv[0], err)})
+	}
+	child := proc.Pid
+	if err := writeJSON(filepath.Join(dir, shimFile), shimInfo{ShimPID: os.Getpid(), ChildPID: child, Started: time.Now().UnixNano()}); err != nil {
+		return err
+	}
+	exited := make(chan syscall.WaitStatus, 1)
+	go func() { exited <- reapUntil(child) }()
+	watch := time.NewTicker(2 * time.Second)
+	defer watch.Stop()
+	var ownerGone time.Time
+	lost := false
+	for {
+		select {
+		case ws := <-exited:
+			killTree(os.Getpid(), 2*time.Second)
+			info := exitInfo{Code: ws.ExitStatus(), Lost: lost}
+			if ws.Signaled() {
+				info.Code, info.Signal = -int(ws.Signal()), int(ws.Signal())
+			}
+			return writeJSON(filepath.Join(dir, exitFile), info)
+		case s := <-sigs:
+			if s == syscall.SIGUSR1 {
+				signalTree(os.Getpid(), syscall.SIGKILL)
+				continue
+			}
+			syscall.Kill(-child, s.(syscall.Signal))
+			signalTree(os.Getpid(), s.(syscall.Signal))
+		case <-watch.C:
+			if lostAfter <= 0 || ownerAlive(dir) {
+				ownerGone = time.Time{}
+				continue
+			}
+			if ownerGone.IsZero() {
+				ownerGone = time.Now()
+			}
+			if !lost && time.Since(ownerGone) >= lostAfter {
+				// No daemon follows the task any more: stop it rather than
+				// leave it running unsupervised.
+				lost = true
+				fmt.Fprintf(appendOutput(dir), "clearml-agent: no agent followed this task for %v: stopping it\n", lostAfter)
+				signalTree(os.Getpid(), syscall.SIGTERM)
+				go func() { time.Sleep(10 * time.Second); signalTree(os.Getpid(), syscall.SIGKILL) }()
+			}
+		}
+	}
+}
+
+func appendOutput(dir string) *os.File {
+	f, err := os.OpenFile(filepath.Join(dir, OutputFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		f, _ = os.Open(os.DevNull)
+	}
+	return f
+}
+
+func prctlSubreaper() error {
+	const prSetChildSubreaper = 36
+	_, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// reapUntil reaps every child until pid has exited and returns its status.
+func reapUntil(pid int) syscall.WaitStatus {
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return ws
+		}
+		if got == pid {
+			return ws
+		}
+	}
+}
+
+// descendants lists the processes under root (from /proc's parent links).
+func descendants(root int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 2 || f[0] == "Z" {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		children[ppid] = append(children[ppid], pid)
+	}
+	var out []int
+	queue := []int{root}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+func signalTree(root int, sig syscall.Signal) int {
+	n := 0
+	for _, pid := range descendants(root) {
+		if syscall.Kill(pid, sig) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// killTree stops every descendant: SIGTERM, then SIGKILL after grace,
+// reaping as they go.
+func killTree(root int, grace time.Duration) {
+	if signalTree(root, syscall.SIGTERM) == 0 {
+		reapAll()
+		return
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		reapAll()
+		if len(descendants(root)) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 50 {
+		signalTree(root, syscall.SIGKILL)
+		reapAll()
+		if len(descendants(root)) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func reapAll() {
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if got <= 0 || err != nil {
+			return
+		}
+	}
+}
+
+// ownerAlive reports whether the daemon recorded in the owner file runs.
+func ownerAlive(dir string) bool {
+	raw, err := os.ReadFile(filepath.Join(dir, ownerFile))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	return err == nil && pid > 0 && syscall.Kill(pid, 0) == nil
+}
+
+func lookPath(name string, env []string) (string, error) {
+	pathVar := os.Getenv("PATH")
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathVar = v
+		}
+	}
+	for _, d := range filepath.SplitList(pathVar) {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found in PATH", name)
+}
