@@ -170,8 +170,9 @@ func projectsGetAll(s *Server, c *call) (any, error) {
 		return nil, err
 	}
 	var docs []map[string]any
+	wanted := idSet(req.ID)
 	for _, p := range projects {
-		if len(req.ID) > 0 && !slices.Contains(req.ID, p.ID) {
+		if wanted != nil && !wanted[p.ID] {
 			continue
 		}
 		if !req.SearchHidden && len(req.ID) == 0 && slices.Contains(p.SystemTags, "hidden") {

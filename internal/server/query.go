@@ -63,8 +63,8 @@ func compileFilter(body map[string]any, spec filterSpec) (*docFilter, error) {
 		if len(terms) == 0 {
 			continue
 		}
-		field := field
-		f.checks = append(f.checks, func(doc map[string]any) bool { return matchTerms(stringsAt(doc, field), terms) })
+		field, ts := field, compileTerms(terms)
+		f.checks = append(f.checks, func(doc map[string]any) bool { return ts.match(stringsAt(doc, field)) })
 	}
 	for _, field := range spec.regexs {
 		v, ok := body[field]
@@ -189,17 +189,38 @@ func filterTerms(field string, v any) ([]any, error) {
 	}
 }
 
-// matchTerms applies list-filter semantics to the values a document has.
-func matchTerms(values []string, terms []any) bool {
-	all := false
+// idSet returns the ids as a set, or nil for an empty list (no filter).
+func idSet(ids []string) map[string]bool {
+	if len(ids) == 0 {
+		return nil
+	}
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set
+}
+
+// termSet is a list filter's terms, compiled once per request: a filter
+// may name up to MaxListItems values, so matching looks values up in sets
+// instead of walking the terms for every document.
+type termSet struct {
+	all                    bool // every include must match ("__$all")
+	include                []string
+	includeSet, excludeSet map[string]bool
+	// includeNone and excludeNone are the null term: "has no value".
+	includeNone, excludeNone bool
+}
+
+func compileTerms(terms []any) *termSet {
+	ts := &termSet{includeSet: map[string]bool{}, excludeSet: map[string]bool{}}
 	negateNext := false
-	var include, exclude []*string
 	for _, t := range terms {
 		if t == nil {
 			if negateNext {
-				exclude = append(exclude, nil)
+				ts.excludeNone = true
 			} else {
-				include = append(include, nil)
+				ts.includeNone = true
 			}
 			negateNext = false
 			continue
@@ -207,10 +228,10 @@ func matchTerms(values []string, terms []any) bool {
 		s := t.(string)
 		switch s {
 		case "__$all", "__$and":
-			all = true
+			ts.all = true
 			continue
 		case "__$any", "__$or":
-			all = false
+			ts.all = false
 			continue
 		case "__$not":
 			negateNext = true
@@ -219,39 +240,55 @@ func matchTerms(values []string, terms []any) bool {
 			negateNext = false
 			continue
 		}
-		if strings.HasPrefix(s, "-") && !negateNext {
-			v := s[1:]
-			exclude = append(exclude, &v)
-		} else if negateNext {
-			exclude = append(exclude, &s)
-		} else {
-			include = append(include, &s)
+		switch {
+		case strings.HasPrefix(s, "-") && !negateNext:
+			ts.excludeSet[s[1:]] = true
+		case negateNext:
+			ts.excludeSet[s] = true
+		default:
+			if !ts.includeSet[s] {
+				ts.include = append(ts.include, s)
+			}
+			ts.includeSet[s] = true
 		}
 		negateNext = false
 	}
-	has := func(p *string) bool {
-		if p == nil {
-			return len(values) == 0
-		}
-		return slices.Contains(values, *p)
+	return ts
+}
+
+// match applies list-filter semantics to the values a document has.
+func (ts *termSet) match(values []string) bool {
+	if ts.excludeNone && len(values) == 0 {
+		return false
 	}
-	for _, e := range exclude {
-		if has(e) {
+	for _, v := range values {
+		if ts.excludeSet[v] {
 			return false
 		}
 	}
-	if len(include) == 0 {
+	if len(ts.include) == 0 && !ts.includeNone {
 		return true
 	}
-	for _, i := range include {
-		if has(i) && !all {
+	if !ts.all {
+		if ts.includeNone && len(values) == 0 {
 			return true
 		}
-		if !has(i) && all {
+		for _, v := range values {
+			if ts.includeSet[v] {
+				return true
+			}
+		}
+		return false
+	}
+	if ts.includeNone && len(values) != 0 {
+		return false
+	}
+	for _, i := range ts.include {
+		if !slices.Contains(values, i) {
 			return false
 		}
 	}
-	return all
+	return true
 }
 
 func dateRange(field string, v any) (func(map[string]any) bool, error) {

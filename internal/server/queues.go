@@ -129,8 +129,9 @@ func queuesGetAll(s *Server, c *call) (any, error) {
 		if err != nil {
 			return err
 		}
+		wanted := idSet(req.ID)
 		for _, q := range queues {
-			if len(req.ID) > 0 && !slices.Contains(req.ID, q.ID) {
+			if wanted != nil && !wanted[q.ID] {
 				continue
 			}
 			if !showHidden && slices.ContainsFunc(q.Tags, func(t string) bool { return slices.Contains(s.opts.HiddenQueueTags, t) }) {

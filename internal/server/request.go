@@ -111,6 +111,9 @@ func parseBody(c *call, body []byte, query url.Values, batch bool) *api.Error {
 		if !json.Valid(body) {
 			return &api.Error{Code: 400, Msg: "Invalid JSON: " + jsonError(body), Data: map[string]any{}}
 		}
+		if n := longestArray(body); n > MaxListItems {
+			return api.ErrValidation.New(fmt.Sprintf("a list in the request has %d items; the limit is %d", n, MaxListItems))
+		}
 	}
 	if len(query) == 0 {
 		c.body = body
@@ -167,6 +170,66 @@ func parseLines(c *call, body []byte) *api.Error {
 		c.lines = append(c.lines, line)
 	}
 	return nil
+}
+
+// MaxListItems is the most items any list in a request body may have (ids
+// for tasks.get_all, models.delete_many and the like, tags, filter values).
+// Larger lists are refused with 400/12 before anything runs: no client
+// needs them, and matching documents against them costs time in
+// proportion. Batch endpoints (events.add_batch) are bounded by the body
+// size instead.
+const MaxListItems = 100_000
+
+// longestArray returns the item count of the longest array in a valid JSON
+// document, without decoding it.
+func longestArray(doc []byte) int {
+	type frame struct {
+		array  bool
+		commas int
+		items  bool // an array with at least one item
+	}
+	var stack []frame
+	longest := 0
+	inString := false
+	for i := 0; i < len(doc); i++ {
+		b := doc[i]
+		if inString {
+			switch b {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch b {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		if n := len(stack); n > 0 && b != ']' && b != '}' && stack[n-1].array {
+			stack[n-1].items = true
+		}
+		switch b {
+		case '"':
+			inString = true
+		case '{', '[':
+			stack = append(stack, frame{array: b == '['})
+		case ']', '}':
+			if len(stack) == 0 {
+				return longest // not valid JSON; the caller checked it is
+			}
+			f := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if f.array && f.items && f.commas+1 > longest {
+				longest = f.commas + 1
+			}
+		case ',':
+			if n := len(stack); n > 0 && stack[n-1].array {
+				stack[n-1].commas++
+			}
+		}
+	}
+	return longest
 }
 
 // mergeQuery adds query parameters to fields with the reference server's

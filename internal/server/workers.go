@@ -214,6 +214,7 @@ func workersGetAll(s *Server, c *call) (any, error) {
 				queueNames[q.ID] = q.Name
 			}
 		}
+		tags, systemTags := compileTerms(toAny(req.Tags)), compileTerms(toAny(req.SystemTags))
 		for _, w := range workers {
 			if lastSeen > 0 && w.LastActivityTime != nil && now.Sub(w.LastActivityTime.Time) > seconds(lastSeen) {
 				continue
@@ -221,8 +222,7 @@ func workersGetAll(s *Server, c *call) (any, error) {
 			if pattern != nil && !pattern.MatchString(w.ID) {
 				continue
 			}
-			if len(req.Tags) > 0 && !matchTerms(w.Tags, toAny(req.Tags)) ||
-				len(req.SystemTags) > 0 && !matchTerms(w.SystemTags, toAny(req.SystemTags)) {
+			if len(req.Tags) > 0 && !tags.match(w.Tags) || len(req.SystemTags) > 0 && !systemTags.match(w.SystemTags) {
 				continue
 			}
 			out = append(out, workerView(tx, w, queueNames))

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -317,15 +318,19 @@ func (t *sqlTx) queryRow(q string, args ...any) *sql.Row {
 	return t.q.QueryRowContext(t.ctx, q, args...)
 }
 
-// placeholders returns "?,?,?" for n values.
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
-}
-
-func stringArgs(vs []string) []any {
-	out := make([]any, len(vs))
-	for i, v := range vs {
-		out[i] = v
+// inList returns the condition "col is one of vals" and its one argument.
+// The values travel as a single JSON array parameter rather than one
+// placeholder each: SQLite allows at most 32,766 variables in a statement
+// (a tasks.get_all naming 33,000 ids failed with "too many SQL variables"),
+// and one statement text for every list length keeps the prepared-statement
+// cache useful.
+func (t *sqlTx) inList(col string, vals []string) (string, any, error) {
+	b, err := json.Marshal(vals)
+	if err != nil {
+		return "", nil, fmt.Errorf("encoding %s list: %w", col, err)
 	}
-	return out
+	if t.s.dialect == "postgres" {
+		return col + " IN (SELECT json_array_elements_text(?::json))", string(b), nil
+	}
+	return col + " IN (SELECT value FROM json_each(?))", string(b), nil
 }

@@ -37,7 +37,7 @@ func (t *sqlTx) DeleteModel(id string) error {
 }
 
 func (t *sqlTx) Models(q ModelQuery) ([]*api.Model, error) {
-	where := []string{"company = ?"}
+	where := []string{companyCond(q.IDs != nil)}
 	args := []any{q.Company}
 	for _, f := range []struct {
 		col  string
@@ -49,8 +49,12 @@ func (t *sqlTx) Models(q ModelQuery) ([]*api.Model, error) {
 		if len(f.vals) == 0 {
 			return nil, nil
 		}
-		where = append(where, f.col+" IN ("+placeholders(len(f.vals))+")")
-		args = append(args, stringArgs(f.vals)...)
+		cond, arg, err := t.inList(f.col, f.vals)
+		if err != nil {
+			return nil, err
+		}
+		where = append(where, cond)
+		args = append(args, arg)
 	}
 	return listDocs[api.Model](t, `SELECT doc FROM models WHERE `+strings.Join(where, " AND ")+` ORDER BY id`, args...)
 }

@@ -120,8 +120,12 @@ func (t *sqlTx) Events(q EventQuery) ([]Event, error) {
 	query := `SELECT seq, task_id, etype, ts, iter, metric, variant, ekey, doc FROM events WHERE task_id = ?`
 	args := []any{q.TaskID}
 	if len(q.Types) > 0 {
-		query += ` AND etype IN (` + placeholders(len(q.Types)) + `)`
-		args = append(args, stringArgs(q.Types)...)
+		cond, arg, err := t.inList("etype", q.Types)
+		if err != nil {
+			return nil, err
+		}
+		query += ` AND ` + cond
+		args = append(args, arg)
 	}
 	if c := q.After; c != nil {
 		switch {
@@ -170,8 +174,12 @@ func (t *sqlTx) CountEvents(taskID string, types []string) (int, error) {
 	query := `SELECT COUNT(*) FROM events WHERE task_id = ?`
 	args := []any{taskID}
 	if len(types) > 0 {
-		query += ` AND etype IN (` + placeholders(len(types)) + `)`
-		args = append(args, stringArgs(types)...)
+		cond, arg, err := t.inList("etype", types)
+		if err != nil {
+			return 0, err
+		}
+		query += ` AND ` + cond
+		args = append(args, arg)
 	}
 	var n int
 	err := t.queryRow(query, args...).Scan(&n)
