@@ -211,7 +211,10 @@ func (a *Agent) applyReload() {
 	if r == nil {
 		return
 	}
-	a.cfg.Schedule, a.cfg.Secrets = r.Schedule, r.Secrets
+	a.mu.Lock()
+	a.cfg.Secrets = r.Secrets // read by running tasks
+	a.mu.Unlock()
+	a.cfg.Schedule = r.Schedule
 	if r.PollInterval > 0 {
 		a.cfg.PollInterval = max(r.PollInterval, 500*time.Millisecond)
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -451,5 +452,30 @@ rm -f /shared/running/$CLEARML_TASK_ID
 	if t.Failed() {
 		t.Log(d.Output())
 	}
+	de.noContainersLeft()
+}
+
+// A docker-mode daemon killed with SIGKILL while a container runs, and
+// started again: the container ran on; the new daemon takes the task back,
+// its log continues exactly once, and no container is left.
+func TestDockerDaemonKilledTaskTakenBack(t *testing.T) {
+	t.Parallel()
+	de := newDockerEnv(t)
+	image := dockertest.Busybox(t)
+	args := []string{"--queue", "default", "--cpu-only", "--docker", image}
+	first := de.daemon(nil, "", args...)
+	id := de.shellTask("survivor", "i=0; while [ $i -lt 300 ]; do echo \"n $i\"; i=$((i+1)); sleep 0.01; done\n", nil)
+	waitLog(t, de.env, id, "n 30", 60*time.Second)
+	first.Signal(syscall.SIGKILL)
+	first.Wait(10 * time.Second)
+	if len(dockertest.Containers(t, "clearml-task-id="+id)) != 1 {
+		t.Fatal("the container did not outlive the daemon")
+	}
+	second := de.daemon(nil, "", args...)
+	tk := de.waitStatus(id, 90*time.Second, "completed", "failed", "stopped")
+	if tk.Status != "completed" {
+		t.Fatalf("task = %s %q\n%s", tk.Status, tk.StatusReason, second.Output())
+	}
+	de.checkExactlyOnce(t, id, 300)
 	de.noContainersLeft()
 }

@@ -237,3 +237,68 @@ func slowIndex(t *testing.T) string {
 	t.Cleanup(func() { close(done); srv.Close() })
 	return srv.URL + "/simple"
 }
+
+// Secrets stay out of `ps`, the task log (the server's events) and the
+// daemon's console: --git-pass, and the values of secret-named variables
+// from the daemon's environment and the task's Environment section, even
+// when the task prints them.
+func TestSecretsNeverShown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const gitPass, envToken, taskPass = "gitpass-S3CRET-1", "tok-S3CRET-22", "db-S3CRET-333"
+	env := append(e.daemonEnv(), "MY_SERVICE_TOKEN="+envToken)
+	d := testbin.Start(t, env, "--config-file", e.srv.ConfigPath, "daemon", "--queue", "default", "--foreground",
+		"--polling-interval", "0.5", "--git-user", "someone", "--git-pass", gitPass)
+	time.Sleep(500 * time.Millisecond)
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", d.Pid()))
+	if strings.Contains(string(cmdline), gitPass) {
+		t.Errorf("--git-pass visible in the daemon's command line: %q", cmdline)
+	}
+	ctx := context.Background()
+	var created struct{ ID string }
+	code := fmt.Sprintf("import os\nprint('token', os.environ.get('MY_SERVICE_TOKEN'))\nprint('db', os.environ.get('DB_PASSWORD'))\nprint('git', %q)\n", gitPass)
+	if err := e.api.Call(ctx, "", "tasks.create", map[string]any{"name": "leaky", "type": "training",
+		"script":      map[string]any{"binary": "python3", "entry_point": "t.py", "diff": code},
+		"hyperparams": map[string]any{"Environment": map[string]any{"DB_PASSWORD": map[string]any{"section": "Environment", "name": "DB_PASSWORD", "value": taskPass}}},
+	}, &created, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	e.api.Call(ctx, "", "tasks.enqueue", map[string]any{"task": created.ID}, nil, apiclient.Default)
+	if tk := e.waitStatus(created.ID, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
+		t.Fatalf("task = %s %q\n%s", tk.Status, tk.StatusReason, d.Output())
+	}
+	log := strings.Join(e.logLines(created.ID), "\n")
+	if !strings.Contains(log, "token ********") || !strings.Contains(log, "db ********") || !strings.Contains(log, "git ********") {
+		t.Errorf("the task's lines are not there, masked:\n%s", log)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, s := range []string{gitPass, envToken, taskPass} {
+		if strings.Contains(log, s) {
+			t.Errorf("secret %q in the task log", s)
+		}
+		if strings.Contains(d.Output(), s) {
+			t.Errorf("secret %q on the daemon console", s)
+		}
+	}
+}
+
+// An unwritable log spool does not cost the task its log: the lines go
+// from memory, all of them, and the task says its spool failed.
+func TestUnwritableSpoolStillDeliversTheLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	env := e.daemonEnv()
+	base := e.dir + "/cache/clearml-agent"
+	os.MkdirAll(base, 0o700)
+	os.WriteFile(base+"/spool", []byte("not a folder"), 0o600)
+	d := testbin.Start(t, env, "--config-file", e.srv.ConfigPath, "daemon", "--queue", "default", "--foreground", "--polling-interval", "0.5")
+	id := e.task("no spool", "", "for i in range(300):\n    print('n', i)\n")
+	tk := e.waitStatus(id, 60*time.Second, "completed", "failed", "stopped")
+	if tk.Status != "completed" {
+		t.Fatalf("task = %s %q\n%s", tk.Status, tk.StatusReason, d.Output())
+	}
+	e.checkExactlyOnce(t, id, 300)
+	if tk := e.get(id); tk.Runtime["_log_spool_error"] == nil {
+		t.Fatalf("the task does not say its log spool failed: runtime %v", tk.Runtime)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/logstream"
 	"github.com/goclearml/agent/internal/metrics"
+	"github.com/goclearml/agent/internal/redact"
 )
 
 type runningTask struct {
@@ -178,8 +179,9 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 		defer a.reportNow(final, slot.WorkerID, "", "")
 	}
 
+	secrets := a.taskSecrets(ctx, tapi, taskID)
 	lcfg := logstream.Config{TaskID: taskID, Worker: slot.WorkerID, SpoolDir: a.cfg.SpoolDir,
-		Secrets: a.cfg.Secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log, TrackSource: a.cfg.RunsDir != ""}
+		Secrets: secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log, TrackSource: a.cfg.RunsDir != ""}
 	if res != nil {
 		lcfg.SourceOffset, lcfg.MinTimestamp = res.resume.SourceOffset, res.resume.LastTimestamp
 	}
@@ -193,6 +195,18 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 	var wg sync.WaitGroup
 	wg.Go(func() { streamer.Run(streamCtx) })
 	defer func() {
+		if st := streamer.Stats(); st.SpoolError != "" {
+			// The log went from memory: say so, on the log and the task.
+			streamer.Log("WARNING", "clearml-agent: the task log spool could not be written ("+st.SpoolError+
+				"); the log was sent from memory, without the protection of the disk spool")
+			mark := map[string]any{"_log_spool_error": st.SpoolError}
+			if st.Dropped > 0 {
+				mark["_log_incomplete"] = fmt.Sprintf("%d log events dropped", st.Dropped)
+			}
+			if err := tapi.EditRuntime(final, taskID, mark); err != nil {
+				log.Warn("marking the task log incomplete", "err", err)
+			}
+		}
 		// Deliver every line before moving on; what cannot be delivered
 		// stays spooled on disk and is sent by the next daemon start.
 		cctx, cancel := context.WithTimeout(final, 5*time.Minute)
@@ -218,7 +232,7 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 	}
 	a.cfg.Metrics.TaskStarted()
 	runStart := time.Now()
-	reason, exit, runErr := a.supervise(ctx, tapi, slot, rec, res, ownerToken, streamer)
+	reason, exit, runErr := a.supervise(ctx, tapi, slot, rec, res, ownerToken, streamer, secrets)
 	if a.cfg.AfterTask != nil {
 		a.cfg.AfterTask(taskID)
 	}
@@ -229,7 +243,8 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 }
 
 // supervise runs the child and watches the task for aborts and pings it.
-func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slot, rec *runRecord, res *resumed, ownerToken string, streamer *logstream.Streamer) (stopReason, executor.Exit, error) {
+func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slot, rec *runRecord, res *resumed, ownerToken string,
+	streamer *logstream.Streamer, secrets []string) (stopReason, executor.Exit, error) {
 	taskID := rec.Task
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
@@ -259,7 +274,9 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slo
 	})
 	var out io.Writer = streamer
 	if a.cfg.Console != nil {
-		out = io.MultiWriter(streamer, a.cfg.Console)
+		console := redact.NewWriter(a.cfg.Console, secrets)
+		defer console.Close()
+		out = io.MultiWriter(streamer, console)
 	}
 	out = countingWriter{out, a.cfg.Metrics}
 	env := append(append(append([]string{}, a.cfg.ChildEnv...), slot.Env...), "CLEARML_WORKER_ID="+slot.WorkerID, "TRAINS_WORKER_ID="+slot.WorkerID)
@@ -439,4 +456,22 @@ func (a *Agent) taskSession(ctx context.Context, owner string) (*apiclient.Clien
 		return nil, "", err
 	}
 	return c, token, nil
+}
+
+// taskSecrets are the secrets masked in a task's log: the daemon's, and
+// the values of the task's secret-named Environment parameters (the
+// task's process gets them as variables, and may print them).
+func (a *Agent) taskSecrets(ctx context.Context, tapi *apiclient.Client, taskID string) []string {
+	a.mu.Lock()
+	secrets := append([]string(nil), a.cfg.Secrets...)
+	a.mu.Unlock()
+	t, err := tapi.Task(ctx, taskID)
+	if err != nil {
+		return secrets
+	}
+	var env []string
+	for name, p := range t.Hyperparams["Environment"] {
+		env = append(env, name+"="+p.Value)
+	}
+	return append(secrets, redact.EnvSecrets(env)...)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/gpu"
 	"github.com/goclearml/agent/internal/metrics"
+	"github.com/goclearml/agent/internal/redact"
 	"github.com/goclearml/agent/internal/schedule"
 	"github.com/goclearml/agent/internal/sysstats"
 	"github.com/goclearml/agent/internal/version"
@@ -63,6 +64,11 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if err := checkModes(d); err != nil {
 		return err
 	}
+	if d.GitPass != "" {
+		// Keep our copy, then blank it where `ps` reads the command line.
+		d.GitPass = strings.Clone(d.GitPass)
+		hideArgValue(os.Args, "--git-pass")
+	}
 	level := firstNonEmpty(d.LogLevel, "INFO")
 	if g.Debug {
 		level = "DEBUG"
@@ -74,7 +80,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("creating daemon log file: %w", err)
 		}
 		f.Close()
-		pid, err := detach(f.Name())
+		pid, err := detach(f.Name(), d.GitPass)
 		if err != nil {
 			return err
 		}
@@ -256,6 +262,18 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		defer ms.Close()
 		fmt.Fprintf(out, "metrics and health endpoint on http://%s (/metrics, /healthz)\n", ms.Addr())
 	}
+	// Secrets masked in task logs and on the console: the configuration's,
+	// --git-pass, and the values of secret-named variables (*_TOKEN,
+	// *_KEY, *_SECRET, *_PASSWORD, ...) the tasks inherit.
+	taskSecrets := func(c *config.Config) []string {
+		return redact.Sorted(append(appendNonEmpty(c.Secrets(), d.GitPass), redact.EnvSecrets(childEnv)...))
+	}
+	secrets := taskSecrets(cfg)
+	if console != nil {
+		mw := redact.NewWriter(console, secrets)
+		defer mw.Close()
+		console = mw
+	}
 	afterTask := func(id string) { os.RemoveAll(TaskDir(id)) }
 	var leftovers func(context.Context, string)
 	if dm != nil {
@@ -302,7 +320,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		PollInterval: pollInterval, TaskPingInterval: cfg.Agent.TaskPingInterval,
 		StatusReportInterval: cfg.Agent.StatusReportInterval, GracePeriod: cfg.Agent.AbortGracePeriod,
 		WorkerID: inst.WorkerID, Hostname: hostname, Tags: d.ChildReportTags,
-		ChildArgv: childArgv, ChildEnv: childEnv, SpoolDir: spool, Secrets: appendNonEmpty(cfg.Secrets(), d.GitPass),
+		ChildArgv: childArgv, ChildEnv: childEnv, SpoolDir: spool, Secrets: secrets,
 		SuppressCarriageReturn: cfg.Agent.SuppressCarriageReturn, Console: console,
 		Announce: func(s string) { fmt.Fprint(out, s) }, Metrics: m, Schedule: sched, UseOwnerToken: d.UseOwnerToken,
 		AfterTask: afterTask, Launcher: launcher, RunsDir: runsDir(inst.WorkerID), Leftovers: leftovers,
@@ -336,7 +354,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 			log.Error("reloading configuration failed; keeping the current one", "err", err)
 			return
 		}
-		r := agent.Reloadable{Schedule: s, PollInterval: ncfg.Agent.PollInterval, TaskPingInterval: ncfg.Agent.TaskPingInterval, Secrets: ncfg.Secrets()}
+		r := agent.Reloadable{Schedule: s, PollInterval: ncfg.Agent.PollInterval, TaskPingInterval: ncfg.Agent.TaskPingInterval, Secrets: taskSecrets(ncfg)}
 		if d.PollingIntervalSet {
 			r.PollInterval = pollInterval
 		}

@@ -110,7 +110,9 @@ const detachedChildEnv = "CLEARML_AGENT_DETACHED_CHILD"
 
 // detach starts this same command line again in its own session, with its
 // output in logPath, and returns its pid: the caller prints it and exits.
-func detach(logPath string) (int, error) {
+// The git password, if given with --git-pass, reaches the background copy
+// through its environment, never its command line.
+func detach(logPath, gitPass string) (int, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return 0, err
@@ -125,8 +127,11 @@ func detach(logPath string) (int, error) {
 		return 0, err
 	}
 	defer devnull.Close()
-	cmd := exec.Command(self, os.Args[1:]...)
+	cmd := exec.Command(self, withoutOption(os.Args[1:], "--git-pass")...)
 	cmd.Env = append(os.Environ(), detachedChildEnv+"="+logPath)
+	if gitPass != "" {
+		cmd.Env = append(cmd.Env, "CLEARML_AGENT_GIT_PASS="+gitPass)
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

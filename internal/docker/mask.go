@@ -2,29 +2,14 @@ package docker
 
 import (
 	"regexp"
+
+	"github.com/goclearml/agent/internal/redact"
 	"sort"
 	"strings"
 )
 
 // Hidden replaces secret values in the printed command line.
 const Hidden = "********"
-
-// secretWords mark a variable name as holding a secret when one of its
-// '_'-separated words is one of them (AWS_SECRET_ACCESS_KEY, GIT_PASS,
-// HF_TOKEN, DB_PASSWORD, OPENAI_API_KEY, ...).
-var secretWords = map[string]bool{"SECRET": true, "PASS": true, "PASSWORD": true, "PASSWD": true,
-	"TOKEN": true, "KEY": true, "APIKEY": true, "CREDENTIALS": true}
-
-// SecretName reports whether an environment variable's name says it holds
-// a secret.
-func SecretName(name string) bool {
-	for _, w := range strings.Split(strings.ToUpper(name), "_") {
-		if secretWords[w] {
-			return true
-		}
-	}
-	return false
-}
 
 var urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*:)([^\s/?#@]+)@`)
 
@@ -55,7 +40,7 @@ func (m Masker) Mask(argv []string) []string {
 	for i, a := range argv {
 		if !m.Disabled {
 			if kv, ok := strings.CutPrefix(a, "--env="); ok {
-				if name, val, hasVal := strings.Cut(kv, "="); hasVal && val != "" && (keys[name] || SecretName(name)) {
+				if name, val, hasVal := strings.Cut(kv, "="); hasVal && val != "" && (keys[name] || redact.SecretName(name)) {
 					a = "--env=" + name + "=" + Hidden
 				}
 			}

@@ -33,7 +33,7 @@ func (st *Streamer) Close(ctx context.Context) error {
 	st.flushPartial()
 	st.seal()
 	st.closed = true
-	if st.sp.pendingEvents() == 0 && st.noticeLines == 0 {
+	if st.pending() == 0 && st.noticeLines == 0 {
 		st.markDrained()
 	}
 	st.signal()
@@ -65,7 +65,7 @@ func (st *Streamer) Close(ctx context.Context) error {
 	if st.cancelSend != nil {
 		st.cancelSend()
 	}
-	pending := st.sp.pendingEvents()
+	pending := st.pending()
 	st.sp.close()
 	done, running := st.runDone, st.running
 	st.mu.Unlock()

@@ -144,6 +144,10 @@ type Stats struct {
 	Rejected int64
 	// FailedSends counts batches given up on (non-retryable errors).
 	FailedSends int64
+	// SpoolError is why the disk spool could not be used ("" when it
+	// could): events then went from memory straight to the server, and
+	// an outage longer than the memory bound loses the oldest.
+	SpoolError string
 	// Retries counts failed attempts that were retried.
 	Retries int64
 }
@@ -184,6 +188,10 @@ type Streamer struct {
 	cancelSend  context.CancelFunc
 	drainedOnce bool
 	inDoubt     bool // a batch was sent and its answer not recorded yet
+	// Memory queue: events that the disk spool could not take, sent
+	// after everything spooled before them (see memAppend).
+	memQ     [][]byte
+	memBytes int64
 
 	// offsetMu serialises offset file writes, which happen outside mu.
 	offsetMu    sync.Mutex
@@ -197,9 +205,6 @@ type Streamer struct {
 
 // New creates a Streamer and its spool directory under cfg.SpoolDir.
 func New(cfg Config, s Sender) (*Streamer, error) {
-	if cfg.SpoolDir == "" {
-		return nil, errors.New("logstream: SpoolDir is required")
-	}
 	if s == nil {
 		return nil, errors.New("logstream: nil Sender")
 	}
@@ -214,6 +219,19 @@ func New(cfg Config, s Sender) (*Streamer, error) {
 	}
 	sortLongestFirst(st.secrets)
 	st.enc.init(cfg.TaskID, cfg.Worker)
+	sp, err := openSpool(cfg)
+	if err != nil {
+		// The output still goes to the server, straight from memory.
+		cfg.Logger.Error("task log spool unusable; sending the task log from memory", "task", cfg.TaskID, "err", err)
+		st.sp, st.stats.SpoolError = memorySpool(cfg.MaxSpoolBytes), err.Error()
+		return st, nil
+	}
+	st.sp = sp
+	activeDirs.Store(absPath(sp.dir), true)
+	return st, nil
+}
+
+func openSpool(cfg Config) (*spool, error) {
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 		return nil, fmt.Errorf("logstream: creating spool directory: %w", err)
 	}
@@ -226,17 +244,18 @@ func New(cfg Config, s Sender) (*Streamer, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	st.sp = sp
-	activeDirs.Store(absPath(dir), true)
-	return st, nil
+	return sp, nil
 }
+
+// pending counts undelivered events, in the spool and in memory.
+func (st *Streamer) pending() int64 { return st.sp.pendingEvents() + int64(len(st.memQ)) }
 
 // Stats returns the current counts.
 func (st *Streamer) Stats() Stats {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	s := st.stats
-	s.Pending = st.sp.pendingEvents()
+	s.Pending = st.pending()
 	return s
 }
 

@@ -104,6 +104,12 @@ func (st *Streamer) next(r *segmentReader) (b *batch, finished bool, err error) 
 		}
 		h, off := st.sp.head(), st.sp.ackOff
 		avail, notice := h.size-off, st.noticeLines
+		if avail == 0 && len(st.memQ) > 0 {
+			// The spool is delivered: the memory queue is next.
+			b = st.memBatch()
+			st.mu.Unlock()
+			return b, false, nil
+		}
 		st.mu.Unlock()
 		if avail == 0 && notice == 0 {
 			return nil, false, nil
@@ -158,6 +164,25 @@ func (st *Streamer) next(r *segmentReader) (b *batch, finished bool, err error) 
 	}
 }
 
+// memBatch takes the first events of the memory queue (up to a batch),
+// with the dropped-lines notice if there is one. Called with mu held.
+func (st *Streamer) memBatch() *batch {
+	size, n := 0, 0
+	for n < len(st.memQ) && (n == 0 || size+len(st.memQ[n])+1 <= st.cfg.MaxBatchBytes) {
+		size += len(st.memQ[n]) + 1
+		n++
+	}
+	b := &batch{mem: true, events: int64(n), data: append([][]byte(nil), st.memQ[:n]...)}
+	for _, l := range b.data {
+		b.lines += linesIn(l)
+	}
+	if st.noticeLines > 0 {
+		st.prependNotice(b, st.noticeLines)
+	}
+	st.sp.inflight = b
+	return b
+}
+
 // prependNotice puts the "lines dropped" notice before the batch's events,
 // in the millisecond that roll kept free before them.
 func (st *Streamer) prependNotice(b *batch, lines int64) {
@@ -206,6 +231,16 @@ func (st *Streamer) finish(b *batch, added int, err error) {
 	if b.notice > 0 {
 		st.noticeLines = max(st.noticeLines-b.notice, 0)
 	}
+	if b.mem {
+		for _, l := range st.memQ[:b.events] {
+			st.memBytes -= int64(len(l))
+		}
+		st.memQ = append(st.memQ[:0], st.memQ[b.events:]...)
+		if st.closed && st.pending() == 0 && st.noticeLines == 0 {
+			st.markDrained()
+		}
+		return
+	}
 	rolled, rerr := st.sp.ack(b)
 	if rolled {
 		st.lastTS++ // see Streamer.roll
@@ -213,7 +248,7 @@ func (st *Streamer) finish(b *batch, added int, err error) {
 	if rerr != nil {
 		st.cfg.Logger.Warn("task log spool", "task", st.cfg.TaskID, "err", rerr)
 	}
-	if st.closed && st.sp.pendingEvents() == 0 && st.noticeLines == 0 {
+	if st.closed && st.pending() == 0 && st.noticeLines == 0 {
 		st.markDrained()
 	}
 }
@@ -248,7 +283,7 @@ func (st *Streamer) saveOffset(force bool) {
 // position), unless it carries a notice (not in the spool, so Recover
 // cannot look for it).
 func (st *Streamer) saveIntent(b *batch) {
-	if b.notice > 0 || len(b.data) == 0 || b.orphan {
+	if b.notice > 0 || len(b.data) == 0 || b.orphan || b.mem {
 		return
 	}
 	st.mu.Lock()

@@ -54,6 +54,7 @@ type batch struct {
 	lines      int64 // their log lines
 	notice     int64 // dropped lines reported by the notice in lines[0], 0 if none
 	orphan     bool  // the segment was dropped while the batch was in flight
+	mem        bool  // the events come from the memory queue, not the spool
 	data       [][]byte
 }
 
@@ -79,6 +80,14 @@ func newSpool(dir string, limit int64) (*spool, error) {
 	}
 	return sp, nil
 }
+
+// memorySpool is a spool without files, for a Streamer whose spool folder
+// cannot be created: every write fails, so events go to the memory queue.
+func memorySpool(limit int64) *spool {
+	return &spool{max: limit, segSize: max(limit/8, 1), segs: []*segment{{seq: 1}}}
+}
+
+var errNoSpool = errors.New("logstream: no spool folder")
 
 func segmentPath(dir string, seq int64) string {
 	return filepath.Join(dir, fmt.Sprintf("%012d%s", seq, segmentExt))
@@ -112,12 +121,18 @@ func (sp *spool) needRoll(n int) bool {
 // roll starts the next segment. The caller reserves a timestamp (see
 // Streamer.roll).
 func (sp *spool) roll() error {
+	if sp.dir == "" {
+		return errNoSpool
+	}
 	return sp.startSegment(sp.active().seq + 1)
 }
 
 // write appends one encoded event. A failed write is cut back off so that
 // the segment holds whole lines only.
 func (sp *spool) write(line []byte) error {
+	if sp.w == nil {
+		return errNoSpool
+	}
 	a := sp.active()
 	if _, err := sp.w.Write(line); err != nil {
 		sp.w.Truncate(a.size)
@@ -214,6 +229,9 @@ func (sp *spool) position() (seq, off int64) {
 }
 
 func writeOffset(dir string, seq, off int64) error {
+	if dir == "" {
+		return nil
+	}
 	tmp := filepath.Join(dir, offsetFile+".tmp")
 	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%d %d\n", seq, off), 0o600); err != nil {
 		return fmt.Errorf("logstream: writing spool offset: %w", err)
@@ -227,6 +245,9 @@ func writeOffset(dir string, seq, off int64) error {
 // writeIntent records that the batch [start, end) of segment seq, starting
 // at the delivery position, is being sent.
 func writeIntent(dir string, seq, start, end int64) error {
+	if dir == "" {
+		return nil
+	}
 	tmp := filepath.Join(dir, offsetFile+".tmp")
 	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%d %d\ninflight %d %d\n", seq, start, start, end), 0o600); err != nil {
 		return fmt.Errorf("logstream: writing spool offset: %w", err)

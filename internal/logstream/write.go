@@ -213,18 +213,19 @@ func (st *Streamer) appendEventAt(level, msg string, src int64) {
 		line = appendMark(append([]byte(nil), line...), src)
 		st.lastMark = src
 	}
-	if err := st.sp.write(line); err != nil {
-		// The disk refused: the event is lost like a dropped one, and the
-		// notice reports it once the server is reachable.
-		if st.writeErr == nil {
-			st.cfg.Logger.Error("task log spool write failed; dropping output", "task", st.cfg.TaskID, "err", err)
+	if st.stats.SpoolError == "" {
+		if err := st.sp.write(line); err != nil {
+			// The disk refused: from now on the events go from memory
+			// (after what the spool holds), so the order stays.
+			st.cfg.Logger.Error("task log spool write failed; sending the task log from memory", "task", st.cfg.TaskID, "err", err)
+			st.stats.SpoolError = err.Error()
 		}
-		st.writeErr = err
-		st.stats.Dropped++
-		st.noticeLines += linesIn(line)
+	}
+	if st.stats.SpoolError != "" {
+		st.memAppend(line)
+		st.signal()
 		return
 	}
-	st.writeErr = nil
 	if events, lines := st.sp.trim(); events > 0 || lines > 0 {
 		if st.stats.Dropped == 0 {
 			st.cfg.Logger.Warn("task log spool full; dropping the oldest unsent output",
@@ -273,4 +274,35 @@ func cutUTF8String(s string, n int) int {
 		}
 	}
 	return max(n, 1)
+}
+
+// maxMemoryBytes bounds the memory queue (or MaxSpoolBytes if smaller).
+const maxMemoryBytes = 64 << 20
+
+// memAppend queues an event in memory (its source mark, if any, is not
+// kept: without a spool there is nothing to resume from). Beyond the
+// bound the oldest queued events that are not in flight are dropped and
+// counted, as the spool does.
+func (st *Streamer) memAppend(line []byte) {
+	ev := line
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		ev = line[:i]
+	}
+	if isMark(ev) {
+		return
+	}
+	st.memQ = append(st.memQ, append([]byte(nil), ev...))
+	st.memBytes += int64(len(ev))
+	limit := min(st.cfg.MaxSpoolBytes, maxMemoryBytes)
+	keep := 0
+	if b := st.sp.inflight; b != nil && b.mem {
+		keep = int(b.events)
+	}
+	for st.memBytes > limit && len(st.memQ) > keep+1 {
+		old := st.memQ[keep]
+		st.memQ = append(st.memQ[:keep], st.memQ[keep+1:]...)
+		st.memBytes -= int64(len(old))
+		st.stats.Dropped++
+		st.noticeLines += linesIn(old)
+	}
 }
