@@ -31,8 +31,12 @@ func (s *Server) publishModel(tx store.Tx, c *call, id string, publishTask, forc
 		case err != nil:
 			return nil, err
 		case t.Status != api.StatusPublished:
+			prev := t.Status
 			fields, err := s.publishTask(c, t, forceTask)
 			if err != nil {
+				return nil, err
+			}
+			if err := leaveQueues(tx, t, prev); err != nil {
 				return nil, err
 			}
 			if err := tx.PutTask(t); err != nil {

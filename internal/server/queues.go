@@ -288,6 +288,9 @@ func (s *Server) unqueueTask(tx store.Tx, c *call, taskID string) error {
 	if _, err := s.setStatus(c, t, target, true, "", ""); err != nil {
 		return err
 	}
+	if err := leaveQueues(tx, t, api.StatusQueued); err != nil {
+		return err
+	}
 	t.EnqueueStatus = ""
 	delete(t.Execution, "queue")
 	return tx.PutTask(t)
@@ -314,11 +317,32 @@ func queuesAddTask(s *Server, c *call) (any, error) {
 		if !added {
 			return api.ErrTaskAlreadyQueued.New("", "task", t.ID, "queue", q.ID)
 		}
+		changed := false
+		if t.Status != api.StatusQueued {
+			// A task waits in a queue only while queued (see leaveQueues):
+			// the upstream server adds a created or stopped task and leaves
+			// its status alone, so that a later stop or reset could leave
+			// it in the queue. Here it becomes queued, as tasks.enqueue
+			// would make it, in the same transaction.
+			if !transitionAllowed(t.Status, api.StatusQueued) {
+				return api.ErrInvalidTaskStatus.New("only a queued task, or one that may be enqueued, can be added to a queue",
+					"current_status", t.Status, "new_status", api.StatusQueued)
+			}
+			prev := t.Status
+			if _, err := s.setStatus(c, t, api.StatusQueued, false, "", ""); err != nil {
+				return err
+			}
+			t.EnqueueStatus = prev
+			changed = true
+		}
 		if req.UpdateExecutionQueue == nil || *req.UpdateExecutionQueue {
 			if t.Execution == nil {
 				t.Execution = map[string]any{}
 			}
 			t.Execution["queue"] = q.ID
+			changed = true
+		}
+		if changed {
 			return tx.PutTask(t)
 		}
 		return nil

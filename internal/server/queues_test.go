@@ -1,9 +1,13 @@
 package server_test
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/store"
 )
 
 func TestQueuesCRUD(t *testing.T) {
@@ -38,19 +42,32 @@ func TestQueuesCRUD(t *testing.T) {
 		if n := len(c.ok("queues.get_all", map[string]any{"search_hidden": true})["queues"].([]any)); n != 2 {
 			t.Fatalf("search_hidden get_all shows %d queues", n)
 		}
-		// add_task / peek / remove_task keep the status; delete needs force when not empty.
+		// add_task makes a created task queued (a task waits in a queue only
+		// while queued; upstream leaves the status alone), remove_task with
+		// update_task_status puts it back; delete needs force when not empty.
 		id := c.createTask("queued by hand")
 		c.ok("queues.add_task", map[string]any{"queue": gpu, "task": id})
 		c.fail("queues.add_task", map[string]any{"queue": gpu, "task": id}, 400, 706)
 		if head := c.ok("queues.peek_task", map[string]any{"queue": gpu})["task"]; head != id {
 			t.Fatalf("peek = %v", head)
 		}
-		if c.task(id)["status"] != "created" {
-			t.Fatalf("add_task changed the status")
+		if st := c.task(id)["status"]; st != "queued" {
+			t.Fatalf("status after add_task = %v, want queued", st)
 		}
 		c.fail("queues.delete", map[string]any{"queue": gpu}, 400, 702)
-		c.ok("queues.remove_task", map[string]any{"queue": gpu, "task": id})
+		c.ok("queues.remove_task", map[string]any{"queue": gpu, "task": id, "update_task_status": true})
 		c.fail("queues.remove_task", map[string]any{"queue": gpu, "task": id}, 400, 703)
+		if st := c.task(id)["status"]; st != "created" {
+			t.Fatalf("status after remove_task with update_task_status = %v, want created", st)
+		}
+		// A task that may not be enqueued is not added.
+		done := c.createTask("finished task")
+		c.ok("tasks.started", map[string]any{"task": done})
+		c.ok("tasks.completed", map[string]any{"task": done})
+		c.fail("queues.add_task", map[string]any{"queue": gpu, "task": done}, 400, 110)
+		if n := c.ok("queues.get_num_entries", map[string]any{"queue": gpu})["num"]; n != 0.0 {
+			t.Fatalf("refused add_task left %v entries", n)
+		}
 		c.ok("tasks.enqueue", map[string]any{"task": id, "queue": gpu})
 		c.ok("queues.delete", map[string]any{"queue": gpu, "force": true})
 		if tk := c.task(id); tk["status"] != "created" {
@@ -75,16 +92,36 @@ func TestQueueFIFOAndStoppedRepair(t *testing.T) {
 		if len(entries) != 2 || entries[0].(map[string]any)["task"] != ids[0] {
 			t.Fatalf("entries = %v", entries)
 		}
-		// An abort that raced with the enqueue: the popped task goes back to queued.
+		// A queued task forced to another status leaves the queue with it.
 		c.ok("tasks.stopped", map[string]any{"task": ids[0], "force": true})
-		for i, want := range ids {
+		// A stopped task found in a queue (possible in a database written
+		// by an earlier version, where an abort could race with the
+		// enqueue) goes back to queued when popped, as upstream.
+		err := c.ts.Store.Update(context.Background(), func(tx store.Tx) error {
+			task, err := tx.Task(ids[1])
+			if err != nil {
+				return err
+			}
+			task.Status = api.StatusStopped
+			return tx.PutTask(task)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range ids[1:] {
 			got := c.ok("queues.get_next_task", map[string]any{"queue": q, "get_task_info": true})
 			entry := got["entry"].(map[string]any)
 			if entry["task"] != want || got["task_info"].(map[string]any)["user"] == "" {
 				t.Fatalf("pop %d = %v, want %s", i, got, want)
 			}
 		}
-		if st := c.task(ids[0])["status"]; st != "queued" {
+		if got := c.ok("queues.get_next_task", map[string]any{"queue": q}); got["entry"] != nil {
+			t.Fatalf("pop after the four queued tasks = %v, want none", got)
+		}
+		if st := c.task(ids[0])["status"]; st != "stopped" {
+			t.Fatalf("forced-stopped task is %v, want stopped", st)
+		}
+		if st := c.task(ids[1])["status"]; st != "queued" {
 			t.Fatalf("stopped task popped as %v, want queued", st)
 		}
 	})

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -71,11 +72,30 @@ func (s *Server) withTask(c *call, id string, notFound api.ErrorCode, fn func(tx
 		if err != nil {
 			return err
 		}
+		prev := t.Status
 		if err := fn(tx, t); err != nil {
+			return err
+		}
+		if err := leaveQueues(tx, t, prev); err != nil {
 			return err
 		}
 		return tx.PutTask(t)
 	})
+}
+
+// leaveQueues keeps "a task waits in a queue only while it is queued": a
+// task whose status changed from prev to anything but queued leaves every
+// queue, in the transaction that changed the status. (The reverse does not
+// hold: queues.get_next_task pops a task and leaves it queued until the
+// agent starts it.)
+func leaveQueues(tx store.Tx, t *api.Task, prev string) error {
+	if t.Status == prev || t.Status == api.StatusQueued {
+		return nil
+	}
+	if _, err := tx.RemoveTaskEntries(t.ID, ""); err != nil {
+		return fmt.Errorf("removing task from its queues: %w", err)
+	}
+	return nil
 }
 
 func (s *Server) getTask(tx store.Tx, c *call, id string, notFound api.ErrorCode) (*api.Task, error) {
@@ -198,10 +218,10 @@ func tasksStop(s *Server, c *call) (any, error) {
 		live := t.LastWorker != "" && t.LastUpdate != nil &&
 			s.opts.Now().Sub(t.LastUpdate.Time) < s.opts.TaskUpdateTimeout
 		if t.Status == api.StatusQueued || slices.Contains(t.SystemTags, "development") || !live || t.Status != api.StatusInProgress {
-			if t.Status == api.StatusQueued {
-				if _, err := tx.RemoveTaskEntries(t.ID, ""); err != nil {
-					return err
-				}
+			// Also a task that is stopped already: a stopped task never
+			// waits in a queue.
+			if _, err := tx.RemoveTaskEntries(t.ID, ""); err != nil {
+				return err
 			}
 			var err error
 			fields, err = s.setStatus(c, t, api.StatusStopped, req.Force, req.StatusReason, "Stopped by "+c.ident.UserName)
@@ -374,8 +394,12 @@ func tasksDequeue(s *Server, c *call) (any, error) {
 		if target == "" {
 			target = api.StatusCreated
 		}
+		prev := t.Status
 		fields, err := s.setStatus(c, t, target, true, req.StatusReason, req.StatusMessage)
 		if err != nil {
+			return err
+		}
+		if err := leaveQueues(tx, t, prev); err != nil {
 			return err
 		}
 		t.EnqueueStatus = ""
