@@ -421,7 +421,7 @@ func (p *prep) build(ctx context.Context, in *interpreter, dir string, lines []s
 	} else if len(lines) > 0 {
 		if reqFile == "" {
 			reqFile = filepath.Join(dir, reqFileName)
-			if err := os.WriteFile(reqFile, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			if err := os.WriteFile(reqFile, []byte(requirementsFile(lines)), 0o644); err != nil {
 				return "", fmt.Errorf("pyenv: %w", err)
 			}
 		}

@@ -16,7 +16,6 @@ import (
 )
 
 var (
-	commentRE  = regexp.MustCompile(`(^|\s+)#.*$`)
 	userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@`)
 	vcsRE      = regexp.MustCompile(`(?i)(^|[\s@])(git|hg|svn|bzr)\+[a-z]+://`)
 	pinnedRE   = regexp.MustCompile(`@[0-9a-fA-F]{40}([#\s]|$)`)
@@ -45,30 +44,6 @@ var reqFileOptions = map[string]string{
 // are part of the cache key.
 var resolutionEnv = []string{"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX",
 	"PIP_PRE", "PIP_CONSTRAINT", "PIP_ONLY_BINARY", "PIP_NO_BINARY", "PIP_PREFER_BINARY"}
-
-// normalizeRequirements reads requirements text as pip does (line
-// continuations joined, comments and blank lines dropped) and collapses the
-// whitespace inside each line. Order is kept: it can matter to pip.
-func normalizeRequirements(text string) []string {
-	text = strings.ReplaceAll(text, "\r\n", "\n")
-	var out []string
-	var cont string
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasSuffix(line, `\`) {
-			cont += strings.TrimSuffix(line, `\`)
-			continue
-		}
-		line, cont = cont+line, ""
-		line = commentRE.ReplaceAllString(line, "")
-		if f := strings.Fields(line); len(f) > 0 {
-			out = append(out, strings.Join(f, " "))
-		}
-	}
-	if f := strings.Fields(commentRE.ReplaceAllString(cont, "")); len(f) > 0 {
-		out = append(out, strings.Join(f, " "))
-	}
-	return out
-}
 
 // optionName returns the option a line starts with ("--index-url" for
 // "--index-url=http://x", "-i" for "-ihttp://x").

@@ -91,6 +91,9 @@ func uvLockRequirements(lock string) ([]string, error) {
 			sort.Strings(ms)
 			req += " ; " + "(" + strings.Join(ms, ") or (") + ")"
 		}
+		if got := normalizeRequirements(req); len(got) != 1 || got[0] != strings.Join(strings.FieldsFunc(req, pySpace), " ") {
+			return nil, fmt.Errorf("uv.lock: package %q cannot be written as a pip requirement (%q)", p.name, req)
+		}
 		out = append(out, req)
 	}
 	return out, nil
