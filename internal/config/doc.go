@@ -88,6 +88,7 @@
 //	agent.polling_interval_sec [4]        5              CLEARML_AGENT_QUEUE_POLL_FREQ_SEC
 //	agent.status_report_interval_sec [4]  30             CLEARML_AGENT_STATUS_REPORT_FREQ_SEC
 //	agent.abort_grace_period_sec [4]      10             -
+//	agent.reattach_timeout_sec [4]        600 (0 = never) -
 //	agent.metrics_address [4]             "" (off)       -
 //	agent.suppress_carriage_return        true           -
 //	agent.uptime, agent.downtime          none           -

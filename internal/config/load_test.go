@@ -72,6 +72,7 @@ func TestDefaults(t *testing.T) {
 		PollInterval:           5 * time.Second,
 		StatusReportInterval:   30 * time.Second,
 		AbortGracePeriod:       10 * time.Second,
+		ReattachTimeout:        10 * time.Minute,
 		SuppressCarriageReturn: true,
 		ApplyEnvironment:       true,
 		ApplyFiles:             true,

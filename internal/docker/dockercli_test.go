@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +41,11 @@ func inspectConfig(t *testing.T, image string, args []string) map[string]any {
 		cfg["Hostname"] = "(generated)"
 	}
 	host := c["HostConfig"].(map[string]any)
-	return map[string]any{"Env": cfg["Env"], "Hostname": cfg["Hostname"], "User": cfg["User"], "WorkingDir": cfg["WorkingDir"],
+	// The order of variables with distinct names does not matter (and
+	// docker does not keep it).
+	env, _ := cfg["Env"].([]any)
+	sort.Slice(env, func(i, j int) bool { return fmt.Sprint(env[i]) < fmt.Sprint(env[j]) })
+	return map[string]any{"Env": env, "Hostname": cfg["Hostname"], "User": cfg["User"], "WorkingDir": cfg["WorkingDir"],
 		"Labels": cfg["Labels"], "Tty": cfg["Tty"], "OpenStdin": cfg["OpenStdin"], "Binds": host["Binds"], "ShmSize": host["ShmSize"],
 		"NetworkMode": host["NetworkMode"], "IpcMode": host["IpcMode"], "Memory": host["Memory"], "CpuShares": host["CpuShares"],
 		"Privileged": host["Privileged"], "CapAdd": host["CapAdd"], "Ulimits": host["Ulimits"], "Tmpfs": host["Tmpfs"],

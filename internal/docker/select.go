@@ -84,7 +84,7 @@ func DefaultsFromCLI(cli []string, envImage, confImage string, confArgs []string
 		if err != nil {
 			return d, fmt.Errorf("reading --docker %q: %w", cli[0], err)
 		}
-		if len(first) == 0 {
+		if len(first) == 0 || strings.TrimSpace(first[0]) == "" {
 			return d, fmt.Errorf("--docker was given an empty image name")
 		}
 		d.Image, d.FromCLI = first[0], true

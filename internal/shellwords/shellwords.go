@@ -16,8 +16,8 @@ import (
 // ordinary character.
 func Split(s string) ([]string, error) { return split(s, false) }
 
-// SplitComments is Split where '#' at the start of a word begins a
-// comment to the end of the line (shlex.split(s, comments=True)).
+// SplitComments is Split where an unquoted '#' begins a comment to the
+// end of the line (shlex.split(s, comments=True)).
 func SplitComments(s string) ([]string, error) { return split(s, true) }
 
 func split(s string, comments bool) ([]string, error) {
@@ -58,9 +58,15 @@ func split(s string, comments bool) ([]string, error) {
 					cur.Reset()
 					inWord = false
 				}
-			case r == '#' && comments && !inWord:
+			case r == '#' && comments:
+				// As shlex: a comment also ends the word it starts in.
 				for i < len(rs) && rs[i] != '\n' {
 					i++
+				}
+				if inWord {
+					words = append(words, cur.String())
+					cur.Reset()
+					inWord = false
 				}
 			case r == '\'':
 				state, inWord = single, true
