@@ -213,24 +213,51 @@ func (c *Client) relogin(ctx context.Context, stale string, force bool) error {
 }
 
 // fetchToken sends one auth.login. In token mode it presents the current
-// token as Bearer; if the server refuses that and a key pair is configured,
-// it tries the key pair.
+// token as Bearer; if the server refuses that, or renews it without
+// extending its life (our server ends a renewed token with the login it
+// came from), and a key pair is configured, it logs in with the key pair.
 func (c *Client) fetchToken(ctx context.Context, current string) (string, Claims, time.Time, error) {
 	bearer := c.cfg.Token != "" && current != ""
+	haveKeys := c.cfg.AccessKey != "" && c.cfg.SecretKey != ""
 	token, err := c.loginOnce(ctx, bearer, current)
-	if bearer && IsUnauthorized(err) && c.cfg.AccessKey != "" && c.cfg.SecretKey != "" {
+	if bearer && IsUnauthorized(err) && haveKeys {
 		c.log.Warn("token refused by auth.login; logging in with the access key", "server", c.base)
 		token, err = c.loginOnce(ctx, false, "")
 	}
 	if err != nil {
 		return "", Claims{}, time.Time{}, err
 	}
-	cl, iat, err := decodeToken(token)
+	cl, iat, err := c.readToken(token)
 	if err != nil {
-		return "", Claims{}, time.Time{}, &LoginError{Server: c.base, Msg: fmt.Sprintf(
-			"it seems *api_server* is misconfigured: auth.login at %s returned an unreadable token: %v", c.base, err)}
+		return "", Claims{}, time.Time{}, err
+	}
+	if bearer && haveKeys && !extends(cl, current) {
+		c.log.Info("token renewal did not extend its life; logging in with the access key", "server", c.base, "expires", cl.Exp)
+		if token, err = c.loginOnce(ctx, false, ""); err != nil {
+			return "", Claims{}, time.Time{}, err
+		}
+		if cl, iat, err = c.readToken(token); err != nil {
+			return "", Claims{}, time.Time{}, err
+		}
 	}
 	return token, cl, iat, nil
+}
+
+// extends reports whether a renewed token (claims cl) lives longer than
+// the one it replaces; tokens without an expiry count as extending.
+func extends(cl Claims, previous string) bool {
+	old, _, err := decodeToken(previous)
+	return err != nil || cl.Exp.IsZero() || old.Exp.IsZero() || cl.Exp.After(old.Exp)
+}
+
+// readToken decodes a token auth.login returned.
+func (c *Client) readToken(token string) (Claims, time.Time, error) {
+	cl, iat, err := decodeToken(token)
+	if err != nil {
+		return Claims{}, time.Time{}, &LoginError{Server: c.base, Msg: fmt.Sprintf(
+			"it seems *api_server* is misconfigured: auth.login at %s returned an unreadable token: %v", c.base, err)}
+	}
+	return cl, iat, nil
 }
 
 func (c *Client) loginOnce(ctx context.Context, bearer bool, current string) (string, error) {

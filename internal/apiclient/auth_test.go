@@ -378,3 +378,62 @@ func TestFailedRefreshKeepsValidToken(t *testing.T) {
 		t.Errorf("logins = %d, token changed = %v; want a refresh attempt and the old token kept", e.count("auth.login"), c.Token() != tok)
 	}
 }
+
+// TestTokenModeRenewalEndsWithSession: our server renews a token only up
+// to the end of the key-pair login it came from. A client in token mode
+// that also has a key pair then logs in with the key pair; one with only a
+// token works until the session ends and then gets 401.
+func TestTokenModeRenewalEndsWithSession(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		keyPair  bool
+		wantAuth string // scheme of the last auth.login
+	}{
+		{name: "token and key pair", keyPair: true, wantAuth: "Basic "},
+		{name: "token only", keyPair: false, wantAuth: "Bearer "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clock := newFakeClock()
+			e := newEnv(t, server.Options{Now: clock.Now}, nil)
+			first := e.client(func(cfg *apiclient.Config) { cfg.Now = clock.Now })
+			if err := first.Login(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			sessionEnd := first.Claims().Exp
+			c := e.client(func(cfg *apiclient.Config) {
+				cfg.Now, cfg.Token = clock.Now, first.Token()
+				if !tt.keyPair {
+					cfg.AccessKey, cfg.SecretKey = "", ""
+				}
+			})
+			clock.Advance(29*24*time.Hour + 13*time.Hour) // 11 h left: inside the 12 h refresh window
+			if _, _, err := c.GetDefaultQueue(t.Context()); err != nil {
+				t.Fatalf("call in the refresh window: %v", err)
+			}
+			if got := e.last("auth.login").Header.Get("Authorization"); !strings.HasPrefix(got, tt.wantAuth) {
+				t.Errorf("last auth.login sent %.7q..., want %q", got, tt.wantAuth)
+			}
+			if !tt.keyPair {
+				if !c.Claims().Exp.Equal(sessionEnd) {
+					t.Errorf("renewed token expires %v, want the session's end %v", c.Claims().Exp, sessionEnd)
+				}
+				clock.Advance(12 * time.Hour)
+				_, _, err := c.GetDefaultQueue(t.Context())
+				if !apiclient.IsUnauthorized(err) {
+					t.Fatalf("call after the session ended: %v, want 401", err)
+				}
+				return
+			}
+			if want := clock.Now().Add(30 * 24 * time.Hour); c.Claims().Exp.Before(want.Add(-time.Minute)) {
+				t.Errorf("token after the key-pair login expires %v, want about %v", c.Claims().Exp, want)
+			}
+			clock.Advance(12 * time.Hour) // past the first session's end
+			if _, _, err := c.GetDefaultQueue(t.Context()); err != nil {
+				t.Fatalf("call after the first session ended: %v", err)
+			}
+		})
+	}
+}

@@ -27,17 +27,23 @@ var Extensions = []string{"long_poll", "impersonation"}
 
 // tokenClaims are the JWT claims the clients read (spec 1.6).
 type tokenClaims struct {
-	Identity      api.Identity `json:"identity"`
-	AuthType      string       `json:"auth_type"`
-	Iat           int64        `json:"iat"`
-	Exp           int64        `json:"exp"`
-	SessionID     string       `json:"session_id"`
-	Env           string       `json:"env"`
-	APIVersion    string       `json:"api_version"`
-	ServerVersion string       `json:"server_version"`
-	ServerBuild   string       `json:"server_build"`
-	FeatureSet    string       `json:"feature_set"`
-	Extensions    []string     `json:"extensions,omitempty"`
+	Identity  api.Identity `json:"identity"`
+	AuthType  string       `json:"auth_type"`
+	Iat       int64        `json:"iat"`
+	Exp       int64        `json:"exp"`
+	SessionID string       `json:"session_id"`
+	// Jti identifies this token; SessionID the login it descends from,
+	// which auth.logout ends for all its tokens (as the reference does).
+	Jti string `json:"jti,omitempty"`
+	// SessionExp (epoch seconds) is when the session ends: a token renewed
+	// from a token expires no later (see sessionExpiry).
+	SessionExp    int64    `json:"session_exp,omitempty"`
+	Env           string   `json:"env"`
+	APIVersion    string   `json:"api_version"`
+	ServerVersion string   `json:"server_version"`
+	ServerBuild   string   `json:"server_build"`
+	FeatureSet    string   `json:"feature_set"`
+	Extensions    []string `json:"extensions,omitempty"`
 }
 
 // tokenSigner issues and verifies HS256 JWTs.
@@ -82,8 +88,8 @@ func (ts *tokenSigner) verify(token string, now time.Time) (*tokenClaims, error)
 }
 
 type identEntry struct {
-	ident api.Identity
-	exp   int64
+	ident  api.Identity
+	claims *tokenClaims
 }
 
 const tokenSecretKey = "token_secret"
@@ -101,49 +107,63 @@ func loadTokenSecret(st store.Store) ([]byte, error) {
 	return hex.DecodeString(secret)
 }
 
+// cookieName is the browser's token cookie.
+const cookieName = "clearml_token_basic"
+
 // authenticate resolves the caller's identity from the Authorization header
-// (Basic or Bearer) or the browser cookie.
-func (s *Server) authenticate(ctx context.Context, r *http.Request) (api.Identity, error) {
+// (Basic or Bearer) or the browser cookie. claims is the presented token's,
+// nil for a key pair.
+func (s *Server) authenticate(ctx context.Context, r *http.Request) (ident api.Identity, claims *tokenClaims, err error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		if ck, err := r.Cookie("clearml_token_basic"); err == nil && ck.Value != "" {
+		if ck, err := r.Cookie(cookieName); err == nil && ck.Value != "" {
 			h = "Bearer " + ck.Value
 		}
 	}
 	if h == "" {
-		return api.Identity{}, api.ErrNoCredentials.New("")
+		return api.Identity{}, nil, api.ErrNoCredentials.New("")
 	}
 	scheme, value, _ := strings.Cut(h, " ")
 	value = strings.TrimSpace(value)
 	switch strings.ToLower(scheme) {
 	case "bearer":
-		return s.identFromToken(value)
+		claims, err := s.claimsOf(ctx, value)
+		if err != nil {
+			return api.Identity{}, nil, err
+		}
+		return claims.Identity, claims, nil
 	case "basic":
-		return s.identFromBasic(ctx, value)
+		ident, err := s.identFromBasic(ctx, value)
+		return ident, nil, err
 	default:
-		return api.Identity{}, api.ErrBadAuthType.New("")
+		return api.Identity{}, nil, api.ErrBadAuthType.New("")
 	}
 }
 
-func (s *Server) identFromToken(token string) (api.Identity, error) {
+// claimsOf verifies a token (once; then from a cache) and checks that its
+// session has not been ended by auth.logout.
+func (s *Server) claimsOf(ctx context.Context, token string) (*tokenClaims, error) {
 	now := s.opts.Now()
 	s.identMu.Lock()
 	e, ok := s.idents[token]
 	s.identMu.Unlock()
-	if ok && (e.exp == 0 || now.Unix() < e.exp) {
-		return e.ident, nil
+	c := e.claims
+	if !ok || (c.Exp != 0 && now.Unix() >= c.Exp) {
+		var err error
+		if c, err = s.tokens.verify(token, now); err != nil {
+			return nil, err
+		}
+		s.identMu.Lock()
+		if len(s.idents) > 10000 {
+			clear(s.idents)
+		}
+		s.idents[token] = identEntry{ident: c.Identity, claims: c}
+		s.identMu.Unlock()
 	}
-	c, err := s.tokens.verify(token, now)
-	if err != nil {
-		return api.Identity{}, err
+	if s.revoked.has(ctx, s, c.sessionKey()) {
+		return nil, api.ErrInvalidToken.New("token revoked (logged out)")
 	}
-	s.identMu.Lock()
-	if len(s.idents) > 10000 {
-		clear(s.idents)
-	}
-	s.idents[token] = identEntry{ident: c.Identity, exp: c.Exp}
-	s.identMu.Unlock()
-	return c.Identity, nil
+	return c, nil
 }
 
 func (s *Server) identFromBasic(ctx context.Context, value string) (api.Identity, error) {
@@ -200,19 +220,35 @@ func authLogin(s *Server, c *call) (any, error) {
 		ttl = time.Duration(*req.ExpirationSec) * time.Second
 	}
 	ident := c.ident
+	impersonated := false
 	if target := headerValue(c.header, "X-Clearml-Impersonate-As"); target != "" {
 		var err error
 		if ident, err = s.impersonate(c, target); err != nil {
 			return nil, err
 		}
+		impersonated = true
 	}
 	now := s.opts.Now()
+	exp := now.Add(ttl).Unix()
+	sessionID, sessionExp := newID(), exp
+	if c.claims != nil {
+		// A renewal: the new token belongs to the presented token's session
+		// and ends with it, so that a token (a stolen one, say) cannot be
+		// renewed forever; a client with a key pair logs in again with it.
+		sessionExp = c.claims.sessionExpiry()
+		exp = min(exp, sessionExp)
+		if !impersonated {
+			sessionID = c.claims.sessionKey()
+		}
+	}
 	token, err := s.tokens.sign(tokenClaims{
 		Identity:      ident,
 		AuthType:      "Bearer",
 		Iat:           now.Unix(),
-		Exp:           now.Add(ttl).Unix(),
-		SessionID:     newID(),
+		Exp:           exp,
+		SessionID:     sessionID,
+		Jti:           newID(),
+		SessionExp:    sessionExp,
 		Env:           "<unknown>",
 		APIVersion:    api.MaxVersion,
 		ServerVersion: api.ServerVersion,
@@ -225,8 +261,6 @@ func authLogin(s *Server, c *call) (any, error) {
 	}
 	return api.LoginResponse{Token: token}, nil
 }
-
-func authLogout(s *Server, c *call) (any, error) { return nil, nil }
 
 // impersonationRoles may log in as another user (the agent's
 // --use-owner-token runs each task with its owner's identity).

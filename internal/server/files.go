@@ -17,7 +17,7 @@ const DefaultFilesPrefix = "/files"
 // a Bearer token from auth.login (or the clearml_token_basic cookie) or a
 // Basic key pair. The SDK sends its token to the configured files_server.
 func (s *Server) Authorize(r *http.Request) error {
-	_, err := s.authenticate(r.Context(), r)
+	_, _, err := s.authenticate(r.Context(), r)
 	return err
 }
 

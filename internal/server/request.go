@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -45,9 +46,13 @@ type call struct {
 	major    int
 	minor    int
 	ident    api.Identity
-	worker   string // X-ClearML-Worker header
-	realIP   string
-	header   map[string][]string
+	// claims are the presented token's; nil when the caller sent a key pair.
+	claims *tokenClaims
+	worker string // X-ClearML-Worker header
+	realIP string
+	header map[string][]string
+	// respHeader is the answer's header (for cookies).
+	respHeader http.Header
 	// body is the request body as a JSON object (query parameters merged).
 	body []byte
 	// lines holds the objects of a JSON-lines body (batch endpoints).

@@ -157,11 +157,14 @@ func (s *Server) RunWatchdog(ctx context.Context, o WatchdogOptions) error {
 			s.log.Info("watchdog: stopped non-responsive tasks", slog.Int("count", n))
 		}
 		err := s.store.Update(ctx, func(tx store.Tx) error {
-			_, err := tx.DeleteExpiredWorkers(s.opts.Now())
+			if _, err := tx.DeleteExpiredWorkers(s.opts.Now()); err != nil {
+				return err
+			}
+			_, err := tx.DeleteExpiredRevocations(s.opts.Now())
 			return err
 		})
 		if err != nil && ctx.Err() == nil {
-			s.log.Warn("watchdog: removing expired workers", "err", err)
+			s.log.Warn("watchdog: removing expired workers and ended sessions", "err", err)
 		}
 		select {
 		case <-ctx.Done():

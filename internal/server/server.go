@@ -37,6 +37,10 @@ type Options struct {
 	TaskUpdateTimeout time.Duration
 	// MaxBodyBytes limits request bodies (32 MiB).
 	MaxBodyBytes int64
+	// RevocationRefresh is how often the list of sessions ended by
+	// auth.logout is read again (1 s): a logout through another replica
+	// takes effect here within this time; through this one, at once.
+	RevocationRefresh time.Duration
 	// HiddenQueueTags hide queues from unfiltered listings (["k8s-glue"]).
 	HiddenQueueTags []string
 	// Now is the clock; tests inject one.
@@ -59,6 +63,9 @@ func (o *Options) setDefaults() {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 32 << 20
 	}
+	if o.RevocationRefresh == 0 {
+		o.RevocationRefresh = time.Second
+	}
 	if o.HiddenQueueTags == nil {
 		o.HiddenQueueTags = []string{"k8s-glue"}
 	}
@@ -79,6 +86,7 @@ type Server struct {
 
 	identMu sync.Mutex
 	idents  map[string]identEntry // verified tokens, to skip re-parsing
+	revoked revocations
 }
 
 type handlerFunc func(s *Server, c *call) (any, error)
@@ -126,7 +134,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	c := &call{ctx: r.Context(), header: r.Header}
+	c := &call{ctx: r.Context(), header: r.Header, respHeader: w.Header()}
 	var data any
 	var err error
 	defer func() {
@@ -172,11 +180,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) (any, er
 	c.worker = firstHeader(r, "X-ClearML-Worker", "X-Trains-Worker")
 	c.realIP = realIP(r)
 	if !rt.noAuth {
-		ident, err := s.authenticate(c.ctx, r)
+		ident, claims, err := s.authenticate(c.ctx, r)
 		if err != nil {
 			return nil, err
 		}
-		c.ident = ident
+		c.ident, c.claims = ident, claims
 	}
 	if perr := parseBody(c, body, r.URL.Query(), rt.batch); perr != nil {
 		return nil, perr

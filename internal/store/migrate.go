@@ -37,6 +37,8 @@ var migrations = []string{
 	CREATE INDEX models_project ON models (company, project);
 	CREATE TABLE worker_properties (company TEXT NOT NULL, worker_id TEXT NOT NULL, key TEXT NOT NULL,
 		value TEXT NOT NULL, expires_ms BIGINT NOT NULL, PRIMARY KEY (company, worker_id, key));`,
+	// 3: login sessions ended by auth.logout, kept until they would expire.
+	`CREATE TABLE revoked_sessions (session_id TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL);`,
 }
 
 func (s *sqlStore) migrate(ctx context.Context) error {

@@ -106,6 +106,39 @@ func (t *sqlTx) PutCredential(accessKey, secretHash, userID string) error {
 	return err
 }
 
+func (t *sqlTx) RevokeSession(sessionID string, expires time.Time) error {
+	_, err := t.exec(`INSERT INTO revoked_sessions (session_id, expires_ms) VALUES (?, ?)
+		ON CONFLICT (session_id) DO UPDATE SET expires_ms = excluded.expires_ms`, sessionID, expires.UnixMilli())
+	return err
+}
+
+func (t *sqlTx) RevokedSessions(now time.Time) (map[string]time.Time, error) {
+	rows, err := t.query(`SELECT session_id, expires_ms FROM revoked_sessions WHERE expires_ms > ?`, now.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var exp int64
+		if err := rows.Scan(&id, &exp); err != nil {
+			return nil, err
+		}
+		out[id] = time.UnixMilli(exp).UTC()
+	}
+	return out, rows.Err()
+}
+
+func (t *sqlTx) DeleteExpiredRevocations(now time.Time) (int, error) {
+	res, err := t.exec(`DELETE FROM revoked_sessions WHERE expires_ms <= ?`, now.UnixMilli())
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
 func (t *sqlTx) Task(id string) (*api.Task, error) {
 	task := new(api.Task)
 	return task, t.getDoc(`SELECT doc FROM tasks WHERE id = ?`+t.lockClause(), task, id)

@@ -110,6 +110,15 @@ type Tx interface {
 	Credential(accessKey string) (userID, secretHash string, err error)
 	PutCredential(accessKey, secretHash, userID string) error
 
+	// RevokeSession records a login session as ended until expires, when
+	// its tokens would have expired anyway.
+	RevokeSession(sessionID string, expires time.Time) error
+	// RevokedSessions lists the ended sessions that have not expired at
+	// now, with their expiry.
+	RevokedSessions(now time.Time) (map[string]time.Time, error)
+	// DeleteExpiredRevocations forgets the ended sessions expired at now.
+	DeleteExpiredRevocations(now time.Time) (int, error)
+
 	// Task reads a task; inside Update the row stays locked.
 	Task(id string) (*api.Task, error)
 	// TaskStatus reads only a task's status and company (cheap: no
