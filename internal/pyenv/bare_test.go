@@ -2,9 +2,11 @@ package pyenv
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -154,5 +156,70 @@ func TestProbeFields(t *testing.T) {
 				t.Fatalf("Prepare: %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestSeedFromWheelsMatchesEnsurepip: the seed made by unpacking
+// ensurepip's wheels holds what `python -m venv` (ensurepip) installs:
+// the same distributions and versions, the same pip scripts, each of
+// which runs; and an interpreter whose wheels do not fit falls back to
+// ensurepip.
+func TestSeedFromWheelsMatchesEnsurepip(t *testing.T) {
+	needVenv(t)
+	ctx := context.Background()
+	p := &prep{log: &syncBuf{}, lg: slog.New(slog.DiscardHandler), env: pythonEnv(testEnv())}
+	in, err := findInterpreter(ctx, "python3", "", p.env, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.seedWheels(ctx, in); err != nil {
+		t.Skipf("this python3's ensurepip wheels are not where ensurepip keeps them (%v): seeds use ensurepip", err)
+	}
+	root := t.TempDir()
+	fast, ref := filepath.Join(root, "fast"), filepath.Join(root, "ref")
+	if err := p.seedFromWheels(ctx, in, fast); err != nil {
+		t.Fatalf("seedFromWheels: %v", err)
+	}
+	if out, err := exec.Command(in.Path, "-m", "venv", ref).CombinedOutput(); err != nil {
+		t.Fatalf("python -m venv: %v %s", err, out)
+	}
+	freeze := func(dir string) string {
+		out, err := exec.Command(venvPython(dir), "-m", "pip", "--disable-pip-version-check", "freeze", "--all").Output()
+		if err != nil {
+			t.Fatalf("pip freeze --all in %s: %v", dir, err)
+		}
+		return string(out)
+	}
+	if a, b := freeze(fast), freeze(ref); a != b || !strings.Contains(a, "pip=="+in.Pip) {
+		t.Fatalf("seed from wheels:\n%s\nensurepip:\n%s", a, b)
+	}
+	scripts := func(dir string) []string {
+		m, _ := filepath.Glob(filepath.Join(venvBin(dir), "pip*"))
+		for i := range m {
+			m[i] = filepath.Base(m[i])
+		}
+		return m
+	}
+	if a, b := scripts(fast), scripts(ref); !reflect.DeepEqual(a, b) || len(a) != 3 {
+		t.Fatalf("pip scripts %v, ensurepip makes %v", a, b)
+	}
+	for _, s := range scripts(fast) {
+		if out, err := exec.Command(filepath.Join(venvBin(fast), s), "--version").CombinedOutput(); err != nil ||
+			!strings.Contains(string(out), fast) {
+			t.Fatalf("%s --version: %v %s", s, err, out)
+		}
+	}
+
+	// Wheels that do not match ensurepip's version: ensurepip makes the seed.
+	other := *in
+	other.Pip = "0.0.0"
+	log := &syncBuf{}
+	p2 := &prep{log: log, lg: slog.New(slog.DiscardHandler), env: p.env}
+	dir, err := p2.ensureSeed(ctx, &other, filepath.Join(root, "seeds"))
+	if err != nil || !strings.Contains(log.String(), "with ensurepip") {
+		t.Fatalf("fallback seed: %v\n%s", err, log)
+	}
+	if out, err := exec.Command(venvPython(dir), "-m", "pip", "--version").CombinedOutput(); err != nil {
+		t.Fatalf("pip in the ensurepip seed: %v %s", err, out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -213,15 +214,57 @@ func (p *prep) ensureSeed(ctx context.Context, in *interpreter, root string) (st
 	}
 	os.RemoveAll(dir)
 	t := time.Now()
-	if out, err := p.command(ctx, in.Path, "-m", "venv", dir).CombinedOutput(); err != nil {
+	how := "from ensurepip's wheels"
+	if err := p.seedFromWheels(ctx, in, dir); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		p.lg.Info("pip seed from ensurepip's wheels failed, running ensurepip", "err", err)
+		how = "with ensurepip"
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("%v: %s", err, out)
+		if out, err := p.command(ctx, in.Path, "-m", "venv", dir).CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("%v: %s", err, out)
+		}
 	}
 	if err := os.WriteFile(ready, nil, 0o644); err != nil {
 		return "", err
 	}
-	p.logf("pip seed venv %s created in %s (once per interpreter)", dir, secs(time.Since(t)))
+	p.logf("pip seed venv %s created %s in %s (once per interpreter)", dir, how, secs(time.Since(t)))
 	return dir, nil
+}
+
+// seedFromWheels makes the seed venv without running pip: a venv without
+// pip, then the wheels ensurepip would install unpacked into it and
+// byte-compiled on every core (ensurepip runs pip from a zip and compiles
+// on one core: seconds). pip must then answer with ensurepip's version.
+func (p *prep) seedFromWheels(ctx context.Context, in *interpreter, dir string) error {
+	wheels, err := p.seedWheels(ctx, in)
+	if err != nil {
+		return err
+	}
+	if out, err := p.command(ctx, in.Path, "-m", "venv", "--without-pip", dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	for _, w := range wheels {
+		if err := installWheel(w, dir, in.Version); err != nil {
+			return err
+		}
+	}
+	site, err := sitePackages(dir)
+	if err != nil {
+		return err
+	}
+	py := venvPython(dir)
+	if out, err := p.command(ctx, py, "-m", "compileall", "-q", "-j0", site).CombinedOutput(); err != nil {
+		// As for pip, a file that does not compile is no failure.
+		p.lg.Debug("byte-compiling the pip seed", "err", err, "output", string(out))
+	}
+	out, err := p.command(ctx, py, "-m", "pip", "--version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "pip "+in.Pip+" ") {
+		return fmt.Errorf("pip in the seed: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // linkSeed gives the venv dir (made --without-pip) the seed's packages, by

@@ -41,10 +41,14 @@
 // Creating a venv with ensurepip costs seconds (pip and setuptools are
 // installed and byte-compiled every time). A cold build therefore creates
 // the venv with --without-pip and hard-links pip and setuptools from a seed
-// venv (CacheDir/.seed/<interpreter hash>, created once per interpreter with
-// ensurepip), rewriting the bin/pip* shebangs for the new path; files are
-// copied where hard links fail (another filesystem). If seeding fails, the
-// venv falls back to ensurepip.
+// venv (CacheDir/.seed/<interpreter hash>, created once per interpreter),
+// rewriting the bin/pip* shebangs for the new path; files are copied where
+// hard links fail (another filesystem). If seeding fails, the venv falls
+// back to ensurepip. The seed itself is made by unpacking the wheels
+// ensurepip would install (pip at ensurepip's version, setuptools where it
+// installs that too) and byte-compiling them on every core, under a second
+// where ensurepip takes several; where those wheels cannot be found or do
+// not fit, ensurepip makes it.
 //
 // A task with nothing to install (no requirement lines and no lock file)
 // gets a venv made with --without-pip and nothing else (about 0.1 s): no

@@ -54,9 +54,8 @@ func TestPrepareColdThenWarm(t *testing.T) {
 	if n := f.log.pipRuns(); n != 1 {
 		t.Fatalf("pip ran %d times, want 1", n)
 	}
-	if warm >= time.Second {
-		t.Fatalf("cache hit took %s, want < 1s", warm)
-	}
+	// How fast a hit is belongs to the benchmarks (BenchmarkPrepareWarm,
+	// agentbench first-line), not to a timed assertion here.
 	if !strings.Contains(f.log.String(), "environment: cache hit (key "+e1.Key[:12]+")") {
 		t.Errorf("log lacks the cache hit line:\n%s", f.log)
 	}
