@@ -91,7 +91,7 @@ type Scenario struct{ Name, What string }
 
 var scenarios = []scenario{
 	{"pickup", "enqueue to start of an idle daemon (long poll)", runPickup},
-	{"first-line", "enqueue to the first line of a Python task without requirements, cold (empty caches) and warm", runFirstLine},
+	{"first-line", "enqueue to the first line of a Python task: no requirements cold (empty caches) and warm, one requirement cold", runFirstLine},
 	{"logs", "log shipping: throughput and lines lost, from a task printing many lines", runLogs},
 	{"idle", "idle daemon: RSS and CPU", runIdle},
 	{"queue", "server enqueue + dequeue pairs/s on SQLite and PostgreSQL", runQueue},

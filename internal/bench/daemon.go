@@ -62,41 +62,63 @@ func runPickup(ctx context.Context, r *runner) ([]Result, error) {
 	return latencyRows("enqueue to start", pickups, "server timestamps, millisecond resolution"), nil
 }
 
-// runFirstLine: enqueue to the first line of a Python task without
-// requirements; cold empties the daemon's environment cache (venvs and
-// the pip seed) before each task, warm keeps it.
+// runFirstLine: enqueue to the first line of a Python task; cold empties
+// the daemon's environment cache (venvs and the pip seed) before each
+// task, warm keeps it. The task has no requirements, except in the last
+// series: one requirement from a local find-links folder, cold (what a
+// machine's first task with requirements costs: pip seed, venv, install).
 func runFirstLine(ctx context.Context, r *runner) ([]Result, error) {
-	st, srv, _, err := r.daemonStack(ctx, "firstline", nil)
+	links := filepath.Join(r.root, "wheels")
+	if err := os.MkdirAll(links, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the wheel folder: %w", err)
+	}
+	if err := writeWheel(links, "benchpkg", "1.0"); err != nil {
+		return nil, err
+	}
+	st, srv, _, err := r.daemonStack(ctx, "firstline", []string{"PIP_NO_INDEX=1", "PIP_FIND_LINKS=" + links})
 	if err != nil {
 		return nil, err
 	}
 	defer st.close()
-	var cold, warm []time.Duration
-	for range r.size(5, 2) {
-		if err := os.RemoveAll(filepath.Join(st.dir, "venvs")); err != nil {
-			return nil, fmt.Errorf("emptying the environment cache: %w", err)
+	withReq := map[string]any{"binary": "python3", "entry_point": "t.py", "requirements": map[string]any{"pip": "benchpkg==1.0\n"},
+		"diff": "import benchpkg\nprint('FIRST_%d' % 2, flush=True)\n"}
+	series := func(n int, cold bool, script map[string]any) ([]time.Duration, error) {
+		var ds []time.Duration
+		for range n {
+			if cold {
+				if err := os.RemoveAll(filepath.Join(st.dir, "venvs")); err != nil {
+					return nil, fmt.Errorf("emptying the environment cache: %w", err)
+				}
+			}
+			d, err := firstLine(ctx, srv.api, script)
+			if err != nil {
+				return nil, err
+			}
+			ds = append(ds, d)
 		}
-		d, err := firstLine(ctx, srv.api, pyFirstLine)
-		if err != nil {
-			return nil, err
-		}
-		cold = append(cold, d)
+		return ds, nil
 	}
-	for range r.size(10, 3) {
-		d, err := firstLine(ctx, srv.api, pyFirstLine)
+	var res []Result
+	for _, s := range []struct {
+		name, note string
+		n          int
+		cold       bool
+		script     map[string]any
+	}{
+		{"cold, no requirements", "venvs cache (and pip seed) emptied before each task", r.size(5, 2), true, pyFirstLine},
+		{"warm, no requirements", "environment cached", r.size(10, 3), false, pyFirstLine},
+		{"cold, 1 requirement", "empty venvs cache: pip seed, venv, pip install from a local wheel", r.size(3, 1), true, withReq},
+	} {
+		ds, err := series(s.n, s.cold, s.script)
 		if err != nil {
-			return nil, err
+			return res, err
 		}
-		warm = append(warm, d)
+		p50, _, mx := percentiles(ds)
+		res = append(res,
+			Result{Metric: s.name + ": enqueue to first line p50", Value: ms(p50), Unit: "ms", N: len(ds), Note: s.note},
+			Result{Metric: s.name + ": enqueue to first line max", Value: ms(mx), Unit: "ms", N: len(ds)})
 	}
-	c50, _, cmax := percentiles(cold)
-	w50, _, wmax := percentiles(warm)
-	return []Result{
-		{Metric: "cold: enqueue to first line p50", Value: ms(c50), Unit: "ms", N: len(cold), Note: "venvs cache (and pip seed) emptied before each task"},
-		{Metric: "cold: enqueue to first line max", Value: ms(cmax), Unit: "ms", N: len(cold)},
-		{Metric: "warm: enqueue to first line p50", Value: ms(w50), Unit: "ms", N: len(warm), Note: "environment cached"},
-		{Metric: "warm: enqueue to first line max", Value: ms(wmax), Unit: "ms", N: len(warm)},
-	}, nil
+	return res, nil
 }
 
 // runLogs: a task prints many numbered lines as fast as Python can; the
