@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -9,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goclearml/agent/internal/api"
-	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/testbin"
 )
 
@@ -66,38 +63,9 @@ func BenchmarkFirstUserLine(b *testing.B) {
 
 func firstLine(b *testing.B, e *env, reqs string) time.Duration {
 	b.Helper()
-	ctx := context.Background()
-	var created api.IDResponse
 	script := map[string]any{"binary": "python3", "entry_point": "t.py", "diff": "print('FIRST LINE', flush=True)\n"}
 	if reqs != "" {
 		script["requirements"] = map[string]any{"pip": reqs}
 	}
-	if err := e.api.Call(ctx, "", "tasks.create", map[string]any{"name": "first line", "type": "training", "script": script}, &created, apiclient.Default); err != nil {
-		b.Fatal(err)
-	}
-	var enq struct {
-		Fields struct {
-			StatusChanged api.Time `json:"status_changed"`
-		}
-	}
-	if err := e.api.Call(ctx, "", "tasks.enqueue", map[string]any{"task": created.ID}, &enq, apiclient.Default); err != nil {
-		b.Fatal(err)
-	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		var resp api.TaskLogResponse
-		if err := e.api.Call(ctx, "", "events.get_task_log", map[string]any{"task": created.ID, "navigate_earlier": false}, &resp, apiclient.Default); err != nil {
-			b.Fatal(err)
-		}
-		for _, ev := range resp.Events {
-			if msg, _ := ev["msg"].(string); strings.Contains(msg, "FIRST LINE") {
-				ts, _ := ev["timestamp"].(float64)
-				e.waitStatus(created.ID, time.Minute, "completed", "failed")
-				return time.UnixMilli(int64(ts)).Sub(enq.Fields.StatusChanged.Time)
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.Fatalf("no first line for %s", created.ID)
-	return 0
+	return firstLineOf(b, e, script)
 }

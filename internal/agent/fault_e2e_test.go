@@ -47,22 +47,36 @@ func (e *env) checkExactlyOnce(t *testing.T, id string, count int) {
 	}
 }
 
-// processesOf lists the live processes whose environment names the task.
-func processesOf(task string) []int {
+// pidsWhere lists the live processes whose /proc file (environ or
+// cmdline) holds every one of the given strings.
+func pidsWhere(file string, holds ...string) []int {
 	entries, _ := os.ReadDir("/proc")
 	var out []int
 	for _, de := range entries {
 		pid, err := strconv.Atoi(de.Name())
+		if err != nil || !processAlive(de.Name()) {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + de.Name() + "/" + file)
 		if err != nil {
 			continue
 		}
-		raw, err := os.ReadFile("/proc/" + de.Name() + "/environ")
-		if err == nil && strings.Contains(string(raw), "CLEARML_TASK_ID="+task+"\x00") && processAlive(de.Name()) {
+		all := true
+		for _, h := range holds {
+			all = all && strings.Contains(string(raw), h)
+		}
+		if all {
 			out = append(out, pid)
 		}
 	}
 	return out
 }
+
+// processesOf lists the live processes of a task (by their environment).
+func processesOf(task string) []int { return pidsWhere("environ", "CLEARML_TASK_ID="+task+"\x00") }
+
+// shimsOf finds the task shims whose run folder is the task's.
+func shimsOf(task string) []int { return pidsWhere("cmdline", "task-shim\x00", "/"+task+"/run\x00") }
 
 // A daemon killed with SIGKILL in the middle of a task, and started again:
 // the task's process ran on under its shim; the new daemon takes it back,
@@ -175,23 +189,6 @@ func TestTaskLostWithDaemonFailsAtRestart(t *testing.T) {
 	if tk := e.waitStatus(next, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
 		t.Fatalf("next task = %s %q", tk.Status, tk.StatusReason)
 	}
-}
-
-// shimsOf finds the task shims whose run folder is the task's.
-func shimsOf(task string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, de := range entries {
-		pid, err := strconv.Atoi(de.Name())
-		if err != nil {
-			continue
-		}
-		raw, _ := os.ReadFile("/proc/" + de.Name() + "/cmdline")
-		if strings.Contains(string(raw), "task-shim\x00") && strings.Contains(string(raw), "/"+task+"/run\x00") {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // --stop while the task's environment is being built (pip waits on a

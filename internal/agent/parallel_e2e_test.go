@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -343,23 +343,9 @@ func TestDynamicGPUsRestartKeepsAllocation(t *testing.T) {
 
 // killTaskProcesses kills what is left of a task whose daemon was killed.
 func killTaskProcesses(task string) {
-	entries, _ := os.ReadDir("/proc")
-	var wg sync.WaitGroup
-	for _, de := range entries {
-		pid, err := strconv.Atoi(de.Name())
-		if err != nil {
-			continue
-		}
-		raw, err := os.ReadFile("/proc/" + de.Name() + "/environ")
-		if err == nil && strings.Contains(string(raw), "CLEARML_TASK_ID="+task+"\x00") {
-			wg.Go(func() {
-				if p, err := os.FindProcess(pid); err == nil {
-					p.Kill()
-				}
-			})
-		}
+	for _, pid := range processesOf(task) {
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	wg.Wait()
 }
 
 func logIntervals(t *testing.T, ivs map[string]*interval) {
