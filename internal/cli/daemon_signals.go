@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/goclearml/agent/internal/agent"
+	"github.com/goclearml/agent/internal/apiclient"
+)
+
+// handleSignals: SIGHUP reloads the configuration; the first SIGINT/SIGTERM drains (no new task; the running
+// one finishes), the second aborts the running task (grace period, then
+// reported stopped with reason "agent shutdown"), the third exits at once.
+func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, cancel context.CancelFunc, reload func(), log *slog.Logger, out io.Writer) {
+	n := 0
+	for {
+		select {
+		case <-done:
+			return
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				reload()
+				continue
+			}
+			n++
+			switch n {
+			case 1:
+				log.Info("signal received: finishing the running task, taking no new one (signal again to abort it)", "signal", s)
+				a.Drain()
+			case 2:
+				log.Warn("second signal: aborting the running task", "signal", s)
+				cancel()
+			default:
+				fmt.Fprintln(out, "third signal: exiting now")
+				os.Exit(254)
+			}
+		}
+	}
+}
+
+// runningReport lists the daemons running on this host and what each one
+// is doing, as the server knows it.
+func runningReport(ctx context.Context, c *apiclient.Client) string {
+	local := agent.Running("")
+	if len(local) == 0 {
+		return "No clearml-agent daemon is running on this host\n"
+	}
+	var resp struct {
+		Workers []struct {
+			ID   string `json:"id"`
+			Task *struct {
+				ID   string `json:"id"`
+				Name string `json:"name"`
+			} `json:"task"`
+		} `json:"workers"`
+	}
+	known := map[string]string{}
+	if err := c.Call(ctx, "", "workers.get_all", map[string]any{}, &resp, apiclient.Default); err == nil {
+		for _, w := range resp.Workers {
+			known[w.ID] = "idle"
+			if w.Task != nil && w.Task.ID != "" {
+				known[w.ID] = fmt.Sprintf("running task %s (%s)", w.Task.ID, w.Task.Name)
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("Daemons on this host:\n")
+	for _, r := range local {
+		state, ok := known[r.WorkerID]
+		if !ok {
+			state = "not reporting to this server"
+		}
+		fmt.Fprintf(&b, "  - %s (pid %d): %s\n", r.WorkerID, r.PID, state)
+	}
+	return b.String()
+}
+
