@@ -79,4 +79,3 @@ func runningReport(ctx context.Context, c *apiclient.Client) string {
 	}
 	return b.String()
 }
-
