@@ -32,6 +32,8 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	filesListen := fs.String("files-listen", "", "serve files on their own address instead of under /files on --listen")
 	filesMax := fs.String("files-max-upload", "5GiB", "largest upload request (bytes, or with KiB, MiB, GiB)")
 	filesNoAuth := fs.Bool("files-no-auth", false, "serve files without checking credentials (the reference file server's default)")
+	maxBody := fs.String("max-body", "32MiB", "largest API request body (bytes, or with KiB, MiB, GiB)")
+	bodyBudget := fs.String("body-budget", "64MiB", "API request bodies of 1 MiB and more served at once, in bytes; the others wait")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: clearml-agent server [flags]\n\nRuns the embedded ClearML-compatible server.\n\n")
 		fs.PrintDefaults()
@@ -52,6 +54,14 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &UsageError{Msg: "server: --files-max-upload: " + err.Error()}
 	}
+	maxBodyBytes, err := parseSize(*maxBody)
+	if err != nil {
+		return &UsageError{Msg: "server: --max-body: " + err.Error()}
+	}
+	budget, err := parseSize(*bodyBudget)
+	if err != nil {
+		return &UsageError{Msg: "server: --body-budget: " + err.Error()}
+	}
 	files := server.FilesConfig{Disabled: *noFiles, Dir: *filesDir, MaxUploadBytes: maxUpload, NoAuth: *filesNoAuth, Listen: *filesListen}
 	if *filesS3 != "" {
 		s3, err := parseS3URL(*filesS3, *filesS3Region)
@@ -67,7 +77,8 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signalContext()
 	defer stop()
 	cfg := server.RunConfig{Listen: *listen, DataDir: *dataDir, DB: *db,
-		Watchdog: server.WatchdogOptions{Threshold: *watchdog, Interval: *watchdogEvery}, Files: files}
+		Watchdog: server.WatchdogOptions{Threshold: *watchdog, Interval: *watchdogEvery}, Files: files,
+		Options: server.Options{MaxBodyBytes: maxBodyBytes, BodyBudget: budget}}
 	return server.Run(ctx, cfg, log, func(s server.Started) {
 		fmt.Fprintf(stdout, "ClearML-compatible server listening on %s\n", s.URL)
 		if s.FilesURL != s.URL {

@@ -21,27 +21,100 @@ var eventTypes = []string{"log", "training_stats_scalar", "training_stats_vector
 // singleValueIter marks single-value reports, which histograms leave out.
 const singleValueIter = -(1 << 31)
 
+// pendingEvent is a validated event in its stored form. A batch holds
+// only these (about the size of its body), never the decoded documents.
 type pendingEvent struct {
-	ev  store.Event
-	doc map[string]any
+	ev          store.Event // Doc encoded, without allow_locked
+	modelEvent  bool        // a model's metric: ev.TaskID is the model id
+	allowLocked bool
+	value       *float64 // a scalar's value, for last_metrics
+	xAxisLabel  *string
+}
+
+// eventBatch collects a request's events as they are decoded.
+type eventBatch struct {
+	events     []*pendingEvent
+	errorsInfo map[string]int // invalid events by reason
+	items      int            // events seen, valid or not
+	// strs interns the strings events repeat (task ids, metrics), so that
+	// a batch of 100,000 scalars holds each once.
+	strs map[string]string
+}
+
+func newEventBatch() *eventBatch {
+	return &eventBatch{errorsInfo: map[string]int{}, strs: map[string]string{}}
+}
+
+func (b *eventBatch) intern(v string) string {
+	if s, ok := b.strs[v]; ok {
+		return s
+	}
+	if len(b.strs) < 10000 {
+		b.strs[v] = v
+	}
+	return v
+}
+
+// add validates and encodes one event (a JSON object).
+func (b *eventBatch) add(s *Server, c *call, raw []byte) error {
+	b.items++
+	pe, reason := s.decodeEvent(c, raw)
+	if reason != "" {
+		b.errorsInfo[reason]++
+		return nil
+	}
+	doc, err := json.Marshal(pe.doc)
+	if err != nil {
+		return fmt.Errorf("encoding event: %w", err)
+	}
+	e := pe.ev
+	e.TaskID, e.Type, e.Metric, e.Variant = b.intern(e.TaskID), b.intern(e.Type), b.intern(e.Metric), b.intern(e.Variant)
+	e.Doc = doc
+	p := &pendingEvent{ev: e, modelEvent: pe.modelEvent, allowLocked: pe.allowLocked}
+	if v, ok := pe.doc["value"].(json.Number); ok {
+		if f, err := v.Float64(); err == nil {
+			p.value = &f
+		}
+	}
+	if l, ok := pe.doc["x_axis_label"].(string); ok {
+		p.xAxisLabel = &l
+	}
+	b.events = append(b.events, p)
+	return nil
 }
 
 func eventsAddBatch(s *Server, c *call) (any, error) {
-	if len(c.lines) == 0 {
+	b := newEventBatch()
+	if err := s.readEventLines(c, b); err != nil {
+		return nil, err
+	}
+	if b.items == 0 {
 		return nil, api.ErrBatchNoItems.New("")
 	}
-	return s.addEvents(c, c.lines)
+	return s.addEvents(c, b)
 }
 
 func eventsAdd(s *Server, c *call) (any, error) {
 	if len(c.body) == 0 {
 		return nil, api.ErrBatchNoItems.New("")
 	}
-	return s.addEvents(c, [][]byte{c.body})
+	b := newEventBatch()
+	if err := b.add(s, c, c.body); err != nil {
+		return nil, err
+	}
+	return s.addEvents(c, b)
+}
+
+// decodedEvent is an event decoded for validation.
+type decodedEvent struct {
+	ev          store.Event
+	doc         map[string]any // the document to store, without allow_locked
+	modelEvent  bool
+	allowLocked bool
 }
 
 // decodeEvent validates one event; the error string is its errors_info reason.
-func (s *Server) decodeEvent(c *call, line []byte) (*pendingEvent, string) {
+func (s *Server) decodeEvent(c *call, line []byte) (*decodedEvent, string) {
 	doc := map[string]any{}
 	d := json.NewDecoder(bytes.NewReader(line))
 	d.UseNumber()
@@ -94,20 +167,16 @@ func (s *Server) decodeEvent(c *call, line []byte) (*pendingEvent, string) {
 		sum := sha1.Sum([]byte(fmt.Sprintf("%s\x00%s\x00%d\x00%s\x00%s\x00%s", task, etype, e.Iter, e.Metric, e.Variant, key)))
 		e.Key = hex.EncodeToString(sum[:])
 	}
-	return &pendingEvent{ev: e, doc: doc}, ""
+	de := &decodedEvent{ev: e, doc: doc}
+	de.modelEvent, _ = doc["model_event"].(bool)
+	de.allowLocked, _ = doc["allow_locked"].(bool)
+	delete(doc, "allow_locked")
+	return de, ""
 }
 
-func (s *Server) addEvents(c *call, lines [][]byte) (any, error) {
-	var events []*pendingEvent
-	errorsInfo := map[string]int{}
-	for _, line := range lines {
-		pe, reason := s.decodeEvent(c, line)
-		if reason != "" {
-			errorsInfo[reason]++
-			continue
-		}
-		events = append(events, pe)
-	}
+// addEvents stores a batch's valid events in one transaction.
+func (s *Server) addEvents(c *call, b *eventBatch) (any, error) {
+	events, errorsInfo := b.events, b.errorsInfo
 	added := 0
 	err := s.store.Update(c.ctx, func(tx store.Tx) error {
 		added = 0
@@ -117,7 +186,7 @@ func (s *Server) addEvents(c *call, lines [][]byte) (any, error) {
 		var order, modelOrder []string
 		now := s.now()
 		for _, pe := range events {
-			if me, _ := pe.doc["model_event"].(bool); me {
+			if pe.modelEvent {
 				// A model's own metrics (OutputModel.report_*): the event's
 				// task field holds the model id.
 				m, seen := models[pe.ev.TaskID]
@@ -136,12 +205,6 @@ func (s *Server) addEvents(c *call, lines [][]byte) (any, error) {
 					info["Invalid model id "+pe.ev.TaskID]++
 					continue
 				}
-				delete(pe.doc, "allow_locked")
-				doc, err := json.Marshal(pe.doc)
-				if err != nil {
-					return err
-				}
-				pe.ev.Doc = doc
 				if err := tx.AddEvent(&pe.ev); err != nil {
 					return err
 				}
@@ -164,17 +227,10 @@ func (s *Server) addEvents(c *call, lines [][]byte) (any, error) {
 					order = append(order, t.ID)
 				}
 			}
-			allow, _ := pe.doc["allow_locked"].(bool)
-			if t == nil || (!allow && (t.Status == api.StatusPublished || t.Status == api.StatusPublishing)) {
+			if t == nil || (!pe.allowLocked && (t.Status == api.StatusPublished || t.Status == api.StatusPublishing)) {
 				info["Invalid task id "+pe.ev.TaskID]++
 				continue
 			}
-			delete(pe.doc, "allow_locked")
-			doc, err := json.Marshal(pe.doc)
-			if err != nil {
-				return err
-			}
-			pe.ev.Doc = doc
 			if err := tx.AddEvent(&pe.ev); err != nil {
 				return err
 			}
@@ -244,14 +300,10 @@ func md5hex(s string) string {
 
 // updateLastMetrics keeps the per-series summary of spec 3.7.
 func updateLastMetrics(t *api.Task, pe *pendingEvent) {
-	v, ok := pe.doc["value"].(json.Number)
-	if !ok {
+	if pe.value == nil {
 		return
 	}
-	value, err := v.Float64()
-	if err != nil {
-		return
-	}
+	value := *pe.value
 	if t.LastMetrics == nil {
 		t.LastMetrics = map[string]any{}
 	}
@@ -288,7 +340,7 @@ func updateLastMetrics(t *api.Task, pe *pendingEvent) {
 	if value > num("max_value") {
 		m["max_value"], m["max_value_iteration"] = value, iter
 	}
-	if l, ok := pe.doc["x_axis_label"].(string); ok {
-		m["x_axis_label"] = l
+	if pe.xAxisLabel != nil {
+		m["x_axis_label"] = *pe.xAxisLabel
 	}
 }

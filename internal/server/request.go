@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -55,8 +56,11 @@ type call struct {
 	respHeader http.Header
 	// body is the request body as a JSON object (query parameters merged).
 	body []byte
-	// lines holds the objects of a JSON-lines body (batch endpoints).
-	lines [][]byte
+	// stream is the unread body of a batch endpoint (JSON lines).
+	stream io.Reader
+	// release gives a large body's share of the body budget back, after
+	// the answer (nil for a small body).
+	release func()
 	// fields is body decoded generically, built on first use.
 	fields map[string]any
 }
@@ -100,14 +104,11 @@ func (c *call) raw() map[string]any {
 }
 
 // parseBody validates the JSON body and merges the query parameters into
-// it. Batch endpoints take JSON lines (or a single object).
-func parseBody(c *call, body []byte, query url.Values, batch bool) *api.Error {
+// it.
+func parseBody(c *call, body []byte, query url.Values) *api.Error {
 	body = replaceNULEscapes(bytes.TrimSpace(body))
 	if bytes.Equal(body, []byte("null")) {
 		body = nil // a JSON null body means "no fields"
-	}
-	if batch {
-		return parseLines(c, body)
 	}
 	if len(body) > 0 {
 		if body[0] != '{' {
@@ -148,33 +149,6 @@ func jsonError(body []byte) string {
 		return err.Error()
 	}
 	return "malformed body"
-}
-
-func parseLines(c *call, body []byte) *api.Error {
-	for n, line := range bytes.Split(body, []byte("\n")) {
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			continue
-		}
-		if line[0] == '[' { // a JSON array of objects is accepted too
-			var items []json.RawMessage
-			if err := json.Unmarshal(line, &items); err != nil {
-				return &api.Error{Code: 400, Msg: fmt.Sprintf("Invalid JSON on line %d: %v", n+1, err), Data: map[string]any{}}
-			}
-			for _, it := range items {
-				if t := bytes.TrimSpace(it); len(t) == 0 || t[0] != '{' {
-					return &api.Error{Code: 400, Msg: fmt.Sprintf("Invalid batch item on line %d: not an object", n+1), Data: map[string]any{}}
-				}
-				c.lines = append(c.lines, it)
-			}
-			continue
-		}
-		if line[0] != '{' || !json.Valid(line) {
-			return &api.Error{Code: 400, Msg: fmt.Sprintf("Invalid JSON on line %d: %s", n+1, jsonError(line)), Data: map[string]any{}}
-		}
-		c.lines = append(c.lines, line)
-	}
-	return nil
 }
 
 // MaxListItems is the most items any list in a request body may have (ids

@@ -37,6 +37,12 @@ type Options struct {
 	TaskUpdateTimeout time.Duration
 	// MaxBodyBytes limits request bodies (32 MiB).
 	MaxBodyBytes int64
+	// BodyBudget bounds the bytes of large request bodies (1 MiB and
+	// more) served at once (64 MiB); the others wait (see bodies.go).
+	BodyBudget int64
+	// BodyWait is how long a large body waits for the budget before the
+	// request is answered 503 (30 s).
+	BodyWait time.Duration
 	// RevocationRefresh is how often the list of sessions ended by
 	// auth.logout is read again (1 s): a logout through another replica
 	// takes effect here within this time; through this one, at once.
@@ -63,6 +69,12 @@ func (o *Options) setDefaults() {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 32 << 20
 	}
+	if o.BodyBudget == 0 {
+		o.BodyBudget = 64 << 20
+	}
+	if o.BodyWait == 0 {
+		o.BodyWait = 30 * time.Second
+	}
 	if o.RevocationRefresh == 0 {
 		o.RevocationRefresh = time.Second
 	}
@@ -87,6 +99,7 @@ type Server struct {
 	identMu sync.Mutex
 	idents  map[string]identEntry // verified tokens, to skip re-parsing
 	revoked revocations
+	bodies  *bodyGate
 }
 
 type handlerFunc func(s *Server, c *call) (any, error)
@@ -103,7 +116,8 @@ type route struct {
 // (Bootstrap), which creates the token secret.
 func New(st store.Store, log *slog.Logger, opts Options) (*Server, error) {
 	opts.setDefaults()
-	s := &Server{store: st, log: log, opts: opts, idents: map[string]identEntry{}, waker: newQueueWaker()}
+	s := &Server{store: st, log: log, opts: opts, idents: map[string]identEntry{}, waker: newQueueWaker(),
+		bodies: &bodyGate{budget: opts.BodyBudget}}
 	secret, err := loadTokenSecret(st)
 	if err != nil {
 		return nil, err
@@ -138,6 +152,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var data any
 	var err error
 	defer func() {
+		if c.release != nil {
+			c.release() // after the answer: the request's memory is free now
+		}
+	}()
+	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic serving request", "endpoint", c.endpoint, "panic", p)
 			s.writeResponse(w, r, c, nil, api.ErrGeneral.New("internal error"))
@@ -147,7 +166,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, errResponseWritten) {
 		return
 	}
-	s.writeResponse(w, r, c, data, err)
+	if n := s.writeResponse(w, r, c, data, err); n >= largeBody && c.release == nil && s.bodies.idle() {
+		// A large answer leaves its encoding's memory behind, as a large
+		// body does (see bodies.go).
+		flushAndFreeMemory(w)
+	}
 }
 
 // errResponseWritten tells ServeHTTP that the handler answered itself.
@@ -170,15 +193,26 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) (any, er
 	if !ok || c.below(rt.minMajor, rt.minMinor) {
 		return nil, &api.Error{Code: 404, Msg: fmt.Sprintf("Unable to find endpoint for name %s and version %s", name, version), Data: map[string]any{}}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, s.opts.MaxBodyBytes+1))
-	if err != nil {
-		return nil, api.ErrBadRequest.New("reading request body: " + err.Error())
-	}
-	if int64(len(body)) > s.opts.MaxBodyBytes {
+	if r.ContentLength > s.opts.MaxBodyBytes {
+		// Read what the limit allows (into nothing), so that the client,
+		// which sends its body before reading the answer, gets the 413.
+		io.Copy(io.Discard, io.LimitReader(r.Body, s.opts.MaxBodyBytes+1))
 		return nil, api.ErrTooLarge.New(fmt.Sprintf("body exceeds %d bytes", s.opts.MaxBodyBytes))
 	}
+	release, err := s.admitBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	c.release = release
 	c.worker = firstHeader(r, "X-ClearML-Worker", "X-Trains-Worker")
 	c.realIP = realIP(r)
+	var body []byte
+	if rt.batch {
+		// Decoded line by line as it arrives, by the handler.
+		c.stream = r.Body
+	} else if body, err = readBody(r, s.opts.MaxBodyBytes); err != nil {
+		return nil, err
+	}
 	if !rt.noAuth {
 		ident, claims, err := s.authenticate(c.ctx, r)
 		if err != nil {
@@ -186,8 +220,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) (any, er
 		}
 		c.ident, c.claims = ident, claims
 	}
-	if perr := parseBody(c, body, r.URL.Query(), rt.batch); perr != nil {
-		return nil, perr
+	if !rt.batch {
+		if perr := parseBody(c, body, r.URL.Query()); perr != nil {
+			return nil, perr
+		}
 	}
 	return rt.fn(s, c)
 }
@@ -217,7 +253,8 @@ func realIP(r *http.Request) string {
 
 var emptyObject = json.RawMessage("{}")
 
-func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, c *call, data any, err error) {
+// writeResponse answers with the envelope and returns its size.
+func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, c *call, data any, err error) int {
 	env := api.Envelope{Meta: api.Meta{
 		ID:        newID(),
 		Endpoint:  api.Endpoint{Name: c.endpoint, RequestedVersion: c.version, ActualVersion: "1.0"},
@@ -265,4 +302,5 @@ func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, c *call, 
 	h.Set("Server", "clearml")
 	w.WriteHeader(env.Meta.ResultCode)
 	w.Write(out)
+	return len(out)
 }

@@ -103,9 +103,13 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 	// WAL index in memory and skip the file locks and shared-memory checks
 	// that otherwise dominate the cost of each small transaction.
 	// Transactions begin IMMEDIATE, so writers queue in Go, never on
-	// SQLITE_BUSY.
+	// SQLITE_BUSY. The page cache is 16 MiB: reads go through the memory
+	// map, and in the pure-Go SQLite a cached page costs about twice its
+	// size in resident memory, which stays after a large transaction (a
+	// 64 MiB cache kept ~130 MiB after six 27 MiB event batches), with no
+	// gain measured on the enqueue benchmark.
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(0)&_pragma=mmap_size(268435456)&_pragma=cache_size(-65536)&_txlock=immediate"
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(0)&_pragma=mmap_size(268435456)&_pragma=cache_size(-16384)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite %s: %w", path, err)
