@@ -16,12 +16,16 @@ import (
 	"github.com/goclearml/agent/internal/testbin"
 )
 
-// benchServer starts a real server process on the named back end.
+// benchServer starts a real server process on the named back end:
+// sqlite, sqlite-sync-full (--sqlite-sync full) or postgres.
 func benchServer(b *testing.B, backend string) (*testbin.Server, *procClient) {
 	b.Helper()
 	var extra []string
-	if backend == "postgres" {
+	switch backend {
+	case "postgres":
 		extra = []string{"--db", pgtest.NewDatabase(b)}
+	case "sqlite-sync-full":
+		extra = []string{"--sqlite-sync", "full"}
 	}
 	s := testbin.StartServer(b, filepath.Join(b.TempDir(), "data"), extra...)
 	return s, newProcClient(b, s)
@@ -31,7 +35,7 @@ func benchServer(b *testing.B, backend string) (*testbin.Server, *procClient) {
 // HTTP against a real server process, one pair at a time and with 8
 // concurrent clients. Report: pairs/s.
 func BenchmarkEnqueueDequeue(b *testing.B) {
-	for _, backend := range []string{"sqlite", "postgres"} {
+	for _, backend := range []string{"sqlite", "sqlite-sync-full", "postgres"} {
 		for _, clients := range []int{1, 8} {
 			b.Run(fmt.Sprintf("%s/clients=%d", backend, clients), func(b *testing.B) {
 				srv, pc := benchServer(b, backend)

@@ -25,6 +25,9 @@ type RunConfig struct {
 	DataDir string
 	// DB is a PostgreSQL URL; empty means SQLite in DataDir.
 	DB string
+	// SQLiteSync is SQLite's synchronous setting, "normal" or "full" (see
+	// store.Options).
+	SQLiteSync string
 	// Watchdog configures the non-responsive task watchdog.
 	Watchdog WatchdogOptions
 	// Files configures the file server.
@@ -71,7 +74,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, "clearml.db")
 	}
-	st, err := store.Open(ctx, dsn)
+	st, err := store.OpenWith(ctx, dsn, store.Options{SQLiteSync: cfg.SQLiteSync})
 	if err != nil {
 		return fmt.Errorf("opening database: %w", err)
 	}

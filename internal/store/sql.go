@@ -83,13 +83,44 @@ func (c *stmtCache) prepare(db *sql.DB, queries []string) {
 // PostgreSQL, otherwise a path to an SQLite file (created if missing). The
 // schema is migrated to the current version.
 func Open(ctx context.Context, dsn string) (Store, error) {
+	return OpenWith(ctx, dsn, Options{})
+}
+
+// Options tune a store.
+type Options struct {
+	// SQLiteSync is SQLite's synchronous setting: "normal" (the default)
+	// or "full".
+	//
+	// Both acknowledge a write only after it committed, and both keep every
+	// committed write when the server process dies (kill -9): a commit is
+	// in the write-ahead log, in the operating system's hands, before it
+	// returns. They differ on a power loss or an operating-system crash:
+	// with "normal" the last transactions before it may be rolled back
+	// (the database stays consistent); "full" flushes the log to disk at
+	// every commit (one flush per group commit, see batch.go) and loses
+	// nothing; on this project's development machine that cost a third of
+	// the enqueue throughput over HTTP (docs/benchmarks.md). PostgreSQL has
+	// its own settings (fsync, synchronous_commit).
+	SQLiteSync string
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dsn string, o Options) (Store, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		return openPostgres(ctx, dsn)
 	}
-	return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"))
+	sync := strings.ToUpper(o.SQLiteSync)
+	switch sync {
+	case "":
+		sync = "NORMAL"
+	case "NORMAL", "FULL":
+	default:
+		return nil, fmt.Errorf("opening sqlite: synchronous must be normal or full, not %q", o.SQLiteSync)
+	}
+	return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"), sync)
 }
 
-func openSQLite(ctx context.Context, path string) (Store, error) {
+func openSQLite(ctx context.Context, path, sync string) (Store, error) {
 	if path == "" {
 		return nil, errors.New("opening sqlite: empty path")
 	}
@@ -109,7 +140,7 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 	// 64 MiB cache kept ~130 MiB after six 27 MiB event batches), with no
 	// gain measured on the enqueue benchmark.
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(0)&_pragma=mmap_size(268435456)&_pragma=cache_size(-16384)&_txlock=immediate"
+		"&_pragma=synchronous(" + sync + ")&_pragma=foreign_keys(0)&_pragma=mmap_size(268435456)&_pragma=cache_size(-16384)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite %s: %w", path, err)
