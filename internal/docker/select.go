@@ -96,7 +96,7 @@ func DefaultsFromCLI(cli []string, envImage, confImage string, confArgs []string
 	switch {
 	case strings.TrimSpace(envImage) != "":
 		words, err := shellwords.Split(envImage)
-		if err != nil || len(words) == 0 {
+		if err != nil || len(words) == 0 || strings.TrimSpace(words[0]) == "" {
 			return d, fmt.Errorf("reading CLEARML_DOCKER_IMAGE %q: not an image name", envImage)
 		}
 		d.Image = words[0]
