@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -177,10 +178,14 @@ func ContainerName(format string, fields map[string]string) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("agent.docker_container_name_format %q: unknown field {%s}", format, name)
 		}
-		if n, ok := strings.CutPrefix(spec, "."); ok {
-			var max int
-			if _, err := fmt.Sscanf(n, "%d", &max); err == nil && max < len(v) {
-				v = v[:max]
+		if spec != "" {
+			n, ok := strings.CutPrefix(spec, ".")
+			limit, err := strconv.Atoi(n)
+			if !ok || err != nil || limit < 0 {
+				return "", fmt.Errorf("agent.docker_container_name_format %q: {%s}: only a length such as {%s:.8} is supported", format, field, name)
+			}
+			if limit < len(v) {
+				v = v[:limit]
 			}
 		}
 		b.WriteString(v)
