@@ -13,6 +13,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Blobs stores files by key (a clean relative path, see CleanKey).
@@ -73,6 +74,10 @@ func CleanKey(p string) (string, error) {
 		}
 		if strings.ContainsAny(seg, "\\") || strings.ContainsFunc(seg, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			return "", fmt.Errorf("path %q: backslashes and control characters are not allowed", p)
+		}
+		if !utf8.ValidString(seg) {
+			// The JSON answers would name another file (U+FFFD instead).
+			return "", fmt.Errorf("path %q is not UTF-8", p)
 		}
 		parts = append(parts, seg)
 	}

@@ -88,6 +88,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// cleanUserKey is CleanKey for a path a client names: a segment with the
+// prefix of files being uploaded is refused too, so that no client reads,
+// deletes or writes into an upload in progress (a folder of that name
+// was accepted before, and a file in it was not).
+func cleanUserKey(p string) (string, error) {
+	key, err := CleanKey(p)
+	if err != nil {
+		return "", err
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if strings.HasPrefix(seg, tempPrefix) {
+			return "", fmt.Errorf("path %q: names starting with %s are reserved", p, tempPrefix)
+		}
+	}
+	return key, nil
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
@@ -146,10 +163,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, mediaType strin
 			http.Error(w, fmt.Sprintf("More than %d files in one upload", maxFilesPerUpload), http.StatusRequestEntityTooLarge)
 			return
 		}
-		key, err := CleanKey(path.Join(dir, name))
-		if strings.HasPrefix(path.Base(key), tempPrefix) {
-			err = fmt.Errorf("names starting with %s are reserved", tempPrefix)
-		}
+		key, err := cleanUserKey(path.Join(dir, name))
 		if err != nil {
 			http.Error(w, "Invalid path: "+err.Error(), http.StatusBadRequest)
 			return
@@ -191,7 +205,7 @@ func (h *Handler) uploadReadError(w http.ResponseWriter, err error, stored []str
 }
 
 func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
-	key, err := CleanKey(r.URL.Path)
+	key, err := cleanUserKey(r.URL.Path)
 	if err != nil {
 		http.Error(w, "Invalid path: "+err.Error(), http.StatusBadRequest)
 		return
@@ -240,7 +254,7 @@ func setContentType(w http.ResponseWriter, key string) {
 }
 
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
-	key, err := CleanKey(r.URL.Path)
+	key, err := cleanUserKey(r.URL.Path)
 	if err != nil {
 		http.Error(w, "Invalid path: "+err.Error(), http.StatusBadRequest)
 		return
@@ -262,7 +276,7 @@ func (h *Handler) deleteMany(w http.ResponseWriter, r *http.Request) {
 	}
 	deleted, failed := map[string]bool{}, map[string]string{}
 	for _, f := range req.Files {
-		key, err := CleanKey(f)
+		key, err := cleanUserKey(f)
 		if err == nil {
 			err = h.cfg.Blobs.Delete(r.Context(), key)
 		}

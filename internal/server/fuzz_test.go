@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,9 +25,36 @@ import (
 type fuzzTarget struct {
 	srv   *server.Server
 	creds server.Credentials
-	token string
 	queue string
 	task  string
+	model string
+
+	mu    sync.Mutex
+	token string // replaced when an input logs it out
+}
+
+// bearer returns the current token.
+func (ft *fuzzTarget) bearer() string {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	return ft.token
+}
+
+// login gets a fresh token with the key pair.
+func (ft *fuzzTarget) login(t testing.TB) {
+	req := httptest.NewRequest("GET", "/auth.login", nil)
+	req.Header.Set("Authorization", basicAuth(ft.creds.AccessKey, ft.creds.SecretKey))
+	rec := httptest.NewRecorder()
+	ft.srv.ServeHTTP(rec, req)
+	var env struct {
+		Data api.LoginResponse `json:"data"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || rec.Code != 200 || env.Data.Token == "" {
+		t.Fatalf("auth.login: %d %s", rec.Code, rec.Body.Bytes())
+	}
+	ft.mu.Lock()
+	ft.token = env.Data.Token
+	ft.mu.Unlock()
 }
 
 func newFuzzTarget(f *testing.F) *fuzzTarget {
@@ -53,10 +81,11 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 		json.Unmarshal(env.Data, &data)
 		return data
 	}
-	ft.token = call("/auth.login", "", basicAuth(creds.AccessKey, creds.SecretKey))["token"].(string)
+	ft.login(f)
 	bearer := "Bearer " + ft.token
 	ft.queue = call("/queues.get_default", "", bearer)["id"].(string)
 	ft.task = call("/tasks.create", `{"name": "fuzz task", "type": "training", "script": {"entry_point": "a.py"}}`, bearer)["id"].(string)
+	ft.model = call("/models.create", `{"name": "fuzz model", "uri": "file:///m.pkl", "task": "`+ft.task+`"}`, bearer)["id"].(string)
 	return ft
 }
 
@@ -71,23 +100,24 @@ const (
 )
 
 func (ft *fuzzTarget) authFor(flags uint8) string {
+	token := ft.bearer()
 	switch flags & fuzzAuthMask {
 	case 0:
-		return "Bearer " + ft.token
+		return "Bearer " + token
 	case 1:
 		return basicAuth(ft.creds.AccessKey, ft.creds.SecretKey)
 	case 2:
 		return ""
 	case 3:
-		return "Bearer " + ft.token[:len(ft.token)-2] + "xx"
+		return "Bearer " + token[:len(token)-2] + "xx"
 	case 4:
 		return "Basic %%%"
 	case 5:
 		return basicAuth(ft.creds.AccessKey, "wrong")
 	case 6:
-		return "Token " + ft.token
+		return "Token " + token
 	default:
-		return "bearer   " + ft.token + "  "
+		return "bearer   " + token + "  "
 	}
 }
 
@@ -102,6 +132,11 @@ func (ft *fuzzTarget) serve(t *testing.T, path, query string, body []byte, conte
 	// "$T" and "$Q" stand for the fuzz task and the default queue, so that
 	// mutated bodies keep naming real objects.
 	body = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte("$T"), []byte(ft.task)), []byte("$Q"), []byte(ft.queue))
+	body = bytes.ReplaceAll(body, []byte("$M"), []byte(ft.model))
+	if strings.Contains(path, "auth.logout") {
+		// The input may end the fuzzer's session; the next ones get a new one.
+		defer ft.login(t)
+	}
 	req := httptest.NewRequest(method, "/", bytes.NewReader(body))
 	req.URL.Path, req.URL.RawQuery = path, query
 	req.RequestURI = path
@@ -272,6 +307,42 @@ func fuzzSeeds(f *testing.F, ft *fuzzTarget) []fuzzSeed {
 		{"/tasks.get_all", "id=%00&status=a%00", nil, "", 0},
 		{"/tasks.get_all", "page=9223372036854775807", []byte(`{"page_size": 7}`), "", 0},
 		{"/workers.register", "", []byte(`{"worker": "w", "timeout": 9223372036854775807, "queues": ["$Q"]}`), "", 0},
+		// Sessions.
+		{"/auth.logout", "", nil, "", 0},
+		{"/auth.logout", "", []byte(`{}`), "", 1},
+		{"/v2.2/auth.logout", "", nil, "", 7},
+		// Models.
+		{"/models.get_all", "", []byte(`{"id": ["$M", "x"], "task": "$T", "project": ["__$not", "p"], "ready": false, "include_subprojects": true}`), "", 0},
+		{"/models.get_by_id", "", []byte(`{"model": "$M"}`), "", 0},
+		{"/models.edit", "", []byte(`{"model": "$M", "name": "renamed", "labels": {"cat": 1}, "design": {"x": "y"}, "task": "$T", "iteration": 7}`), "", 0},
+		{"/models.update", "", []byte(`{"model": "$M", "ready": true, "comment": null}`), "", 0},
+		{"/models.update_for_task", "", []byte(`{"task": "$T", "uri": "s3://b/m.pt", "name": "out", "iteration": 3}`), "", 0},
+		{"/models.update_for_task", "", []byte(`{"task": "$T", "override_model_id": "$M"}`), "", 0},
+		{"/models.set_ready", "", []byte(`{"model": "$M", "publish_task": true, "force_publish_task": true}`), "", 0},
+		{"/models.publish_many", "", []byte(`{"ids": ["$M", "$M", ""], "publish_tasks": false}`), "", 0},
+		{"/models.add_or_update_metadata", "", []byte(`{"model": "$M", "metadata": [{"key": "k", "type": "str", "value": "v"}, {"key": ""}]}`), "", 0},
+		{"/models.delete_metadata", "", []byte(`{"model": "$M", "keys": ["k", "missing"]}`), "", 0},
+		{"/models.delete_many", "", []byte(`{"ids": "$M", "force": true}`), "", 0},
+		{"/tasks.add_or_update_model", "", []byte(`{"task": "$T", "name": "in", "model": "$M", "type": "input", "iteration": 1}`), "", 0},
+		{"/tasks.delete_models", "", []byte(`{"task": "$T", "models": [{"name": "in", "type": "input"}, {"name": 5}]}`), "", 0},
+		// Event readers.
+		{"/events.get_task_events", "", []byte(`{"task": "$T", "event_type": "training_stats_scalar", "batch_size": 1, "order": "desc", "scroll_id": "x"}`), "", 0},
+		{"/events.get_scalar_metrics_and_variants", "", []byte(`{"task": "$T"}`), "", 0},
+		{"/events.scalar_metrics_iter_histogram", "", []byte(`{"task": "$T", "key": "timestamp", "samples": -1}`), "", 0},
+		{"/events.get_task_plots", "", []byte(`{"task": "$T", "iters": 1, "metrics": [{"metric": "m", "variants": ["v"]}], "scroll_id": ""}`), "", 0},
+		{"/events.debug_images", "", []byte(`{"metrics": [{"task": "$T", "metric": "m"}, {"task": "$M"}], "iters": 0, "navigate_earlier": false}`), "", 0},
+		{"/events.get_task_log", "", []byte(`{"task": "$T", "batch_size": 0}`), "", 0},
+		{"/events.delete_for_task", "", []byte(`{"task": "$T", "allow_locked": true}`), "", 0},
+		// Batches: a model's event, an array line, a locked task, NUL, a
+		// list over the limit in a plain body.
+		{"/events.add_batch", "", []byte(`{"type": "training_stats_scalar", "task": "$M", "model_event": true, "metric": "m", "variant": "v", "value": 2, "iter": 1}` + "\n" +
+			`[{"type": "plot", "task": "$T", "plot_str": "{}", "allow_locked": true}, {"type": "training_debug_image", "task": "$T", "url": "http://x/y.png"}]` + "\n\n" +
+			`{"type": "log", "task": "$T", "msg": "a\u0000b", "level": "info"}`), "application/json-lines", fuzzPost},
+		{"/events.add_batch", "", []byte("null"), "", fuzzPost},
+		{"/events.add_batch", "", []byte("[{}, 1]"), "", fuzzPost},
+		{"/events.add", "", []byte(`{"type": "log", "task": "$T", "msg": "single"}`), "", 0},
+		{"/tasks.get_all", "", []byte(`{"id": [` + strings.Repeat(`"x",`, 50) + `"y"], "tags": ["__$all", "a", "-b", null]}`), "", 0},
+		{"/queues.add_task", "", []byte(`{"queue": "$Q", "task": "$T", "update_execution_queue": false}`), "", 0},
 	} {
 		seeds = append(seeds, s)
 	}
@@ -399,7 +470,7 @@ func expectedQueryValue(s string) string {
 			return string(b)
 		}
 	}
-	b, _ := json.Marshal(s)
+	b, _ := json.Marshal(strings.ReplaceAll(s, "\x00", "\uFFFD"))
 	return string(b)
 }
 
@@ -428,9 +499,10 @@ func shadowedQueryKey(values url.Values, key string) bool {
 	return false
 }
 
-// jsonString returns s as it reads back from JSON.
+// jsonString returns s as it reads back from JSON, after the server's
+// replacement of NUL by U+FFFD (see replaceNULEscapes).
 func jsonString(s string) string {
 	var out string
-	json.Unmarshal([]byte(mustJSON(s)), &out)
+	json.Unmarshal([]byte(mustJSON(strings.ReplaceAll(s, "\x00", "\uFFFD"))), &out)
 	return out
 }

@@ -1,8 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"testing"
+
+	"github.com/goclearml/agent/internal/api"
 )
 
 func TestLongestArray(t *testing.T) {
@@ -61,6 +65,45 @@ func FuzzLongestArray(f *testing.F) {
 		}
 		if got, want := longestArray(doc), referenceLongestArray(v); got != want {
 			t.Fatalf("longestArray(%q) = %d, want %d", doc, got, want)
+		}
+	})
+}
+
+// FuzzEachLine checks the streaming line reader of events.add_batch
+// against splitting the whole body: the same non-blank trimmed lines with
+// the same numbers, and a 413 exactly when the body is over the limit.
+func FuzzEachLine(f *testing.F) {
+	for _, s := range []string{"a\nb\n", "\n\n x \r\n", "no newline", "", "\\u0000 \\\\u0000\n" + string(make([]byte, 70000)) + "\nz"} {
+		f.Add([]byte(s), uint32(100))
+	}
+	f.Add([]byte("x\n"+string(bytes.Repeat([]byte("y"), 150000))+"\n \n"), uint32(200000)) // a line over the reader's buffer
+	f.Fuzz(func(t *testing.T, body []byte, limit uint32) {
+		type line struct {
+			n    int
+			text string
+		}
+		var got []line
+		err := eachLine(bytes.NewReader(body), int64(limit), func(n int, l []byte) error {
+			got = append(got, line{n, string(l)})
+			return nil
+		})
+		if int64(len(body)) > int64(limit) {
+			if !api.ErrTooLarge.Is(err) {
+				t.Fatalf("body of %d bytes over a limit of %d: %v, want 413", len(body), limit, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("eachLine: %v", err)
+		}
+		var want []line
+		for i, l := range bytes.Split(body, []byte("\n")) {
+			if t := replaceNULEscapes(bytes.TrimSpace(l)); len(t) > 0 {
+				want = append(want, line{i + 1, string(t)})
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("lines %v, want %v", got, want)
 		}
 	})
 }
