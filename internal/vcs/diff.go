@@ -134,6 +134,10 @@ func applyDiff(ctx context.Context, r *runner, dir, diff string) error {
 		if err != nil {
 			return &Error{Kind: KindDiff, Op: "diff", Reason: fmt.Sprintf("uncommitted changes name a path outside the repository: %q", rel)}
 		}
+		if inGitDir(rel) {
+			// git's own files (hooks, config) are not the task's to change.
+			return &Error{Kind: KindDiff, Op: "diff", Reason: fmt.Sprintf("uncommitted changes name a path inside .git: %q", rel)}
+		}
 		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
 			if os.MkdirAll(filepath.Dir(p), 0o755) == nil && insideReal(dir, filepath.Dir(p)) == nil {
 				_ = os.WriteFile(p, nil, 0o644)
@@ -181,4 +185,15 @@ func diffPath(s string) string {
 		s = s[:i]
 	}
 	return strings.TrimRight(s, " ")
+}
+
+// inGitDir reports whether a relative path has a ".git" component (any
+// case: case-insensitive file systems), which git keeps its own files in.
+func inGitDir(rel string) bool {
+	for _, c := range strings.FieldsFunc(filepath.ToSlash(rel), func(r rune) bool { return r == '/' || r == '\\' }) {
+		if strings.EqualFold(strings.TrimRight(c, ". "), ".git") {
+			return true
+		}
+	}
+	return false
 }
