@@ -224,3 +224,85 @@ func tasksArchive(s *Server, c *call) (any, error) {
 	}
 	return map[string]any{"archived": archived}, nil
 }
+
+func tasksReset(s *Server, c *call) (any, error) {
+	var req api.StatusChangeRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	resp := map[string]any{"deleted_models": 0}
+	err := s.withTask(c, req.Task, api.ErrInvalidTaskID, func(tx store.Tx, t *api.Task) error {
+		if !req.Force && (t.Status == api.StatusPublished || t.Status == api.StatusPublishing) {
+			return api.ErrInvalidTaskStatus.New("Invalid status change", "current_status", t.Status, "new_status", api.StatusCreated)
+		}
+		removed, err := tx.RemoveTaskEntries(t.ID, "")
+		if err != nil {
+			return err
+		}
+		if removed > 0 {
+			resp["dequeued"] = map[string]any{"removed": removed}
+		}
+		if req.ReturnFileURLs {
+			urls, err := s.taskFileURLs(tx, t)
+			if err != nil {
+				return err
+			}
+			resp["urls"] = urls
+		}
+		deleteOutput := req.DeleteOutputModels == nil || *req.DeleteOutputModels
+		cleanup, err := s.cleanupTaskModels(tx, c, t, req.Force, deleteOutput, false)
+		if err != nil {
+			return err
+		}
+		resp["deleted_models"] = cleanup.deleted
+		if urls, ok := resp["urls"].(map[string]any); ok {
+			urls["model_urls"] = orNone(cleanup.urls)
+		}
+		if _, err := tx.DeleteEvents(t.ID); err != nil {
+			return err
+		}
+		resetTask(t, req.ClearAll)
+		fields, err := s.setStatus(c, t, api.StatusCreated, true, "reset", "reset")
+		if err != nil {
+			return err
+		}
+		resp["fields"] = fields
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp["updated"] = 1
+	return resp, nil
+}
+
+// resetTask clears what a run left on a task (spec 2.6 tasks.reset).
+func resetTask(t *api.Task, clearAll bool) {
+	t.LastIteration, t.LastMetrics, t.Runtime = 0, nil, nil
+	if t.Models != nil {
+		t.Models["output"] = []any{}
+	}
+	if t.Output != nil {
+		delete(t.Output, "result")
+		delete(t.Output, "error")
+	}
+	t.LastWorker, t.LastWorkerReport = "", nil
+	t.Started, t.Completed, t.Published, t.ActiveDuration = nil, nil, nil, nil
+	t.EnqueueStatus = ""
+	if clearAll {
+		t.Execution, t.Script = map[string]any{}, nil
+		return
+	}
+	if t.Execution != nil {
+		delete(t.Execution, "queue")
+		if arts, ok := t.Execution["artifacts"].([]any); ok {
+			kept := []any{}
+			for _, a := range arts {
+				if m, ok := a.(map[string]any); ok && m["mode"] == "input" {
+					kept = append(kept, a)
+				}
+			}
+			t.Execution["artifacts"] = kept
+		}
+	}
+}
