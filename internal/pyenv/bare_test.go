@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestPrepareNoRequirementsWithoutPip: on an empty cache, a task with
@@ -177,12 +178,16 @@ func TestSeedFromWheelsMatchesEnsurepip(t *testing.T) {
 	}
 	root := t.TempDir()
 	fast, ref := filepath.Join(root, "fast"), filepath.Join(root, "ref")
+	start := time.Now()
 	if err := p.seedFromWheels(ctx, in, fast); err != nil {
 		t.Fatalf("seedFromWheels: %v", err)
 	}
+	t.Logf("seed from wheels: %s", time.Since(start))
+	start = time.Now()
 	if out, err := exec.Command(in.Path, "-m", "venv", ref).CombinedOutput(); err != nil {
 		t.Fatalf("python -m venv: %v %s", err, out)
 	}
+	t.Logf("python -m venv (ensurepip): %s", time.Since(start))
 	freeze := func(dir string) string {
 		out, err := exec.Command(venvPython(dir), "-m", "pip", "--disable-pip-version-check", "freeze", "--all").Output()
 		if err != nil {
