@@ -1,27 +1,19 @@
 package bench
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"debug/elf"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"strings"
 	"time"
+
+	"github.com/goclearml/agent/internal/localimage"
 )
 
 // busyboxImage is the benchmark's local image: the host's static busybox
 // (Debian's busybox-static) and nothing else, made with `docker import`
 // (no registry is needed). Bump the version when the recipe changes.
 const busyboxImage = "clearml-agent-bench/busybox:1"
-
-// busyboxApplets are the commands the image links to busybox: what the
-// agent's set-up script and the tasks use.
-var busyboxApplets = []string{"sh", "ash", "cat", "echo", "env", "sleep", "ps", "ls", "mkdir", "cp", "chmod", "rm",
-	"grep", "sed", "id", "true", "false", "test", "[", "kill", "df", "hostname", "head", "tail", "wc", "mount", "date", "seq", "tr", "touch"}
 
 // dockerEngine returns why docker mode cannot be measured here ("" when
 // a docker engine answers).
@@ -37,66 +29,15 @@ func dockerEngine(ctx context.Context) string {
 	return ""
 }
 
-var errNoBusybox = errors.New("skipped: no static busybox on this machine (install Debian's busybox-static) to build the image from")
+var errNoBusybox = fmt.Errorf("skipped: %w", localimage.ErrNoBusybox)
 
 // ensureBusybox builds busyboxImage unless it exists.
 func ensureBusybox(ctx context.Context) error {
-	if exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", busyboxImage).Run() == nil {
-		return nil
-	}
-	bin := ""
-	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
-		if isStatic(p) {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
+	err := localimage.Busybox(ctx, busyboxImage)
+	if errors.Is(err, localimage.ErrNoBusybox) {
 		return errNoBusybox
 	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		return fmt.Errorf("reading busybox: %w", err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, d := range []string{"bin", "etc", "root", "proc", "sys", "dev", "data"} {
-		tw.WriteHeader(&tar.Header{Name: d + "/", Mode: 0o755, Typeflag: tar.TypeDir})
-	}
-	tw.WriteHeader(&tar.Header{Name: "tmp/", Mode: 0o1777, Typeflag: tar.TypeDir})
-	file := func(name string, mode int64, body []byte) {
-		tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(body)), Typeflag: tar.TypeReg})
-		tw.Write(body)
-	}
-	file("bin/busybox", 0o755, data)
-	for _, a := range busyboxApplets {
-		tw.WriteHeader(&tar.Header{Name: "bin/" + a, Linkname: "busybox", Typeflag: tar.TypeSymlink, Mode: 0o777})
-	}
-	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\n"))
-	file("etc/group", 0o644, []byte("root:x:0:\n"))
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("packing the busybox image: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, "docker", "import", "-", busyboxImage)
-	cmd.Stdin = &buf
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("docker import %s: %w: %s", busyboxImage, err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-func isStatic(path string) bool {
-	f, err := elf.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return false
-		}
-	}
-	return true
+	return err
 }
 
 // runDocker: a shell task's enqueue to first line, run by a daemon in

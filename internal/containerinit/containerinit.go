@@ -10,7 +10,6 @@ package containerinit
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/goclearml/agent/internal/executor"
 )
 
 // Options is one container start.
@@ -121,26 +122,14 @@ func supervise(argv, env []string, out io.Writer, sigs <-chan os.Signal) (int, b
 	}
 }
 
-// reapUntil waits for any child until pid has exited, and returns pid's
-// status. Other children (orphans re-parented to PID 1) are just reaped.
+// reapUntil reaps children until pid has exited and returns its exit
+// status (128+N for a signal).
 func reapUntil(pid int) int {
-	for {
-		var ws syscall.WaitStatus
-		got, err := syscall.Wait4(-1, &ws, 0, nil)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 1
-		}
-		if got != pid {
-			continue
-		}
-		if ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ws.ExitStatus()
+	ws := executor.ReapUntil(pid)
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
 	}
+	return ws.ExitStatus()
 }
 
 // cleanupGroup stops what the command left: its process group, and as the
@@ -160,24 +149,14 @@ func cleanupGroup(pgid int) {
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
-		reapNoHang()
+		executor.ReapAll()
 		if !others(pgid, pid1) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	signalAll(syscall.SIGKILL)
-	reapNoHang()
-}
-
-func reapNoHang() {
-	for {
-		var ws syscall.WaitStatus
-		got, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-		if got <= 0 || err != nil {
-			return
-		}
-	}
+	executor.ReapAll()
 }
 
 // others reports whether processes other than this one remain (in the

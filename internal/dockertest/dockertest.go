@@ -8,12 +8,9 @@
 package dockertest
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"debug/elf"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goclearml/agent/internal/localimage"
 )
 
 // Image tags; bump the version when the recipe changes.
@@ -42,9 +41,7 @@ func Require(t testing.TB) {
 	}
 }
 
-func haveImage(ref string) bool {
-	return exec.Command("docker", "image", "inspect", "--format", "{{.Id}}", ref).Run() == nil
-}
+func haveImage(ref string) bool { return localimage.Exists(context.Background(), ref) }
 
 // lock serialises image builds across test processes.
 func lock(t testing.TB) func() {
@@ -72,42 +69,11 @@ func Busybox(t testing.TB) string {
 	if haveImage(BusyboxImage) {
 		return BusyboxImage
 	}
-	bin := ""
-	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
-		if isStatic(p) {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		t.Skip("no static busybox (install Debian's busybox-static): the docker-mode tests build their image from it")
-	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
+	if err := localimage.Busybox(context.Background(), BusyboxImage); errors.Is(err, localimage.ErrNoBusybox) {
+		t.Skip("docker-mode tests build their image from a static busybox: " + err.Error())
+	} else if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dir := func(name string, mode int64) {
-		tw.WriteHeader(&tar.Header{Name: name + "/", Mode: mode, Typeflag: tar.TypeDir})
-	}
-	file := func(name string, mode int64, body []byte) {
-		tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(body)), Typeflag: tar.TypeReg})
-		tw.Write(body)
-	}
-	for _, d := range []string{"bin", "etc", "root", "proc", "sys", "dev", "data"} {
-		dir(d, 0o755)
-	}
-	dir("tmp", 0o1777)
-	file("bin/busybox", 0o755, data)
-	for _, applet := range []string{"sh", "ash", "cat", "echo", "env", "sleep", "ps", "ls", "mkdir", "cp", "chmod", "rm",
-		"grep", "sed", "id", "true", "false", "test", "[", "kill", "df", "hostname", "head", "tail", "wc", "mount", "date", "seq", "tr", "touch"} {
-		tw.WriteHeader(&tar.Header{Name: "bin/" + applet, Linkname: "busybox", Typeflag: tar.TypeSymlink, Mode: 0o777})
-	}
-	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\n"))
-	file("etc/group", 0o644, []byte("root:x:0:\n"))
-	tw.Close()
-	importImage(t, BusyboxImage, &buf)
 	return BusyboxImage
 }
 
@@ -162,34 +128,13 @@ func Python(t testing.TB) string {
 	if err := tarCmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	importImage(t, PythonImage, pipe)
+	if err := localimage.Import(ctx, PythonImage, pipe); err != nil {
+		t.Fatal(err)
+	}
 	if err := tarCmd.Wait(); err != nil {
 		t.Fatalf("packing the Debian root: %v", err)
 	}
 	return PythonImage
-}
-
-func importImage(t testing.TB, ref string, r io.Reader) {
-	t.Helper()
-	cmd := exec.Command("docker", "import", "-", ref)
-	cmd.Stdin = r
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("docker import %s: %v\n%s", ref, err, out)
-	}
-}
-
-func isStatic(path string) bool {
-	f, err := elf.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return false
-		}
-	}
-	return true
 }
 
 func tailOf(b []byte) string {

@@ -127,7 +127,7 @@ func runShim(dir string, argv []string, lostAfter time.Duration) error {
 		return err
 	}
 	exited := make(chan syscall.WaitStatus, 1)
-	go func() { exited <- reapUntil(child) }()
+	go func() { exited <- ReapUntil(child) }()
 	watch := time.NewTicker(2 * time.Second)
 	defer watch.Stop()
 	var ownerGone time.Time
@@ -185,8 +185,9 @@ func prctlSubreaper() error {
 	return nil
 }
 
-// reapUntil reaps every child until pid has exited and returns its status.
-func reapUntil(pid int) syscall.WaitStatus {
+// ReapUntil reaps every child (orphans re-parented to a subreaper or PID
+// 1 included) until pid has exited, and returns pid's status.
+func ReapUntil(pid int) syscall.WaitStatus {
 	for {
 		var ws syscall.WaitStatus
 		got, err := syscall.Wait4(-1, &ws, 0, nil)
@@ -194,7 +195,7 @@ func reapUntil(pid int) syscall.WaitStatus {
 			continue
 		}
 		if err != nil {
-			return ws
+			return syscall.WaitStatus(1 << 8) // no such child: report exit status 1
 		}
 		if got == pid {
 			return ws
@@ -253,12 +254,12 @@ func signalTree(root int, sig syscall.Signal) int {
 // reaping as they go.
 func killTree(root int, grace time.Duration) {
 	if signalTree(root, syscall.SIGTERM) == 0 {
-		reapAll()
+		ReapAll()
 		return
 	}
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
-		reapAll()
+		ReapAll()
 		if len(descendants(root)) == 0 {
 			return
 		}
@@ -266,7 +267,7 @@ func killTree(root int, grace time.Duration) {
 	}
 	for range 50 {
 		signalTree(root, syscall.SIGKILL)
-		reapAll()
+		ReapAll()
 		if len(descendants(root)) == 0 {
 			return
 		}
@@ -274,7 +275,8 @@ func killTree(root int, grace time.Duration) {
 	}
 }
 
-func reapAll() {
+// ReapAll reaps the children that have exited, without waiting.
+func ReapAll() {
 	for {
 		var ws syscall.WaitStatus
 		got, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
