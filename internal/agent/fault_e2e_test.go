@@ -246,7 +246,11 @@ func TestSecretsNeverShown(t *testing.T) {
 	env := append(e.daemonEnv(), "MY_SERVICE_TOKEN="+envToken)
 	d := testbin.Start(t, env, "--config-file", e.srv.ConfigPath, "daemon", "--queue", "default", "--foreground",
 		"--polling-interval", "0.5", "--git-user", "someone", "--git-pass", gitPass)
-	time.Sleep(500 * time.Millisecond)
+	for wait := time.Now().Add(30 * time.Second); !strings.Contains(d.Output(), "Listening to queues"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(wait) {
+			t.Fatalf("daemon did not start:\n%s", d.Output())
+		}
+	}
 	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", d.Pid()))
 	if strings.Contains(string(cmdline), gitPass) {
 		t.Errorf("--git-pass visible in the daemon's command line: %q", cmdline)
