@@ -84,6 +84,9 @@ func (e *env) daemonEnv() []string {
 	}
 	return []string{"TMPDIR=" + filepath.Join(e.dir, "tmp"), "XDG_CACHE_HOME=" + filepath.Join(e.dir, "cache"),
 		"HOME=" + filepath.Join(e.dir, "home"), "CLEARML_WORKER_NAME=e2ehost",
+		// A daemon the test harness kills leaves its task to its shim:
+		// stopped after 15 s without a daemon, not 10 minutes.
+		"CLEARML_AGENT__AGENT__REATTACH_TIMEOUT_SEC=15",
 		"CLEARML_AGENT__AGENT__VENVS_CACHE__PATH=" + filepath.Join(sharedCache, "venvs"),
 		"CLEARML_AGENT__AGENT__VCS_CACHE__PATH=" + filepath.Join(sharedCache, "vcs")}
 }
