@@ -174,6 +174,11 @@ func (e *Executor) follow(ctx context.Context, spec Spec, dir string, offset int
 			if _, err := read(); err != nil {
 				return Exit{}, err
 			}
+			// The shim exits right after writing the status: when Run
+			// returns, nothing of the run is left.
+			for wait := time.Now().Add(2 * time.Second); ShimAlive(dir) && time.Now().Before(wait); {
+				time.Sleep(2 * time.Millisecond)
+			}
 			x.Cancelled = exit.Cancelled
 			return x, nil
 		}
