@@ -194,29 +194,35 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 	streamCtx, stopStream := context.WithCancel(final)
 	var wg sync.WaitGroup
 	wg.Go(func() { streamer.Run(streamCtx) })
-	defer func() {
-		if st := streamer.Stats(); st.SpoolError != "" {
-			// The log went from memory: say so, on the log and the task.
-			streamer.Log("WARNING", "clearml-agent: the task log spool could not be written ("+st.SpoolError+
-				"); the log was sent from memory, without the protection of the disk spool")
-			mark := map[string]any{"_log_spool_error": st.SpoolError}
-			if st.Dropped > 0 {
-				mark["_log_incomplete"] = fmt.Sprintf("%d log events dropped", st.Dropped)
+	// closeLog delivers the whole log; the final status is sent after it
+	// (report), so that whoever sees the status also sees every line.
+	var closeOnce sync.Once
+	closeLog := func() {
+		closeOnce.Do(func() {
+			if st := streamer.Stats(); st.SpoolError != "" {
+				// The log went from memory: say so, on the log and the task.
+				streamer.Log("WARNING", "clearml-agent: the task log spool could not be written ("+st.SpoolError+
+					"); the log was sent from memory, without the protection of the disk spool")
+				mark := map[string]any{"_log_spool_error": st.SpoolError}
+				if st.Dropped > 0 {
+					mark["_log_incomplete"] = fmt.Sprintf("%d log events dropped", st.Dropped)
+				}
+				if err := tapi.EditRuntime(final, taskID, mark); err != nil {
+					log.Warn("marking the task log incomplete", "err", err)
+				}
 			}
-			if err := tapi.EditRuntime(final, taskID, mark); err != nil {
-				log.Warn("marking the task log incomplete", "err", err)
+			// Deliver every line before moving on; what cannot be delivered
+			// stays spooled on disk and is sent by the next daemon start.
+			cctx, cancel := context.WithTimeout(final, 5*time.Minute)
+			if err := streamer.Close(cctx); err != nil {
+				log.Error("task log not fully delivered; kept on disk", "err", err)
 			}
-		}
-		// Deliver every line before moving on; what cannot be delivered
-		// stays spooled on disk and is sent by the next daemon start.
-		cctx, cancel := context.WithTimeout(final, 5*time.Minute)
-		if err := streamer.Close(cctx); err != nil {
-			log.Error("task log not fully delivered; kept on disk", "err", err)
-		}
-		cancel()
-		stopStream()
-		wg.Wait()
-	}()
+			cancel()
+			stopStream()
+			wg.Wait()
+		})
+	}
+	defer closeLog()
 	if res != nil {
 		streamer.Log("WARNING", fmt.Sprintf("clearml-agent: worker %s restarted; following the task again (its process kept running)", slot.WorkerID))
 	} else {
@@ -237,7 +243,7 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 		a.cfg.AfterTask(taskID)
 	}
 	finishStart := time.Now()
-	status := a.report(final, tapi, slot, taskID, streamer, reason, exit, runErr)
+	status := a.report(final, tapi, slot, taskID, streamer, reason, exit, runErr, closeLog)
 	a.cfg.Metrics.TaskFinished(taskID, status, runStart.Sub(start), finishStart.Sub(runStart), time.Since(finishStart))
 	log.Info("task done", "exit_code", exit.Code, "status", status, "duration", time.Since(start).Round(time.Millisecond))
 }
@@ -380,30 +386,34 @@ func (a *Agent) watch(ctx context.Context, tapi *apiclient.Client, taskID, marke
 
 // report sends the task's final status from how it ended (spec 2.8.2,
 // with the fixes of section 7: a shutdown is "stopped", never "completed").
-func (a *Agent) report(ctx context.Context, tapi *apiclient.Client, slot *Slot, taskID string, streamer *logstream.Streamer, reason stopReason, exit executor.Exit, runErr error) string {
+func (a *Agent) report(ctx context.Context, tapi *apiclient.Client, slot *Slot, taskID string, streamer *logstream.Streamer, reason stopReason, exit executor.Exit, runErr error, closeLog func()) string {
+	end := func(endpoint, why string) {
+		closeLog()
+		a.finish(ctx, tapi, slot, taskID, endpoint, why)
+	}
 	switch {
 	case runErr != nil:
 		streamer.Log("ERROR", "Failed starting the task process: "+runErr.Error())
-		a.finish(ctx, tapi, slot, taskID, "tasks.failed", "setup failed: "+runErr.Error())
+		end("tasks.failed", "setup failed: "+runErr.Error())
 		return api.StatusFailed
 	case reason == stopAborted:
 		streamer.Log("INFO", "Process aborted by user")
-		a.finish(ctx, tapi, slot, taskID, "tasks.stopped", "task was stopped by tasks.stop")
+		end("tasks.stopped", "task was stopped by tasks.stop")
 		return api.StatusStopped
 	case reason == stopShutdown:
 		streamer.Log("WARNING", "Process stopped: agent shutdown")
-		a.finish(ctx, tapi, slot, taskID, "tasks.stopped", "agent shutdown")
+		end("tasks.stopped", "agent shutdown")
 		return api.StatusStopped
 	case reason == stopChanged || reason == stopReset || reason == stopNotFound:
 		// Someone else decided the task's status; leave it.
 		return "changed"
 	case exit.Code == 0:
 		streamer.Log("INFO", "Process completed successfully")
-		a.finish(ctx, tapi, slot, taskID, "tasks.completed", "worker execution done")
+		end("tasks.completed", "worker execution done")
 		return api.StatusCompleted
 	case exit.Code == -2 || exit.Code == 254 || exit.Code == -int(syscall.SIGTERM):
 		streamer.Log("INFO", "Process terminated by user")
-		a.finish(ctx, tapi, slot, taskID, "tasks.stopped", "user abort")
+		end("tasks.stopped", "user abort")
 		return api.StatusStopped
 	default:
 		why := fmt.Sprintf("worker execution exit code %d", exit.Code)
@@ -411,7 +421,7 @@ func (a *Agent) report(ctx context.Context, tapi *apiclient.Client, slot *Slot, 
 			why += fmt.Sprintf(" (killed by signal %s)", signalName(exit.Signal))
 		}
 		streamer.Log("ERROR", fmt.Sprintf("Process failed, exit code %d", exit.Code))
-		a.finish(ctx, tapi, slot, taskID, "tasks.failed", why)
+		end("tasks.failed", why)
 		return api.StatusFailed
 	}
 }
