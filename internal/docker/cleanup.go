@@ -81,6 +81,9 @@ type CleanupPolicy struct {
 	// MinFreeBytes: while docker's disk has less free space than this,
 	// the least recently used agent images are removed (0: no check).
 	MinFreeBytes uint64
+	// Label selects the containers considered (a docker label filter,
+	// default: every agent run, LabelRun).
+	Label string
 }
 
 // CleanupReport says what one pass removed.
@@ -97,7 +100,11 @@ func (p CleanupPolicy) Cleanup(ctx context.Context, c Client, usage *ImageUsage,
 	}
 	now := time.Now()
 	if p.ContainerMaxAge > 0 {
-		out, err := c.Output(ctx, "ps", "-a", "--no-trunc", "--filter", "label="+LabelRun, "--filter", "status=exited",
+		label := p.Label
+		if label == "" {
+			label = LabelRun
+		}
+		out, err := c.Output(ctx, "ps", "-a", "--no-trunc", "--filter", "label="+label, "--filter", "status=exited",
 			"--filter", "status=created", "--filter", "status=dead", "--format", "{{.ID}}\t{{.CreatedAt}}")
 		if err != nil {
 			return rep, fmt.Errorf("listing stopped agent containers: %w", err)

@@ -41,12 +41,14 @@ func inspectConfig(t *testing.T, image string, args []string) map[string]any {
 		cfg["Hostname"] = "(generated)"
 	}
 	host := c["HostConfig"].(map[string]any)
-	// The order of variables with distinct names does not matter (and
-	// docker does not keep it).
+	// The order of variables with distinct names, and of bind mounts with
+	// distinct targets, does not matter (and docker does not keep it).
 	env, _ := cfg["Env"].([]any)
 	sort.Slice(env, func(i, j int) bool { return fmt.Sprint(env[i]) < fmt.Sprint(env[j]) })
+	binds, _ := host["Binds"].([]any)
+	sort.Slice(binds, func(i, j int) bool { return fmt.Sprint(binds[i]) < fmt.Sprint(binds[j]) })
 	return map[string]any{"Env": env, "Hostname": cfg["Hostname"], "User": cfg["User"], "WorkingDir": cfg["WorkingDir"],
-		"Labels": cfg["Labels"], "Tty": cfg["Tty"], "OpenStdin": cfg["OpenStdin"], "Binds": host["Binds"], "ShmSize": host["ShmSize"],
+		"Labels": cfg["Labels"], "Tty": cfg["Tty"], "OpenStdin": cfg["OpenStdin"], "Binds": binds, "ShmSize": host["ShmSize"],
 		"NetworkMode": host["NetworkMode"], "IpcMode": host["IpcMode"], "Memory": host["Memory"], "CpuShares": host["CpuShares"],
 		"Privileged": host["Privileged"], "CapAdd": host["CapAdd"], "Ulimits": host["Ulimits"], "Tmpfs": host["Tmpfs"],
 		"Init": host["Init"], "ReadonlyRootfs": host["ReadonlyRootfs"], "SecurityOpt": host["SecurityOpt"], "Dns": host["Dns"],
@@ -105,7 +107,10 @@ func TestCleanupPolicy(t *testing.T) {
 		return ref
 	}
 	old, inUse, recent := tag("old"), tag("inuse"), tag("recent")
-	stopped, err := exec.Command("docker", "create", "--label", docker.LabelRun+"=cleanup-test", base, "true").Output()
+	// Only this test's containers: other tests' agent containers may be
+	// just created, and the policy here has no age limit.
+	runLabel := fmt.Sprintf("%s=cleanup-test-%d", docker.LabelRun, time.Now().UnixNano())
+	stopped, err := exec.Command("docker", "create", "--label", runLabel, base, "true").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +127,7 @@ func TestCleanupPolicy(t *testing.T) {
 	usage.Used(inUse)
 	time.Sleep(1100 * time.Millisecond)
 	usage.Used(recent)
-	p := docker.CleanupPolicy{Enabled: true, ContainerMaxAge: time.Nanosecond, ImageMaxAge: time.Second}
+	p := docker.CleanupPolicy{Enabled: true, ContainerMaxAge: time.Nanosecond, ImageMaxAge: time.Second, Label: runLabel}
 	rep, err := p.Cleanup(ctx, c, usage, nil)
 	if err != nil {
 		t.Fatal(err)
