@@ -72,10 +72,17 @@ func TestConcurrentPollersDeliverEachTaskOnce(t *testing.T) {
 		t.Skip("long: drains 2,000 tasks through real server processes")
 	}
 	t.Parallel()
+	onServerProcesses(t, drain)
+}
+
+// onServerProcesses runs fn, in parallel subtests, against one server
+// process on SQLite and against two server processes on one PostgreSQL
+// database.
+func onServerProcesses(t *testing.T, fn func(t *testing.T, servers []*procClient)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
 		s := testbin.StartServer(t, t.TempDir())
-		drain(t, []*procClient{newProcClient(t, s)})
+		fn(t, []*procClient{newProcClient(t, s)})
 	})
 	t.Run("postgres-two-servers", func(t *testing.T) {
 		t.Parallel()
@@ -83,7 +90,7 @@ func TestConcurrentPollersDeliverEachTaskOnce(t *testing.T) {
 		dir := t.TempDir()
 		a := testbin.StartServer(t, filepath.Join(dir, "a"), "--db", dsn)
 		b := testbin.StartServer(t, filepath.Join(dir, "b"), "--db", dsn)
-		drain(t, []*procClient{newProcClient(t, a), newProcClient(t, b)})
+		fn(t, []*procClient{newProcClient(t, a), newProcClient(t, b)})
 	})
 }
 

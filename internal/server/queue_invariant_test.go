@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/goclearml/agent/internal/api"
-	"github.com/goclearml/agent/internal/pgtest"
-	"github.com/goclearml/agent/internal/testbin"
 )
 
 // callMeta sends one request and returns the answer's meta and data
@@ -88,19 +85,7 @@ func checkQueueInvariant(t *testing.T, pc *procClient, taskIDs []string) {
 // 40 tasks in a queue while stopped or created.
 func TestQueueMembershipFollowsStatus(t *testing.T) {
 	t.Parallel()
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		s := testbin.StartServer(t, t.TempDir())
-		raceQueueOps(t, []*procClient{newProcClient(t, s)})
-	})
-	t.Run("postgres-two-servers", func(t *testing.T) {
-		t.Parallel()
-		dsn := pgtest.NewDatabase(t)
-		dir := t.TempDir()
-		a := testbin.StartServer(t, filepath.Join(dir, "a"), "--db", dsn)
-		b := testbin.StartServer(t, filepath.Join(dir, "b"), "--db", dsn)
-		raceQueueOps(t, []*procClient{newProcClient(t, a), newProcClient(t, b)})
-	})
+	onServerProcesses(t, raceQueueOps)
 }
 
 func raceQueueOps(t *testing.T, servers []*procClient) {
