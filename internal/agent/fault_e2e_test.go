@@ -78,6 +78,18 @@ func processesOf(task string) []int { return pidsWhere("environ", "CLEARML_TASK_
 // shimsOf finds the task shims whose run folder is the task's.
 func shimsOf(task string) []int { return pidsWhere("cmdline", "task-shim\x00", "/"+task+"/run\x00") }
 
+// killedDuring runs a task on a daemon and kills the daemon with SIGKILL
+// once the task's log shows line; it returns the task's id.
+func (e *env) killedDuring(t *testing.T, name, code, line string) string {
+	t.Helper()
+	d := e.daemon("--queue", "default")
+	id := e.task(name, "", code)
+	waitLog(t, e, id, line, 60*time.Second)
+	d.Signal(syscall.SIGKILL)
+	d.Wait(10 * time.Second)
+	return id
+}
+
 // A daemon killed with SIGKILL in the middle of a task, and started again:
 // the task's process ran on under its shim; the new daemon takes it back,
 // its log continues exactly where it stopped, and it completes.
@@ -85,11 +97,7 @@ func TestDaemonKilledTaskTakenBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	const count = 600
-	first := e.daemon("--queue", "default")
-	id := e.task("survivor", "", fmt.Sprintf("import time\nfor i in range(%d):\n    print('n', i, flush=True)\n    time.sleep(0.01)\n", count))
-	waitLog(t, e, id, "n 50", 60*time.Second)
-	first.Signal(syscall.SIGKILL)
-	first.Wait(10 * time.Second)
+	id := e.killedDuring(t, "survivor", fmt.Sprintf("import time\nfor i in range(%d):\n    print('n', i, flush=True)\n    time.sleep(0.01)\n", count), "n 50")
 	if len(processesOf(id)) == 0 {
 		t.Fatal("the task died with its daemon")
 	}
@@ -109,20 +117,10 @@ func TestDaemonKilledTaskTakenBack(t *testing.T) {
 func TestAbortAfterDaemonRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	first := e.daemon("--queue", "default")
-	id := e.task("quiet", "", "import subprocess, time\nsubprocess.Popen(['sleep', '300'])\nprint('up', flush=True)\ntime.sleep(300)\n")
-	waitLog(t, e, id, "up", 60*time.Second)
-	first.Signal(syscall.SIGKILL)
-	first.Wait(10 * time.Second)
+	id := e.killedDuring(t, "quiet", "import subprocess, time\nsubprocess.Popen(['sleep', '300'])\nprint('up', flush=True)\ntime.sleep(300)\n", "up")
 	time.Sleep(time.Second)
 	e.daemon("--queue", "default")
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(strings.Join(e.logLines(id), "\n"), "following the task again") {
-		if time.Now().After(deadline) {
-			t.Fatal("the task was not taken back")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitLog(t, e, id, "following the task again", 30*time.Second)
 	if err := e.api.Call(context.Background(), "", "tasks.stop", map[string]any{"task": id}, nil, apiclient.Default); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +128,7 @@ func TestAbortAfterDaemonRestart(t *testing.T) {
 	if tk.Status != "stopped" || tk.StatusReason != "task was stopped by tasks.stop" {
 		t.Fatalf("task = %s %q", tk.Status, tk.StatusReason)
 	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for len(processesOf(id)) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("processes of the aborted task survive: %v", processesOf(id))
@@ -144,11 +142,7 @@ func TestAbortAfterDaemonRestart(t *testing.T) {
 func TestTaskEndedWhileDaemonDead(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	first := e.daemon("--queue", "default")
-	id := e.task("ends alone", "", "import time, sys\nfor i in range(100):\n    print('n', i, flush=True)\n    time.sleep(0.02)\nsys.exit(4)\n")
-	waitLog(t, e, id, "n 5", 60*time.Second)
-	first.Signal(syscall.SIGKILL)
-	first.Wait(10 * time.Second)
+	id := e.killedDuring(t, "ends alone", "import time, sys\nfor i in range(100):\n    print('n', i, flush=True)\n    time.sleep(0.02)\nsys.exit(4)\n", "n 5")
 	for wait := time.Now().Add(30 * time.Second); len(processesOf(id)) > 0 && time.Now().Before(wait); {
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -166,11 +160,7 @@ func TestTaskEndedWhileDaemonDead(t *testing.T) {
 func TestTaskLostWithDaemonFailsAtRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	first := e.daemon("--queue", "default")
-	id := e.task("lost", "", "import time\nprint('up', flush=True)\ntime.sleep(300)\n")
-	waitLog(t, e, id, "up", 60*time.Second)
-	first.Signal(syscall.SIGKILL)
-	first.Wait(10 * time.Second)
+	id := e.killedDuring(t, "lost", "import time\nprint('up', flush=True)\ntime.sleep(300)\n", "up")
 	// The shim and the task go too.
 	for _, pid := range append(shimsOf(id), processesOf(id)...) {
 		syscall.Kill(pid, syscall.SIGKILL)
