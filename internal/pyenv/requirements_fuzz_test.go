@@ -1,25 +1,18 @@
 package pyenv
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
-	"io"
-	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/goclearml/agent/internal/pyoracle"
 )
 
 // pipOracle reads requirement text with pip's own reader (join_lines and
 // ignore_comments of pip._internal.req.req_file, without the ${VAR}
 // expansion) in a python3 process that answers one JSON line per request.
-type pipOracle struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Reader
-}
+type pipOracle struct{ *pyoracle.Oracle }
 
 const pipOracleScript = `import json, sys
 from pip._internal.req.req_file import join_lines, ignore_comments
@@ -34,38 +27,17 @@ for req in sys.stdin:
 // process ends when the test does.
 func startPipOracle(tb testing.TB) *pipOracle {
 	tb.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		return nil
+	o := pyoracle.Start(tb, pipOracleScript)
+	if o == nil {
+		return nil // no python3, or no pip for it
 	}
-	cmd := exec.Command(py, "-c", pipOracleScript)
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		return nil
-	}
-	o := &pipOracle{cmd: cmd, in: in, out: bufio.NewReader(out)}
-	tb.Cleanup(func() { in.Close(); cmd.Wait() })
-	if line, err := o.out.ReadString('\n'); err != nil || line != "ready\n" {
-		return nil // no pip for this interpreter
-	}
-	return o
+	return &pipOracle{o}
 }
 
 func (o *pipOracle) lines(tb testing.TB, text string) []string {
 	tb.Helper()
-	b, _ := json.Marshal(text)
-	if _, err := fmt.Fprintf(o.in, "%s\n", b); err != nil {
-		tb.Fatalf("pip oracle: %v", err)
-	}
-	resp, err := o.out.ReadString('\n')
-	if err != nil {
-		tb.Fatalf("pip oracle: %v", err)
-	}
 	var lines []string
-	if err := json.Unmarshal([]byte(resp), &lines); err != nil {
-		tb.Fatalf("pip oracle answer %q: %v", resp, err)
-	}
+	o.Ask(tb, text, &lines)
 	return lines
 }
 

@@ -1,23 +1,16 @@
 package shellwords
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
-	"io"
-	"os/exec"
 	"reflect"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/goclearml/agent/internal/pyoracle"
 )
 
 // shlexOracle splits with Python's shlex.split (POSIX mode) in a python3
-// process answering one JSON line per request: the words, or the
-// ValueError's message.
-type shlexOracle struct {
-	in  io.WriteCloser
-	out *bufio.Reader
-}
+// process: the words, or the ValueError's message.
+type shlexOracle struct{ *pyoracle.Oracle }
 
 const shlexScript = `import json, shlex, sys
 print("ready", flush=True)
@@ -33,42 +26,21 @@ for req in sys.stdin:
 // ends with the test.
 func startShlex(tb testing.TB) *shlexOracle {
 	tb.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
+	o := pyoracle.Start(tb, shlexScript)
+	if o == nil {
 		return nil
 	}
-	cmd := exec.Command(py, "-c", shlexScript)
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		return nil
-	}
-	tb.Cleanup(func() { in.Close(); cmd.Wait() })
-	o := &shlexOracle{in: in, out: bufio.NewReader(out)}
-	if line, err := o.out.ReadString('\n'); err != nil || line != "ready\n" {
-		return nil
-	}
-	return o
+	return &shlexOracle{o}
 }
 
 // split returns shlex.split(s, comments=comments) and whether it failed.
 func (o *shlexOracle) split(tb testing.TB, s string, comments bool) ([]string, bool) {
 	tb.Helper()
-	req, _ := json.Marshal(map[string]any{"s": s, "comments": comments})
-	if _, err := fmt.Fprintf(o.in, "%s\n", req); err != nil {
-		tb.Fatalf("shlex oracle: %v", err)
-	}
-	line, err := o.out.ReadString('\n')
-	if err != nil {
-		tb.Fatalf("shlex oracle: %v", err)
-	}
 	var resp struct {
 		Words []string `json:"words"`
 		Error *string  `json:"error"`
 	}
-	if err := json.Unmarshal([]byte(line), &resp); err != nil {
-		tb.Fatalf("shlex oracle answer %q: %v", line, err)
-	}
+	o.Ask(tb, map[string]any{"s": s, "comments": comments}, &resp)
 	return resp.Words, resp.Error != nil
 }
 
