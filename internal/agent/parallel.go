@@ -48,6 +48,11 @@ type parallelState struct {
 	seq   int
 	// lastWait remembers the last "why no task" message, to log changes once.
 	lastWait string
+	// The GPU usage of others, read once per polling pass (a worker list
+	// and nvidia-smi), not once per queue.
+	usageAt  time.Time
+	external map[string]float64
+	unusable map[string]bool
 }
 
 func (a *Agent) runningCount() int {
@@ -176,7 +181,7 @@ func (a *Agent) reserve(ctx context.Context, q queueRef) (*reservation, string, 
 		return &reservation{}, "", false
 	}
 	spec := a.par.specs[q.ID]
-	external, unusable, err := a.gpuUsage(ctx, g)
+	external, unusable, err := a.passUsage(ctx, g)
 	if err != nil {
 		a.log.Warn("checking the GPUs; taking no GPU task now", "err", err)
 		return nil, "GPU check failed", true
@@ -202,6 +207,19 @@ func (a *Agent) reserve(ctx context.Context, q queueRef) (*reservation, string, 
 		return nil, fmt.Sprintf("Not enough free GPUs for queue %s (%s; %d whole GPUs free)", q.Name, spec, free), true
 	}
 	return &reservation{key: key, alloc: al, hasGPU: true}, "", false
+}
+
+// passUsage is gpuUsage, reused for the queues of one pass (half a second).
+func (a *Agent) passUsage(ctx context.Context, g *DynamicGPUs) (map[string]float64, map[string]bool, error) {
+	p := a.par
+	if time.Since(p.usageAt) < 500*time.Millisecond {
+		return p.external, p.unusable, nil
+	}
+	external, unusable, err := a.gpuUsage(ctx, g)
+	if err == nil {
+		p.usageAt, p.external, p.unusable = time.Now(), external, unusable
+	}
+	return external, unusable, err
 }
 
 // gpuUsage reads what other workers of this host hold (from the server's
