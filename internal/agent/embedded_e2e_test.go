@@ -26,13 +26,7 @@ func TestEmbeddedDefault(t *testing.T) {
 		"CLEARML_AGENT_EMBEDDED_LISTEN=" + listen, "CLEARML_CONFIG_FILE=", "CLEARML_API_HOST=", "CLEARML_API_ACCESS_KEY=", "CLEARML_API_SECRET_KEY="}
 	start := func() *testbin.Process {
 		d := testbin.Start(t, env, "daemon", "--queue", "default", "--foreground", "--polling-interval", "0.5")
-		deadline := time.Now().Add(30 * time.Second)
-		for !strings.Contains(d.Output(), "No ClearML configuration found") {
-			if time.Now().After(deadline) {
-				t.Fatalf("no embedded-server line:\n%s", d.Output())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		d.WaitOutput(t, "running the embedded server at http://"+listen, 60*time.Second)
 		return d
 	}
 	d := start()

@@ -87,17 +87,22 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Running CLEARML-AGENT daemon in background mode (pid %d), writing stdout/stderr to %s\n", pid, f.Name())
 		return nil
 	}
-	if d.Stop == nil && wantsEmbedded(g) {
-		elog, err := newLogger(stderr, "WARNING")
+	if d.Stop == nil {
+		plan, err := planEmbedded(g)
 		if err != nil {
 			return err
 		}
-		emb, conf, err := startEmbedded(elog, stdout)
-		if err != nil {
-			return err
+		if plan != nil {
+			elog, err := newLogger(stderr, "WARNING")
+			if err != nil {
+				return err
+			}
+			emb, err := startEmbedded(plan, elog, stdout)
+			if err != nil {
+				return err
+			}
+			defer emb.stop()
 		}
-		defer emb.stop()
-		g.ConfigFile = conf
 	}
 	uptime, downtime := configSchedule(d)
 	if d.Uptime != nil && len(*d.Uptime) > 0 && d.Downtime != nil && len(*d.Downtime) > 0 {
@@ -181,7 +186,25 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	client, err := newClient(ctx, cfg, log)
+	client, err := newAPIClient(cfg, log)
+	if err != nil {
+		return err
+	}
+	if d.Status {
+		err = client.LoginWith(ctx, cliLogin)
+		if err != nil {
+			err = reachError(g, cfg.API.Server, err)
+		}
+	} else {
+		// Until the signal handler below runs, SIGINT/SIGTERM end the wait.
+		lctx, lstop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		err = daemonLogin(lctx, g, client, cfg.API.Server, out)
+		lstop()
+		if err != nil && lctx.Err() != nil && ctx.Err() == nil {
+			fmt.Fprintf(out, "Stopped by a signal while waiting for the server at %s\n", cfg.API.Server)
+			return nil
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -430,7 +453,15 @@ func filterEnv(env []string, name string) []string {
 
 // loadConfig loads clearml.conf and the environment.
 func loadConfig(g args.Global) (*config.Config, error) {
-	cfg, err := config.Load(config.LoadOptions{ConfigFile: g.ConfigFile})
+	plan, err := planEmbedded(g)
+	if err != nil {
+		return nil, err
+	}
+	opts := config.LoadOptions{ConfigFile: g.ConfigFile}
+	if plan != nil {
+		opts.BaseFile = plan.baseConf()
+	}
+	cfg, err := config.Load(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -442,10 +473,7 @@ func loadConfig(g args.Global) (*config.Config, error) {
 
 // newClient builds the API client and logs in.
 func newClient(ctx context.Context, cfg *config.Config, log *slog.Logger) (*apiclient.Client, error) {
-	host, _ := os.Hostname()
-	client, err := apiclient.New(apiclient.Config{Server: cfg.API.Server, AccessKey: cfg.API.AccessKey, SecretKey: cfg.API.SecretKey,
-		Token: cfg.API.AuthToken, WorkerName: host, UserAgent: "api-" + version.Version, Logger: log,
-		RefreshThreshold: cfg.API.TokenExpirationThreshold})
+	client, err := newAPIClient(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -453,6 +481,14 @@ func newClient(ctx context.Context, cfg *config.Config, log *slog.Logger) (*apic
 		return nil, err
 	}
 	return client, nil
+}
+
+// newAPIClient builds the API client of a configuration (no call yet).
+func newAPIClient(cfg *config.Config, log *slog.Logger) (*apiclient.Client, error) {
+	host, _ := os.Hostname()
+	return apiclient.New(apiclient.Config{Server: cfg.API.Server, AccessKey: cfg.API.AccessKey, SecretKey: cfg.API.SecretKey,
+		Token: cfg.API.AuthToken, WorkerName: host, UserAgent: "api-" + version.Version, Logger: log,
+		RefreshThreshold: cfg.API.TokenExpirationThreshold})
 }
 
 func appendNonEmpty(list []string, vs ...string) []string {

@@ -19,6 +19,8 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8008", "address to listen on")
+	publicURL := fs.String("public-url", "", "the API address written into clearml.conf for clients (default: the --listen address; "+
+		"with 0.0.0.0, this host's first non-loopback address)")
 	dataDir := fs.String("data-dir", server.DefaultDataDir(), "folder for the SQLite database and the client configuration")
 	db := fs.String("db", "", "PostgreSQL URL (postgres://user:pass@host/db); empty: SQLite in --data-dir")
 	sqliteSync := fs.String("sqlite-sync", "normal", "SQLite durability: normal (keeps every acknowledged write when the server process dies) "+
@@ -81,7 +83,12 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	cfg := server.RunConfig{Listen: *listen, DataDir: *dataDir, DB: *db, SQLiteSync: *sqliteSync,
+	if *publicURL != "" {
+		if u, err := url.Parse(*publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &UsageError{Msg: fmt.Sprintf("server: --public-url %q is not an http(s) URL", *publicURL)}
+		}
+	}
+	cfg := server.RunConfig{Listen: *listen, PublicURL: *publicURL, DataDir: *dataDir, DB: *db, SQLiteSync: *sqliteSync,
 		Watchdog: server.WatchdogOptions{Threshold: *watchdog, Interval: *watchdogEvery}, Files: files,
 		Options: server.Options{MaxBodyBytes: maxBodyBytes, BodyBudget: budget}}
 	return server.Run(ctx, cfg, log, func(s server.Started) {

@@ -28,24 +28,6 @@ lines arrive; it then exits 0 when the task completed (or was published or
 closed), 1 when it failed and 2 when it was stopped.
 `
 
-// connect loads the configuration as the daemon does and logs in. Only
-// warnings (everything with --debug) go to stderr.
-func connect(ctx context.Context, g args.Global, stderr io.Writer) (*apiclient.Client, error) {
-	cfg, err := loadConfig(g)
-	if err != nil {
-		return nil, err
-	}
-	level := "WARN"
-	if g.Debug {
-		level = "DEBUG"
-	}
-	log, err := newLogger(stderr, level)
-	if err != nil {
-		return nil, err
-	}
-	return newClient(ctx, cfg, log)
-}
-
 // runTasks dispatches "clearml-agent tasks SUB ...".
 func runTasks(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if len(argv) == 0 {

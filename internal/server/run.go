@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +23,10 @@ import (
 type RunConfig struct {
 	// Listen is the address to listen on (127.0.0.1:8008).
 	Listen string
+	// PublicURL is the API address clients use, written into the client
+	// configuration; empty: the listening address, or this host's first
+	// non-loopback address when listening on all interfaces.
+	PublicURL string
 	// DataDir holds the SQLite database and the client configuration.
 	DataDir string
 	// DB is a PostgreSQL URL; empty means SQLite in DataDir.
@@ -71,7 +77,15 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 		return fmt.Errorf("creating data folder: %w", err)
 	}
 	dsn := cfg.DB
+	var lock *dataDirLock
 	if dsn == "" {
+		// One server process per SQLite database: a second one would
+		// stall on SQLite's lock; it is told who has the folder instead.
+		var err error
+		if lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return err
+		}
+		defer lock.release()
 		dsn = filepath.Join(cfg.DataDir, "clearml.db")
 	}
 	st, err := store.OpenWith(ctx, dsn, store.Options{SQLiteSync: cfg.SQLiteSync})
@@ -107,7 +121,11 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	url := "http://" + ln.Addr().String()
+	url := cfg.PublicURL
+	if url == "" {
+		url = advertisedURL(ln.Addr())
+	}
+	url = strings.TrimRight(url, "/")
 	info := Started{URL: url, FilesURL: url, ClientConfig: filepath.Join(cfg.DataDir, "clearml.conf")}
 	servers := []*http.Server{newHTTPServer(handler, log)}
 	listeners := []net.Listener{ln}
@@ -151,6 +169,12 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 			log.Info("client configuration now points files_server at the file server", "path", info.ClientConfig, "files_server", info.FilesURL)
 		}
 	}
+	if lock != nil {
+		if err := lock.record(url); err != nil {
+			closeAll()
+			return err
+		}
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -192,4 +216,27 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// advertisedURL is the URL clients use for a listener: its own address,
+// unless it listens on every interface (0.0.0.0, ::), which no client can
+// connect to from another machine; then this host's first non-loopback
+// address (its name when it has none).
+func advertisedURL(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return "http://" + a.String()
+	}
+	port := strconv.Itoa(tcp.Port)
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, ad := range addrs {
+			if n, ok := ad.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+				return "http://" + net.JoinHostPort(n.IP.String(), port)
+			}
+		}
+	}
+	if host, err := os.Hostname(); err == nil && host != "" {
+		return "http://" + net.JoinHostPort(host, port)
+	}
+	return "http://" + net.JoinHostPort("127.0.0.1", port)
 }
