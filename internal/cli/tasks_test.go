@@ -18,7 +18,7 @@ func twoTasks(t *testing.T, e *cmdEnv) (older, newer string) {
 	script := writeFile(t, filepath.Join(t.TempDir(), "work.py"), "print('work')\n")
 	older = e.submit("--project", "Lists", "--name", "older task", "--script", script)
 	time.Sleep(5 * time.Millisecond) // distinct created times
-	newer = e.submit("--project", "Lists", "--name", "newer task", "--script", script, "--queue", "other")
+	newer = e.submit("--project", "Lists", "--name", "newer task", "--script", script, "--queue", "other", "--create-queue")
 	e.mustRun("tasks", "abort", older)
 	return older, newer
 }
