@@ -1,6 +1,10 @@
 package agent_test
 
 import (
+	"context"
+
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/apiclient"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -235,4 +239,35 @@ func pingAddr(addr string) error {
 	}
 	resp.Body.Close()
 	return nil
+}
+
+// A requirement pip cannot install fails the task with one line that names
+// pip's cause, said once in the log; pip's own output is in the log too.
+func TestPipFailureReasonIsOneLine(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	env := append(e.daemonEnv(), "PIP_NO_INDEX=1", "PIP_FIND_LINKS="+wheels(t),
+		"CLEARML_AGENT__AGENT__VENVS_CACHE__PATH="+filepath.Join(e.dir, "venvs"))
+	testbin.Start(t, env, "--config-file", e.srv.ConfigPath, "daemon", "--queue", "default", "--foreground", "--polling-interval", "0.5")
+	var created api.IDResponse
+	if err := e.api.Call(context.Background(), "", "tasks.create", map[string]any{"name": "bad requirement", "type": "training",
+		"script": map[string]any{"binary": "python3", "entry_point": "task.py", "diff": "print('never')\n",
+			"requirements": map[string]any{"pip": "nothere==9.9\n"}}}, &created, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.api.Call(context.Background(), "", "tasks.enqueue", map[string]any{"task": created.ID}, nil, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	tk := e.waitStatus(created.ID, 120*time.Second, "completed", "failed", "stopped")
+	want := "could not install the task's requirements: pip install failed (exit status 1): ERROR: No matching distribution found for nothere==9.9"
+	if tk.Status != "failed" || tk.StatusReason != want {
+		t.Fatalf("task = %s %q, want failed %q", tk.Status, tk.StatusReason, want)
+	}
+	log := strings.Join(e.logLines(created.ID), "\n")
+	if n := strings.Count(log, want); n != 1 {
+		t.Errorf("the reason is in the log %d times, want once:\n%s", n, log)
+	}
+	if !strings.Contains(log, "Could not find a version that satisfies the requirement nothere==9.9") {
+		t.Errorf("pip's own output is not in the log:\n%s", log)
+	}
 }

@@ -225,7 +225,7 @@ func tasksShow(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		}
 	}
 	script := func(k string) string { s, _ := t.Script[k].(string); return s }
-	kv := &table{}
+	kv := &table{full: true}
 	kv.add("id:", t.ID)
 	kv.add("name:", t.Name)
 	kv.add("type:", t.Type)

@@ -130,3 +130,18 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
 		}
 	}
 }
+
+// The detail view shows a failure reason whole, however long.
+func TestShowKeepsLongReason(t *testing.T) {
+	t.Parallel()
+	e := newCmdEnv(t)
+	id := e.submit("--script", writeFile(t, t.TempDir()+"/job.py", "print(1)\n"))
+	reason := "could not install the task's requirements: pip install failed (exit status 1): ERROR: No matching distribution found for " +
+		strings.Repeat("averylongpackagename", 5) + "==9.9"
+	if err := e.c.SetStatus(e.ctx, "tasks.failed", id, true, reason, "", apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.mustRun("tasks", "show", id); !strings.Contains(out, reason) {
+		t.Fatalf("tasks show cut the reason:\n%s", out)
+	}
+}
