@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/apiclient"
@@ -100,7 +101,7 @@ func TestEmbeddedConfigEditsApply(t *testing.T) {
 	h.appendConf("agent { worker_id: \"edited-worker\" }\n")
 	d = h.daemon()
 	d.WaitOutput(t, "Using "+h.conf()+" (embedded default): running the embedded server", 60*time.Second)
-	d.WaitOutput(t, "worker edited-worker", 30*time.Second)
+	d.WaitOutput(t, "worker=edited-worker", 30*time.Second)
 	if code, out := h.run("workers", "list"); code != 0 || !strings.Contains(out, "edited-worker") {
 		t.Fatalf("workers list = %d %s", code, out)
 	}
@@ -126,7 +127,8 @@ func TestEmbeddedConfigEditsApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	d = h.daemon()
-	d.WaitOutput(t, "server "+other.URL, 60*time.Second)
+	d.WaitOutput(t, "server="+other.URL, 60*time.Second)
+	d.WaitOutput(t, "Listening to queues", 30*time.Second)
 	if strings.Contains(d.Output(), "embedded") {
 		t.Errorf("the daemon mentions the embedded server although api_server names another:\n%s", d.Output())
 	}
@@ -269,5 +271,43 @@ func TestPipFailureReasonIsOneLine(t *testing.T) {
 	}
 	if !strings.Contains(log, "Could not find a version that satisfies the requirement nothere==9.9") {
 		t.Errorf("pip's own output is not in the log:\n%s", log)
+	}
+}
+
+// The daemon's own lines are in one format: human by default, JSON (one
+// object a line) with --log-format json; a signal while idle says the
+// daemon stops, and the last line says it stopped.
+func TestDaemonOutputFormats(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	human := h.daemon()
+	human.WaitOutput(t, "Listening to queues", 60*time.Second)
+	human.Signal(syscall.SIGINT)
+	if code := human.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, human.Output())
+	}
+	lines := strings.Split(strings.TrimSpace(human.Output()), "\n")
+	timeLevel := regexp.MustCompile(`^\d\d:\d\d:\d\d (DEBUG|INFO |WARN |ERROR) `)
+	for _, l := range lines {
+		if !timeLevel.MatchString(l) {
+			t.Errorf("a line not in the human format: %q", l)
+		}
+	}
+	if !strings.Contains(human.Output(), "signal received: stopping (no task is running)") || !strings.Contains(lines[len(lines)-1], "clearml-agent daemon stopped") {
+		t.Errorf("no stop lines:\n%s", human.Output())
+	}
+
+	js := testbin.Start(t, h.env, "--log-format", "json", "daemon", "--queue", "default", "--foreground")
+	js.WaitOutput(t, `"msg":"Listening to queues"`, 60*time.Second)
+	js.Signal(syscall.SIGTERM)
+	js.Wait(30 * time.Second)
+	for _, l := range strings.Split(strings.TrimSpace(js.Output()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["msg"] == nil || rec["level"] == nil {
+			t.Errorf("not a JSON log line: %q (%v)", l, err)
+		}
+	}
+	if code, out := h.run("--log-format", "xml", "daemon", "--queue", "default"); code != 2 || !strings.Contains(out, `invalid log format "xml"`) {
+		t.Errorf("--log-format xml: exit %d %s", code, out)
 	}
 }

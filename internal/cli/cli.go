@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	cliargs "github.com/goclearml/agent/internal/args"
 	"github.com/goclearml/agent/internal/containerinit"
 	"github.com/goclearml/agent/internal/executor"
+	"github.com/goclearml/agent/internal/logging"
 	"github.com/goclearml/agent/internal/version"
 )
 
@@ -95,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "CLEARML-AGENT version %s (Go reimplementation; ClearML API %s)\n", version.Version, version.APIVersion)
 		return nil
 	case "server":
-		return runServer(rest, stdout, stderr)
+		return runServer(g, rest, stdout, stderr)
 	case "daemon":
 		return runDaemon(g, rest, stdout, stderr)
 	case "execute":
@@ -132,20 +132,16 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// newLogger builds the operator log at the named level.
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	switch strings.ToUpper(level) {
-	case "", "INFO":
-		l = slog.LevelInfo
-	case "DEBUG":
-		l = slog.LevelDebug
-	case "WARN", "WARNING":
-		l = slog.LevelWarn
-	case "ERROR", "CRITICAL", "FATAL":
-		l = slog.LevelError
-	default:
-		return nil, &UsageError{Msg: fmt.Sprintf("invalid log level %q (use DEBUG, INFO, WARNING, ERROR or CRITICAL)", level)}
+// newLogger builds the operator log at the named level, in the format of
+// --log-format (or CLEARML_AGENT_LOG_FORMAT): human by default.
+func newLogger(g cliargs.Global, w io.Writer, level string) (*slog.Logger, error) {
+	l, err := logging.ParseLevel(level)
+	if err != nil {
+		return nil, &UsageError{Msg: err.Error()}
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	format, err := logging.ParseFormat(firstNonEmpty(g.LogFormat, os.Getenv(logging.FormatEnv)))
+	if err != nil {
+		return nil, &UsageError{Msg: err.Error()}
+	}
+	return logging.New(w, l, format), nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"time"
@@ -29,7 +30,7 @@ func connect(ctx context.Context, g args.Global, stderr io.Writer) (*apiclient.C
 	if g.Debug {
 		level = "DEBUG"
 	}
-	log, err := newLogger(stderr, level)
+	log, err := newLogger(g, stderr, level)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +81,7 @@ func rootCause(err error) string {
 // for as long as it takes, quietly: one line at once, then one every few
 // minutes (a daemon started before its server, or during an outage, starts
 // working when the server is back). Refusals (bad credentials) end it.
-func daemonLogin(ctx context.Context, g args.Global, client *apiclient.Client, server string, out io.Writer) error {
+func daemonLogin(ctx context.Context, g args.Global, client *apiclient.Client, server string, log *slog.Logger) error {
 	const maxWait = 30 * time.Second
 	wait := time.Second
 	var said time.Time
@@ -88,7 +89,7 @@ func daemonLogin(ctx context.Context, g args.Global, client *apiclient.Client, s
 		err := client.LoginWith(ctx, cliLogin)
 		if err == nil {
 			if !said.IsZero() {
-				fmt.Fprintf(out, "The server at %s answers again: starting\n", server)
+				log.Info("the server answers: starting", "server", server)
 			}
 			return nil
 		}
@@ -99,7 +100,7 @@ func daemonLogin(ctx context.Context, g args.Global, client *apiclient.Client, s
 			return err
 		}
 		if said.IsZero() || time.Since(said) >= 5*time.Minute {
-			fmt.Fprintf(out, "%v; retrying until it answers\n", reachError(g, server, err))
+			log.Warn(reachError(g, server, err).Error() + "; retrying until it answers")
 			said = time.Now()
 		}
 		t := time.NewTimer(wait)

@@ -3,10 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/goclearml/agent/internal/agent"
@@ -16,7 +16,7 @@ import (
 // handleSignals: SIGHUP reloads the configuration; the first SIGINT/SIGTERM drains (no new task; the running
 // one finishes), the second aborts the running task (grace period, then
 // reported stopped with reason "agent shutdown"), the third exits at once.
-func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, cancel context.CancelFunc, reload func(), log *slog.Logger, out io.Writer) {
+func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, cancel context.CancelFunc, reload func(), log *slog.Logger) {
 	n := 0
 	for {
 		select {
@@ -28,19 +28,46 @@ func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, 
 				continue
 			}
 			n++
-			switch n {
-			case 1:
-				log.Info("signal received: finishing the running task, taking no new one (signal again to abort it)", "signal", s)
+			running := a.RunningTasks()
+			switch {
+			case n == 1 && running == 0:
+				log.Info("signal received: stopping (no task is running)", "signal", s.String())
 				a.Drain()
-			case 2:
-				log.Warn("second signal: aborting the running task", "signal", s)
+			case n == 1:
+				log.Info("signal received: finishing the running task, taking no new one (signal again to abort it)", "signal", s.String(), "running", running)
+				a.Drain()
+			case n == 2:
+				log.Warn("second signal: aborting the running task", "signal", s.String(), "running", running)
 				cancel()
 			default:
-				fmt.Fprintln(out, "third signal: exiting now")
+				log.Error("third signal: exiting now", "signal", s.String())
 				os.Exit(254)
 			}
 		}
 	}
+}
+
+// untilSignal is ctx, cancelled by a SIGINT or SIGTERM from sigs (SIGHUP
+// is ignored: there is nothing to reload yet). stop ends the watch; later
+// signals stay in sigs for handleSignals.
+func untilSignal(ctx context.Context, sigs <-chan os.Signal) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-sigs:
+				if s != syscall.SIGHUP {
+					cancel()
+					return
+				}
+			}
+		}
+	})
+	return ctx, func() { close(done); wg.Wait(); cancel() }
 }
 
 // runningReport lists the daemons running on this host and what each one

@@ -146,7 +146,7 @@ type embedded struct {
 // startEmbedded makes sure the embedded server runs, in this process or
 // in another one, writes ~/clearml.conf for a first start, and says in one
 // line what it found and did.
-func startEmbedded(s *embeddedSetup, log *slog.Logger, out io.Writer) (*embedded, error) {
+func startEmbedded(s *embeddedSetup, log *slog.Logger, say func(string)) (*embedded, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &embedded{setup: s, log: log, ctx: ctx, cancel: cancel}
 	what, err := e.serveOrJoin(30 * time.Second)
@@ -166,7 +166,7 @@ func startEmbedded(s *embeddedSetup, log *slog.Logger, out io.Writer) (*embedded
 	if s.fresh {
 		found = "No ClearML configuration found"
 	}
-	fmt.Fprintf(out, "%s: %s (data in %s)%s\n", found, what, s.dataDir, wrote)
+	say(fmt.Sprintf("%s: %s (data in %s)%s", found, what, s.dataDir, wrote))
 	if !e.isServing() {
 		e.wg.Go(e.takeOver)
 	}

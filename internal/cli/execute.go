@@ -43,7 +43,7 @@ func runExecute(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if g.Debug {
 		agentLevel = "DEBUG"
 	}
-	log, err := newLogger(stderr, agentLevel)
+	log, err := newLogger(g, stderr, agentLevel)
 	if err != nil {
 		return err
 	}

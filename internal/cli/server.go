@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	cliargs "github.com/goclearml/agent/internal/args"
 	"io"
 	"math"
 	"net/url"
@@ -15,7 +16,7 @@ import (
 	"github.com/goclearml/agent/internal/server"
 )
 
-func runServer(args []string, stdout, stderr io.Writer) error {
+func runServer(g cliargs.Global, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8008", "address to listen on")
@@ -77,7 +78,7 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 		}
 		files.S3 = s3
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := newLogger(g, stderr, *logLevel)
 	if err != nil {
 		return err
 	}
