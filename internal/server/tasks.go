@@ -90,26 +90,35 @@ func tasksGetByID(s *Server, c *call) (any, error) {
 
 func tasksGetAll(s *Server, c *call) (any, error) {
 	var req api.GetAllRequest
+	var extra struct {
+		IncludeSubprojects bool `json:"include_subprojects"`
+	}
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
-	body := c.raw()
-	filter, err := compileFilter(body, taskFilters)
-	if err != nil {
+	if err := c.decode(&extra); err != nil {
 		return nil, err
 	}
+	body := maps.Clone(c.raw())
 	q := store.TaskQuery{Company: c.ident.Company}
 	if len(req.ID) > 0 {
 		q.IDs = req.ID
 	}
 	q.Statuses = plainTerms(body["status"])
-	q.Projects = plainTerms(body["project"])
 	var tasks []*api.Task
-	err = s.store.View(c.ctx, func(tx store.Tx) error {
+	err := s.store.View(c.ctx, func(tx store.Tx) error {
+		if err := expandSubprojects(tx, c, body, extra.IncludeSubprojects); err != nil {
+			return err
+		}
+		q.Projects = plainTerms(body["project"])
 		var err error
 		tasks, err = tx.Tasks(q)
 		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	filter, err := compileFilter(body, taskFilters)
 	if err != nil {
 		return nil, err
 	}
