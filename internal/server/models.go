@@ -203,7 +203,7 @@ func modelsGetByID(s *Server, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"model": toDoc(m)}, nil
+	return map[string]any{"model": modelView(m)}, nil
 }
 
 func modelsGetAll(s *Server, c *call) (any, error) {
@@ -246,7 +246,7 @@ func modelsGetAll(s *Server, c *call) (any, error) {
 		if hideHidden && slices.Contains(m.SystemTags, "hidden") {
 			continue
 		}
-		doc := toDoc(m)
+		doc := modelView(m)
 		if filter.match(doc) {
 			docs = append(docs, doc)
 		}
