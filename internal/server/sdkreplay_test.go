@@ -1,0 +1,116 @@
+package server_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goclearml/agent/internal/sdkreplay"
+)
+
+// runReplay runs a program of the SDK replay (internal/sdkreplay) against
+// the test server and returns its output; it fails the test if the program
+// fails. Lines "RESULT key value" become the returned map.
+func (c *filesClient) runReplay(t *testing.T, program string) map[string]string {
+	t.Helper()
+	py := sdkreplay.Python(t)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "program.py")
+	if err := os.WriteFile(script, []byte(sdkreplay.Script(program)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), sdkreplay.Env(c.ts.URL, c.files, c.ts.Creds.AccessKey, c.ts.Creds.SecretKey)...)
+	cmd.Env = append(cmd.Env, "TMPDIR="+dir, "CLEARML_TASK_ID=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("SDK replay program failed: %v\n%s", err, out)
+	}
+	results := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "RESULT "); ok {
+			k, v, _ := strings.Cut(rest, " ")
+			results[k] = v
+		}
+	}
+	return results
+}
+
+// TestSDKDatasetLifecycle replays Dataset.create, add_files, upload,
+// finalize and publish, then, in a second process, Dataset.list_datasets,
+// Dataset.get (with an alias on the current task) and get_local_copy, and
+// Task.get_reported_single_values; on SQLite and PostgreSQL.
+func TestSDKDatasetLifecycle(t *testing.T) {
+	t.Parallel()
+	forEachBackendWithFiles(t, func(t *testing.T, c *filesClient) {
+		made := c.runReplay(t, `
+s = Session()
+os.makedirs("data/sub")
+open("data/a.txt", "w").write("alpha\n")
+open("data/sub/b.txt", "w").write("beta\n" * 1000)
+ds = Dataset.create(s, dataset_name="digits", dataset_project="team/cv", description="two files")
+print("RESULT added", ds.add_files("data"))
+ds.upload()
+ds.task.report_single_value("files", 2)
+ds.finalize()
+ds.publish()
+print("RESULT id", ds.id)
+print("RESULT single", ds.task.get_reported_single_values())
+`)
+		id := made["id"]
+		if made["added"] != "2" || made["single"] != "{'files': 2}" {
+			t.Fatalf("dataset program results: %v", made)
+		}
+		task := c.task(id)
+		if task["status"] != "published" || task["type"] != "data_processing" || !strings.Contains(str(task["comment"]), "two files") {
+			t.Fatalf("dataset task: status %v, type %v, comment %v", task["status"], task["type"], task["comment"])
+		}
+		// Made outside an agent: development, as Task.create tags it.
+		if tags := strings.Join(strs(task["system_tags"]), ","); tags != "dataset,development" {
+			t.Fatalf("dataset task system tags %v", tags)
+		}
+		arts := map[string]bool{}
+		for _, a := range task["execution"].(map[string]any)["artifacts"].([]any) {
+			arts[a.(map[string]any)["key"].(string)] = true
+		}
+		if !arts["state"] || !arts["data"] {
+			t.Fatalf("dataset artifacts %v", arts)
+		}
+		p := c.ok("projects.get_by_id", map[string]any{"project": task["project"]})["project"].(map[string]any)
+		if p["name"] != "team/cv/.datasets/digits" || strings.Join(strs(p["system_tags"]), ",") != "dataset,hidden" {
+			t.Fatalf("dataset project %v", p)
+		}
+
+		got := c.runReplay(t, `
+s = Session()
+me = Task.init(s, "team/cv", "consumer")
+print("RESULT list", [(d["name"], d["project"], d["version"]) for d in Dataset.list_datasets(s, "team/cv")])
+ds = Dataset.get(s, dataset_project="team/cv", dataset_name="digits", alias="train")
+folder = ds.get_local_copy()
+print("RESULT files", sorted(os.path.relpath(os.path.join(r, f), folder) for r, _, fs in os.walk(folder) for f in fs))
+print("RESULT b", hashlib.sha256(open(os.path.join(folder, "sub/b.txt"), "rb").read()).hexdigest()[:12])
+me.reload()
+print("RESULT alias", me.get_parameters().get("Datasets/train"))
+print("RESULT used", me._get_runtime_properties().get("datasets"))
+`)
+		if got["list"] != "[('digits', 'team/cv', '1.0.0')]" || got["files"] != "['a.txt', 'sub/b.txt']" ||
+			got["alias"] != id || got["used"] != "['"+id+"']" || got["b"] != "50e68e6de5e1" {
+			t.Fatalf("consumer results: %v", got)
+		}
+	})
+}
+
+func strs(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, x.(string))
+	}
+	return out
+}
