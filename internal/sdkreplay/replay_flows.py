@@ -1,7 +1,78 @@
-# The SDK's Datasets (clearml/datasets/dataset.py), PipelineController
-# (clearml/automation/controller.py, with ClearmlJob from job.py) and
-# HyperParameterOptimizer with RandomSearch (clearml/automation/
-# optimization.py), sending what they send, over replay_task.py's Task.
+# Task.delete and the Task.get_reported_* readers, the SDK's Datasets
+# (clearml/datasets/dataset.py) and ClearmlJob (clearml/automation/job.py),
+# sending what they send, over replay_task.py's Task.
+
+
+def _all_events(task, event_type, batch_size=10000):
+    """Task._get_all_events: scroll events.get_task_events to the end."""
+    res = task.session.send("events.get_task_events", {"task": task.id, "order": "asc", "batch_size": batch_size,
+                                                       "event_type": event_type})
+    events, returned = list(res["events"]), res["returned"]
+    while returned < res["total"]:
+        res = task.session.send("events.get_task_events", {"task": task.id, "order": "asc", "batch_size": batch_size,
+                                                           "event_type": event_type, "scroll_id": res["scroll_id"]})
+        if not res["returned"]:
+            break
+        events.extend(res["events"])
+        returned += res["returned"]
+    return events
+
+
+def _task_delete(self):
+    """Task.delete(delete_artifacts_and_models=True), the SDK's _delete:
+    collect the files, tasks.delete with force, then remove the files and
+    the models (a model tasks.delete removed already answers 400/201)."""
+    task = self.session.send("tasks.get_by_id", {"task": self.id})["task"]
+    if task["status"] == "published":
+        return False
+    models = self.session.send("models.get_all", {"task": [self.id], "only_fields": ["id", "uri"]})["models"]
+    event_uris = {e.get("url") for e in _all_events(self, "training_debug_image")} - {None}
+    for e in _all_events(self, "plot"):
+        for image in json.loads(e.get("plot_str") or "{}").get("layout", {}).get("images", []):
+            event_uris.add(image.get("source"))
+    artifact_uris = [a["uri"] for a in task["execution"]["artifacts"] if a["mode"] == "output"]
+    res = self.session.send("tasks.delete", {"task": self.id, "force": True})
+    # The SDK parses the answer with its typed model: deleted is a bool.
+    if res.get("deleted") is not True:
+        raise ValueError("Failed deleting task %s: %s" % (self.id, res))
+    for uri in artifact_uris:
+        self.session.delete_file(uri)
+    for m in models:
+        try:
+            self.session.send("models.delete", {"model": m["id"], "force": False})
+        except APIError as e:
+            if (e.code, e.subcode) != (400, 201):
+                raise
+        self.session.delete_file(m["uri"])
+    for uri in event_uris - {None}:
+        self.session.delete_file(uri)
+    return True
+
+
+def _get_reported_plots(self, max_iterations=None):
+    return self.session.send("events.get_task_plots", {"task": self.id, "iters": max_iterations or 1,
+                                                       "no_scroll": True}).get("plots", [])
+
+
+def _get_reported_console_output(self, number_of_reports=1):
+    res = self.session.send("events.get_task_log", {"task": self.id, "order": "asc", "navigate_earlier": True,
+                                                    "batch_size": number_of_reports})
+    return [e.get("msg", "") for e in res.get("events", [])]
+
+
+def _get_all_reported_scalars(self):
+    out = {}
+    for e in _all_events(self, "training_stats_scalar", batch_size=1000):
+        series = out.setdefault(e["metric"], {}).setdefault(e["variant"], {"name": e["variant"], "x": [], "y": []})
+        series["x"].append(e["iter"])
+        series["y"].append(e["value"])
+    return out
+
+
+Task.delete = _task_delete
+Task.get_reported_plots = _get_reported_plots
+Task.get_reported_console_output = _get_reported_console_output
+Task.get_all_reported_scalars = _get_all_reported_scalars
 
 
 class Dataset:
@@ -217,6 +288,13 @@ class Dataset:
                 raise ValueError("dataset archive %s does not match its hash" % name)
             zipfile.ZipFile(io.BytesIO(data)).extractall(folder)
         return folder
+
+    @classmethod
+    def delete(cls, session, dataset_id):
+        """Dataset.delete(dataset_id=...): get it, then Task.delete with its
+        artifacts and models."""
+        ds = cls._get_instance(session, dataset_id)
+        return ds.task.delete()
 
     @classmethod
     def list_datasets(cls, session, dataset_project):

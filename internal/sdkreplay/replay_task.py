@@ -124,6 +124,12 @@ class Session:
             raise APIError("files upload " + path, status, 0, raw[:200])
         return self.files + "/" + "/".join(urllib.parse.quote(p) for p in path.split("/"))
 
+    def delete_file(self, url):
+        """StorageHelper.delete on the files server: DELETE with the token."""
+        status, raw = self._http("DELETE", url, headers={"Authorization": "Bearer " + self.token})
+        if status != 200:
+            raise APIError("files delete " + url, status, 0, raw[:200])
+
     def download(self, url):
         status, raw = self._http("GET", url, headers={"Authorization": "Bearer " + self.token})
         if status != 200:

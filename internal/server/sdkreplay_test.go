@@ -114,3 +114,55 @@ func strs(v any) []string {
 	}
 	return out
 }
+
+// TestSDKReportsAndDatasetDelete replays what a task reports (scalars, a
+// log line, a plot, a single value) and reads it back with the SDK's
+// Task.get_reported_* methods; then Dataset.delete of a finalized dataset,
+// which deletes its task and its files on the file server.
+func TestSDKReportsAndDatasetDelete(t *testing.T) {
+	t.Parallel()
+	forEachBackendWithFiles(t, func(t *testing.T, c *filesClient) {
+		got := c.runReplay(t, `
+s = Session()
+t = Task.init(s, "reports", "reporter")
+for i in range(3):
+    t.report_scalar("loss", "total", 1.0 / (i + 1), i)
+t.report_text("hello console")
+t.report_plot("roc", "curve", {"data": [{"type": "scatter", "x": [0, 1], "y": [0, 1]}], "layout": {}}, 2)
+t.report_single_value("auc", 0.91)
+print("RESULT scalars", t.get_reported_scalars()["loss"]["total"]["y"])
+print("RESULT all", t.get_all_reported_scalars()["loss"]["total"]["x"])
+print("RESULT plots", [(p["metric"], p["variant"], p["iter"]) for p in t.get_reported_plots()])
+print("RESULT console", t.get_reported_console_output(1))
+print("RESULT single", t.get_reported_single_values())
+print("RESULT last", t.get_last_scalar_metrics()["loss"]["total"]["last"])
+t.mark_completed()
+
+os.makedirs("scratch")
+open("scratch/x.bin", "wb").write(os.urandom(4096))
+ds = Dataset.create(s, dataset_name="scratch", dataset_project="reports")
+ds.add_files("scratch")
+ds.upload()
+ds.finalize()
+urls = sorted(a["uri"] for a in ds.task.artifacts.values())
+print("RESULT dataset", ds.id)
+print("RESULT deleted", Dataset.delete(s, ds.id))
+gone = []
+for u in urls:
+    try:
+        s.download(u)
+    except APIError as e:
+        gone.append(e.code)
+print("RESULT gone", gone)
+`)
+		want := map[string]string{"scalars": "[1, 0.5, 0.3333333333333333]", "all": "[0, 1, 2]",
+			"plots": "[('roc', 'curve', 2)]", "console": "['hello console']", "single": "{'auc': 0.91}",
+			"last": "0.3333333333333333", "deleted": "True", "gone": "[404, 404]"}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s = %q, want %q", k, got[k], v)
+			}
+		}
+		c.fail("tasks.get_by_id", map[string]any{"task": got["dataset"]}, 400, 101)
+	})
+}
