@@ -141,3 +141,41 @@ def _combinations(params):
     for v in params.values():
         n *= len(v)
     return n
+
+
+class PipelineDecorator:
+    """PipelineDecorator.run_locally(): the pipeline function runs here;
+    each component call becomes a task made from the component's code
+    (_create_task_from_function), run as a local sub-process
+    (LocalClearmlJob), whose return value, an artifact, the controller
+    reads back from the step's execution.artifacts."""
+
+    def __init__(self, session, name, project, version="1.0.0"):
+        self.session = session
+        pipelines = project + "/.pipelines"
+        self.project = pipelines + "/" + name
+        self.task = Task.init(session, self.project, name, "controller")
+        get_or_create_project(session, pipelines, system_tags=["hidden"])
+        get_or_create_project(session, self.project, project_id=self.task.data["project"], system_tags=["hidden", "pipeline"])
+        self.task.set_system_tags(self.task.data["system_tags"] + ["pipeline"])
+        self.task._set_runtime_properties({"version": version})
+
+    def component(self, name, code, **kwargs):
+        task = Task.create(self.session, self.project, name, "data_processing")
+        task._edit(script={"binary": "python3", "entry_point": name + ".py", "working_dir": ".", "diff": code})
+        task.update_parameters({"kwargs/%s" % k: json.dumps(v) for k, v in kwargs.items()})
+        task.set_parent(self.task.id)
+        task.set_tags(["pipe: %s" % self.task.id])
+        # LocalClearmlJob.launch and wait_for_process
+        task.mark_started()
+        path = os.path.join(tempfile.mkdtemp(), name + ".py")
+        open(path, "w").write(code)
+        env = dict(os.environ, CLEARML_TASK_ID=task.id, CLEARML_LOG_TASK_TO_BACKEND="1", CLEARML_SIMULATE_REMOTE_TASK="1")
+        import subprocess
+        if subprocess.call([sys.executable, path], env=env) == 0:
+            task.mark_completed()
+        else:
+            self.session.send("tasks.failed", {"task": task.id, "force": True})
+            raise RuntimeError("component %s failed" % name)
+        step = Task.get_task(self.session, task.id)
+        return json.loads(self.session.download(step.artifacts["return_object"]["uri"]))["value"]

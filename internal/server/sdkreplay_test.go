@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,5 +165,49 @@ print("RESULT gone", gone)
 			}
 		}
 		c.fail("tasks.get_by_id", map[string]any{"task": got["dataset"]}, 400, 101)
+	})
+}
+
+// TestSDKPipelineDecoratorRunLocally replays PipelineDecorator.run_locally():
+// two components, each a task made from its code and run as a local
+// sub-process, the second fed with the first's return value, which the
+// controller reads from the step's artifacts.
+func TestSDKPipelineDecoratorRunLocally(t *testing.T) {
+	t.Parallel()
+	forEachBackendWithFiles(t, func(t *testing.T, c *filesClient) {
+		component := sdkreplay.Script(`
+s = Session()
+me = Task.init(s, None, None)
+kwargs = {k.split("/", 1)[1]: json.loads(v) for k, v in me.get_parameters().items() if k.startswith("kwargs/")}
+value = sum(range(kwargs["n"])) if "n" in kwargs else kwargs["x"] * 2
+me.upload_artifact("return_object", {"value": value})
+`)
+		got := c.runReplay(t, fmt.Sprintf(`
+s = Session()
+pipe = PipelineDecorator(s, "decorated", "deco demo")
+total = pipe.component("sum_range", %q, n=10)
+doubled = pipe.component("double", %q, x=total)
+pipe.task.mark_completed()
+print("RESULT values", total, doubled)
+print("RESULT controller", pipe.task.id)
+`, component, component))
+		if got["values"] != "45 90" {
+			t.Fatalf("pipeline values %q", got["values"])
+		}
+		steps := c.ok("tasks.get_all", map[string]any{"parent": []string{got["controller"]}, "order_by": []string{"created"},
+			"only_fields": []string{"name", "status", "tags", "execution.artifacts"}})["tasks"].([]any)
+		if len(steps) != 2 {
+			t.Fatalf("steps %v", steps)
+		}
+		for _, s := range steps {
+			s := s.(map[string]any)
+			arts := s["execution"].(map[string]any)["artifacts"].([]any)
+			if s["status"] != "completed" || len(arts) != 1 || arts[0].(map[string]any)["key"] != "return_object" {
+				t.Fatalf("step %v", s)
+			}
+		}
+		if st := c.task(got["controller"])["status"]; st != "completed" {
+			t.Fatalf("controller %v", st)
+		}
 	})
 }
