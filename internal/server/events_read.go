@@ -319,5 +319,6 @@ func eventsDeleteForTask(s *Server, c *call) (any, error) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	return map[string]any{"deleted": deleted}, nil
+	// The reference declares a boolean: whether events were deleted.
+	return map[string]any{"deleted": deleted > 0}, nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"sort"
 	"time"
 
 	"github.com/goclearml/agent/internal/api"
@@ -93,8 +94,20 @@ func routes() map[string]route {
 		"events.scalar_metrics_iter_histogram":   r(eventsScalarHistogram, 1),
 		"events.get_scalar_metrics_and_variants": r(eventsMetricsAndVariants, 1),
 		"events.delete_for_task":                 r(eventsDeleteForTask, 1),
+		"events.get_task_single_value_metrics":   r(eventsGetTaskSingleValueMetrics, 20),
 	}
 	return rs
+}
+
+// Endpoints lists the names of the endpoints the server serves, sorted.
+func Endpoints() []string {
+	rs := routes()
+	names := make([]string, 0, len(rs))
+	for name := range rs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func debugPing(s *Server, c *call) (any, error) {
