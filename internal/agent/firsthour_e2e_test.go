@@ -164,6 +164,9 @@ func TestEmbeddedServerSharedOnOneMachine(t *testing.T) {
 	if code, out := h.run("daemon", "--queue", "default", "--status"); code != 0 || !strings.Contains(out, "Listening to queue 'default'") {
 		t.Fatalf("daemon --status: exit %d\n%s", code, out)
 	}
+	if code, out := h.run("list"); code != 0 || !strings.Contains(out, "firsthour:0") || !strings.Contains(out, "second-daemon") {
+		t.Fatalf("list: exit %d\n%s", code, out)
+	}
 
 	// The first daemon dies: the second one takes the server over, and
 	// work goes on.

@@ -25,6 +25,8 @@ import (
 type cmdEnv struct {
 	t    *testing.T
 	conf string
+	// url, key and secret are the server's address and credentials.
+	url, key, secret string
 	c    *apiclient.Client
 	ctx  context.Context
 }
@@ -59,7 +61,7 @@ func newCmdEnv(t *testing.T) *cmdEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &cmdEnv{t: t, conf: conf, c: c, ctx: ctx}
+	return &cmdEnv{t: t, conf: conf, c: c, ctx: ctx, url: hs.URL, key: creds.AccessKey, secret: creds.SecretKey}
 }
 
 // run calls Main with the environment's configuration file.

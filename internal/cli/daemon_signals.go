@@ -77,6 +77,22 @@ func runningReport(ctx context.Context, c *apiclient.Client) string {
 	if len(local) == 0 {
 		return "No clearml-agent daemon is running on this host\n"
 	}
+	known := workerTasks(ctx, c)
+	var b strings.Builder
+	b.WriteString("Daemons on this host:\n")
+	for _, r := range local {
+		state, ok := known[r.WorkerID]
+		if !ok {
+			state = "not reporting to this server"
+		}
+		fmt.Fprintf(&b, "  - %s (pid %d): %s\n", r.WorkerID, r.PID, state)
+	}
+	return b.String()
+}
+
+// workerTasks says, per worker id the server knows, what it is doing:
+// "idle" or "running task ID (name)".
+func workerTasks(ctx context.Context, c *apiclient.Client) map[string]string {
 	var resp struct {
 		Workers []struct {
 			ID   string `json:"id"`
@@ -95,14 +111,5 @@ func runningReport(ctx context.Context, c *apiclient.Client) string {
 			}
 		}
 	}
-	var b strings.Builder
-	b.WriteString("Daemons on this host:\n")
-	for _, r := range local {
-		state, ok := known[r.WorkerID]
-		if !ok {
-			state = "not reporting to this server"
-		}
-		fmt.Fprintf(&b, "  - %s (pid %d): %s\n", r.WorkerID, r.PID, state)
-	}
-	return b.String()
+	return known
 }

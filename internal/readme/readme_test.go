@@ -8,7 +8,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -91,7 +93,10 @@ func TestREADMEQuickStart(t *testing.T) {
 	l.Close()
 	env := append(os.Environ(), "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(home, ".cache"), "TMPDIR="+t.TempDir(),
 		"CLEARML_AGENT_EMBEDDED_LISTEN="+addr, "PIP_NO_INDEX=1", "PIP_FIND_LINKS="+wheels,
-		"CLEARML_CONFIG_FILE=", "CLEARML_API_HOST=", "CLEARML_API_ACCESS_KEY=", "CLEARML_API_SECRET_KEY=", "CGO_ENABLED=0",
+		"CLEARML_CONFIG_FILE=", "CLEARML_API_HOST=", "CLEARML_API_ACCESS_KEY=", "CLEARML_API_SECRET_KEY=",
+		// A newcomer's Go builds with cgo when a C compiler is there: the
+		// README's own command must give the static binary docker mode needs.
+		"CGO_ENABLED="+cgoDefault(),
 		"GOCACHE="+gv[0], "GOMODCACHE="+gv[1], "GOPATH="+gv[2])
 	var daemonOut bytes.Buffer
 	daemon := exec.Command("bash", "-c", daemonCmd)
@@ -122,6 +127,9 @@ func TestREADMEQuickStart(t *testing.T) {
 	t.Logf("daemon ready after %v", time.Since(deadline.Add(-5*time.Minute)).Round(time.Second))
 	if !strings.Contains(daemonOut.String(), "No ClearML configuration found") {
 		t.Fatalf("the daemon did not say it runs the embedded server:\n%s", daemonOut.String())
+	}
+	if err := isStatic(filepath.Join(work, "clearml-agent")); err != nil {
+		t.Errorf("the README's build command: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -178,4 +186,29 @@ func TestREADMEQuickStart(t *testing.T) {
 	if regexp.MustCompile(`secret_key`).Match(out) {
 		t.Errorf("a secret key name appears in the walk-through output")
 	}
+}
+
+// cgoDefault is what CGO_ENABLED is on a machine where nobody set it: 1
+// when a C compiler is installed.
+func cgoDefault() string {
+	if _, err := exec.LookPath("gcc"); err == nil {
+		return "1"
+	}
+	return "0"
+}
+
+// isStatic checks that an executable needs no dynamic loader (no
+// PT_INTERP program header).
+func isStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked", path)
+		}
+	}
+	return nil
 }
