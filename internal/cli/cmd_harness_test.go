@@ -27,8 +27,8 @@ type cmdEnv struct {
 	conf string
 	// url, key and secret are the server's address and credentials.
 	url, key, secret string
-	c    *apiclient.Client
-	ctx  context.Context
+	c                *apiclient.Client
+	ctx              context.Context
 }
 
 func newCmdEnv(t *testing.T) *cmdEnv {
