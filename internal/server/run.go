@@ -117,6 +117,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 			handler = srv.WithFiles(DefaultFilesPrefix, files)
 		}
 	}
+	handler = withHealth(handler, st)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
