@@ -106,12 +106,18 @@ func (e *InstallError) Unwrap() error { return e.Err }
 // last line.
 func firstErrorLine(detail string) string {
 	lines := strings.Split(strings.TrimSpace(detail), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
 	for i := len(lines) - 1; i >= 0; i-- {
 		if l := strings.TrimSpace(lines[i]); strings.HasPrefix(l, "ERROR:") {
+			if strings.HasSuffix(l, ":") && i < len(lines)-1 {
+				// "ERROR: Exception:" opens a traceback: its last line
+				// names the exception.
+				return last
+			}
 			return l
 		}
 	}
-	return strings.TrimSpace(lines[len(lines)-1])
+	return last
 }
 
 // listScript prints what `pip freeze` prints, read with importlib.metadata
