@@ -39,7 +39,16 @@ var migrations = []string{
 		value TEXT NOT NULL, expires_ms BIGINT NOT NULL, PRIMARY KEY (company, worker_id, key));`,
 	// 3: login sessions ended by auth.logout, kept until they would expire.
 	`CREATE TABLE revoked_sessions (session_id TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL);`,
+	// 4: the task listing table (task_list.go), filled from the tasks.
+	`CREATE TABLE task_list (id TEXT PRIMARY KEY, company TEXT NOT NULL, status TEXT NOT NULL, project TEXT NOT NULL,
+		user_id TEXT NOT NULL, type TEXT NOT NULL, name TEXT NOT NULL, created_us BIGINT, started_us BIGINT,
+		last_update_us BIGINT, tags TEXT NOT NULL, system_tags TEXT NOT NULL, search TEXT NOT NULL);
+	CREATE INDEX task_list_created ON task_list (company, created_us);`,
 }
+
+// migrationSteps run in Go after the statements of a migration (by
+// version), in the same transaction.
+var migrationSteps = map[int]func(*sqlTx) error{4: backfillTaskList}
 
 func (s *sqlStore) migrate(ctx context.Context) error {
 	serial := "INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -71,6 +80,11 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 					continue
 				}
 				if _, err := t.exec(stmt); err != nil {
+					return fmt.Errorf("applying migration %d: %w", v, err)
+				}
+			}
+			if step := migrationSteps[v]; step != nil {
+				if err := step(t); err != nil {
 					return fmt.Errorf("applying migration %d: %w", v, err)
 				}
 			}

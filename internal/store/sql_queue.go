@@ -194,3 +194,66 @@ func (t *sqlTx) DeleteEvents(taskID string) (int, error) {
 	n, err := res.RowsAffected()
 	return int(n), err
 }
+
+func (t *sqlTx) MoveEntry(queueID, taskID string, index int) (int, error) {
+	lock := ""
+	if t.writable && t.s.dialect == "postgres" {
+		lock = " FOR UPDATE"
+	}
+	rows, err := t.query(`SELECT seq, task_id FROM queue_entries WHERE queue_id = ? ORDER BY seq`+lock, queueID)
+	if err != nil {
+		return 0, err
+	}
+	var seqs []int64
+	var tasks []string
+	for rows.Next() {
+		var seq int64
+		var task string
+		if err := rows.Scan(&seq, &task); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		seqs, tasks = append(seqs, seq), append(tasks, task)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	from := -1
+	for i, id := range tasks {
+		if id == taskID {
+			from = i
+		}
+	}
+	if from < 0 {
+		return 0, ErrNotFound
+	}
+	to := max(0, min(index, len(tasks)-1))
+	if from == to {
+		return to, nil
+	}
+	order := append([]string{}, tasks[:from]...)
+	order = append(order, tasks[from+1:]...)
+	order = append(order[:to], append([]string{taskID}, order[to:]...)...)
+	// The entries between the two positions take each other's seq values,
+	// so the queue keeps its set of seqs and entries added meanwhile stay
+	// behind it. Seqs are unique in the table: the changed rows first move
+	// to their own negated seq (no row has a negative one), then to their
+	// final one.
+	lo, hi := min(from, to), max(from, to)
+	for i := lo; i <= hi; i++ {
+		if _, err := t.exec(`UPDATE queue_entries SET seq = ? WHERE seq = ?`, -seqs[i], seqs[i]); err != nil {
+			return 0, err
+		}
+	}
+	byTask := make(map[string]int64, hi-lo+1)
+	for i := lo; i <= hi; i++ {
+		byTask[tasks[i]] = seqs[i]
+	}
+	for i := lo; i <= hi; i++ {
+		if _, err := t.exec(`UPDATE queue_entries SET seq = ? WHERE seq = ?`, seqs[i], -byTask[order[i]]); err != nil {
+			return 0, err
+		}
+	}
+	return to, nil
+}

@@ -127,6 +127,9 @@ type Tx interface {
 	PutTask(t *api.Task) error
 	DeleteTask(id string) error
 	Tasks(q TaskQuery) ([]*api.Task, error)
+	// TaskPage lists one page of tasks, filtered, sorted and paged by the
+	// database (task_list.go).
+	TaskPage(q TaskPageQuery) ([]*api.Task, error)
 
 	Project(id string) (*api.Project, error)
 	Projects(company string) ([]*api.Project, error)
@@ -156,6 +159,11 @@ type Tx interface {
 	// Entries lists a queue head first; limit <= 0 means all.
 	Entries(queueID string, limit int) ([]api.QueueEntry, error)
 	CountEntries(queueID string) (int, error)
+	// MoveEntry moves a task to position index (0 is the head; clamped to
+	// the queue) of a queue and returns its new position; ErrNotFound when
+	// the task is not in the queue. Inside Update the queue's entries stay
+	// locked.
+	MoveEntry(queueID, taskID string, index int) (int, error)
 	// TaskQueues lists the queues a task waits in.
 	TaskQueues(taskID string) ([]string, error)
 
