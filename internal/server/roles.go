@@ -15,8 +15,8 @@ const GuestRole = "guest"
 // own login and logout.
 var guestEndpoints = map[string]bool{
 	"auth.login": true, "auth.logout": true, "debug.ping": true, "server.info": true,
-	"users.get_current_user": true,
-	"projects.get_all":       true, "projects.get_by_id": true,
+	"users.get_current_user": true, "users.get_all": true,
+	"projects.get_all": true, "projects.get_by_id": true,
 	"queues.get_all": true, "queues.get_by_id": true, "queues.get_default": true, "queues.peek_task": true,
 	"queues.get_num_entries": true,
 	"tasks.get_by_id":        true, "tasks.get_all": true, "tasks.get_hyper_params": true,

@@ -20,6 +20,7 @@ func routes() map[string]route {
 		"debug.ping":                             {fn: debugPing, minMajor: 1, noAuth: true},
 		"server.info":                            r(serverInfo, 1),
 		"users.get_current_user":                 r(usersGetCurrentUser, 1),
+		"users.get_all":                          r(usersGetAll, 1),
 		"projects.create":                        r(projectsCreate, 1),
 		"projects.get_all":                       r(projectsGetAll, 1),
 		"projects.get_by_id":                     r(projectsGetByID, 1),
