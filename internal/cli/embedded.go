@@ -88,8 +88,8 @@ func startEmbedded(log *slog.Logger, out io.Writer) (*embedded, string, error) {
 			wrote = "; wrote " + userConf + " for other clients"
 		}
 	}
-	fmt.Fprintf(out, "No ClearML configuration found: running the embedded server at %s (data in %s)%s\n",
-		s.URL, server.DefaultDataDir(), wrote)
+	fmt.Fprintf(out, "No ClearML configuration found: running the embedded server at %s (data in %s, web UI at %s/)%s\n",
+		s.URL, server.DefaultDataDir(), s.WebURL, wrote)
 	return e, s.ClientConfig, nil
 }
 
