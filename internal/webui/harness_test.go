@@ -178,10 +178,10 @@ func waitJS(t *testing.T, ctx context.Context, expr string, timeout time.Duratio
 	}
 }
 
-// js evaluates an expression in the page.
+// js evaluates an expression in the page (awaiting a promise).
 func js[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatalf("evaluating %s: %v", expr, err)
 	}
