@@ -143,8 +143,8 @@ func TestHTTPPagesAndLinks(t *testing.T) {
 		}
 	}
 	for from, to := range map[string]string{
-		"/projects/*/experiments/" + id + "/output/log":            "/tasks/" + id + "/console",
-		"/projects/p1/tasks/" + id + "/output/log":                 "/tasks/" + id + "/console",
+		"/projects/*/experiments/" + id + "/output/log":             "/tasks/" + id + "/console",
+		"/projects/p1/tasks/" + id + "/output/log":                  "/tasks/" + id + "/console",
 		"/projects/p1/experiments/" + id + "/output/metrics/scalar": "/tasks/" + id + "/scalars",
 		"/projects/p1/experiments/" + id + "/execution":             "/tasks/" + id,
 	} {
