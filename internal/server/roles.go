@@ -22,7 +22,7 @@ var guestEndpoints = map[string]bool{
 	"tasks.get_by_id":        true, "tasks.get_all": true, "tasks.get_hyper_params": true,
 	"tasks.get_configurations": true, "tasks.get_configuration_names": true,
 	"models.get_by_id": true, "models.get_all": true,
-	"workers.get_all": true, "workers.get_runtime_properties": true,
+	"workers.get_all": true, "workers.get_runtime_properties": true, "workers.get_stats": true,
 	"events.get_task_log": true, "events.get_task_events": true, "events.scalar_metrics_iter_histogram": true,
 	"events.get_scalar_metrics_and_variants": true, "events.get_task_plots": true, "events.debug_images": true,
 }

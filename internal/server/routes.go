@@ -91,6 +91,7 @@ func routes() map[string]route {
 		"workers.unregister":                     r(workersUnregister, 4),
 		"workers.status_report":                  r(workersStatusReport, 4),
 		"workers.get_all":                        r(workersGetAll, 4),
+		"workers.get_stats":                      r(workersGetStats, 4),
 		"events.add":                             r(eventsAdd, 1),
 		"events.add_batch":                       {fn: eventsAddBatch, minMajor: 2, minMinor: 1, batch: true},
 		"events.get_task_log":                    {fn: eventsGetTaskLog, minMajor: 1, minMinor: 5},

@@ -44,6 +44,9 @@ var migrations = []string{
 		user_id TEXT NOT NULL, type TEXT NOT NULL, name TEXT NOT NULL, created_us BIGINT, started_us BIGINT,
 		last_update_us BIGINT, tags TEXT NOT NULL, system_tags TEXT NOT NULL, search TEXT NOT NULL);
 	CREATE INDEX task_list_created ON task_list (company, created_us);`,
+	// 5: the machine statistics of worker status reports (workers.get_stats).
+	`CREATE TABLE worker_stats (company TEXT NOT NULL, worker_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, doc TEXT NOT NULL);
+	CREATE INDEX worker_stats_worker ON worker_stats (company, worker_id, ts_ms);`,
 }
 
 // migrationSteps run in Go after the statements of a migration (by

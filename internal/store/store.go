@@ -64,6 +64,13 @@ type WorkerProperty struct {
 	Expires time.Time
 }
 
+// WorkerStat is the machine statistics of one status report.
+type WorkerStat struct {
+	Worker string
+	Time   time.Time
+	Stats  json.RawMessage
+}
+
 // Event is one stored event.
 type Event struct {
 	Seq       int64
@@ -185,6 +192,13 @@ type Tx interface {
 	WorkerProperties(company, worker string, now time.Time) ([]WorkerProperty, error)
 	// PutWorkerProperty sets one property, replacing its value and expiry.
 	PutWorkerProperty(company, worker string, p WorkerProperty) error
+
+	// AddWorkerStats records the machine statistics of a status report
+	// and forgets the worker's statistics older than keepFrom.
+	AddWorkerStats(company, worker string, at time.Time, stats json.RawMessage, keepFrom time.Time) error
+	// WorkerStats lists the statistics of the workers (all of the
+	// company's when nil) recorded in [from, to], oldest first.
+	WorkerStats(company string, workers []string, from, to time.Time) ([]WorkerStat, error)
 
 	AddEvent(e *Event) error
 	Events(q EventQuery) ([]Event, error)
