@@ -82,6 +82,9 @@ func (u *UI) workerStats(ctx context.Context, s *session, ids []string) map[stri
 // newSeries draws a percentage history as a sparkline.
 func newSeries(values []float64, label string) *statSeries {
 	var b strings.Builder
+	if len(values) == 1 {
+		values = []float64{values[0], values[0]} // one sample: a level line
+	}
 	n := len(values)
 	for i, v := range values {
 		x := 100.0
