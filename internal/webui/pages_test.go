@@ -59,7 +59,7 @@ func seedWork(t *testing.T, srv *uiServer) (ids []string) {
 		srv.events(evs)
 	}
 	// A debug image and an artifact in the file server.
-	imgURL := srv.upload("vision/resnet/" + ids[0] + "/metrics/samples/input/0001.png", testPNG())
+	imgURL := srv.upload("vision/resnet/"+ids[0]+"/metrics/samples/input/0001.png", testPNG())
 	srv.events([]map[string]any{{"type": "training_debug_image", "task": ids[0], "iter": 100, "metric": "samples", "variant": "input",
 		"url": imgURL, "timestamp": now.UnixMilli()}})
 	artURL := srv.upload("vision/resnet/"+ids[0]+"/artifacts/metrics/metrics.json", []byte(`{"top1": 0.91}`))
