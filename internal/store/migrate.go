@@ -39,11 +39,13 @@ var migrations = []string{
 		value TEXT NOT NULL, expires_ms BIGINT NOT NULL, PRIMARY KEY (company, worker_id, key));`,
 	// 3: login sessions ended by auth.logout, kept until they would expire.
 	`CREATE TABLE revoked_sessions (session_id TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL);`,
-	// 4: the task listing table (task_list.go), filled from the tasks.
+	// 4: the task listing table (task_list.go), filled from the tasks. The
+	// index covers the default listing (newest first, without archived or
+	// hidden tasks), so that a page, even a deep one, reads no table row.
 	`CREATE TABLE task_list (id TEXT PRIMARY KEY, company TEXT NOT NULL, status TEXT NOT NULL, project TEXT NOT NULL,
 		user_id TEXT NOT NULL, type TEXT NOT NULL, name TEXT NOT NULL, created_us BIGINT, started_us BIGINT,
 		last_update_us BIGINT, tags TEXT NOT NULL, system_tags TEXT NOT NULL, search TEXT NOT NULL);
-	CREATE INDEX task_list_created ON task_list (company, created_us);`,
+	CREATE INDEX task_list_created ON task_list (company, created_us, system_tags, id);`,
 	// 5: the machine statistics of worker status reports (workers.get_stats).
 	`CREATE TABLE worker_stats (company TEXT NOT NULL, worker_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, doc TEXT NOT NULL);
 	CREATE INDEX worker_stats_worker ON worker_stats (company, worker_id, ts_ms);`,

@@ -186,6 +186,22 @@ func (t *sqlTx) CountEvents(taskID string, types []string) (int, error) {
 	return n, err
 }
 
+func (t *sqlTx) CountEventsMax(taskID string, types []string, max int) (int, error) {
+	query := `SELECT 1 FROM events WHERE task_id = ?`
+	args := []any{taskID}
+	if len(types) > 0 {
+		cond, arg, err := t.inList("etype", types)
+		if err != nil {
+			return 0, err
+		}
+		query += ` AND ` + cond
+		args = append(args, arg)
+	}
+	var n int
+	err := t.queryRow(`SELECT COUNT(*) FROM (`+query+` LIMIT ?) AS capped`, append(args, max)...).Scan(&n)
+	return n, err
+}
+
 func (t *sqlTx) DeleteEvents(taskID string) (int, error) {
 	res, err := t.exec(`DELETE FROM events WHERE task_id = ?`, taskID)
 	if err != nil {

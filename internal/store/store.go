@@ -203,5 +203,7 @@ type Tx interface {
 	AddEvent(e *Event) error
 	Events(q EventQuery) ([]Event, error)
 	CountEvents(taskID string, types []string) (int, error)
+	// CountEventsMax is CountEvents, counting no further than max.
+	CountEventsMax(taskID string, types []string, max int) (int, error)
 	DeleteEvents(taskID string) (int, error)
 }

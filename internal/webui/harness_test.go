@@ -17,11 +17,13 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/goclearml/agent/internal/pgtest"
 	"github.com/goclearml/agent/internal/testbin"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	pgtest.Cleanup()
 	testbin.Cleanup()
 	os.Exit(code)
 }

@@ -75,6 +75,10 @@ func (u *UI) plotsData(w http.ResponseWriter, r *http.Request, s *session, id st
 	writeJSON(w, http.StatusOK, map[string]any{"plots": out})
 }
 
+type eventsResponse struct {
+	Events []map[string]any `json:"events"`
+}
+
 // sample is one debug sample (an image, or another file) of an iteration.
 type sample struct {
 	Metric, Variant, URL, Link string

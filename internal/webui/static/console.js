@@ -66,7 +66,7 @@
     src.addEventListener("lines", (ev) => {
       const msg = JSON.parse(ev.data);
       append(msg.lines);
-      document.getElementById("log-total").textContent = `${msg.total} log events`;
+      document.getElementById("log-total").textContent = `${msg.total >= 10000 ? "10,000+" : msg.total} log events`;
     });
     src.addEventListener("failure", (ev) => {
       UI.toast(`Console: ${JSON.parse(ev.data).error}`, true);
