@@ -133,6 +133,12 @@ func backfillTaskList(t *sqlTx) error {
 // documents.
 func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 	where := []string{"company = ?"}
+	if t.s.dialect == "sqlite" && scans(q) {
+		// A text search, a tag filter or another order reads every row
+		// anyway: in table order (a scan) that costs half of what it does
+		// in the order of the created index, which SQLite would choose.
+		where[0] = "+company = ?"
+	}
 	args := []any{q.Company}
 	for _, f := range []struct {
 		col string
@@ -240,6 +246,13 @@ func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 		}
 	}
 	return out, nil
+}
+
+// scans reports a listing that cannot walk the created index and stop
+// after a page: a text search or a tag filter (usually selective), or an
+// order on another column.
+func scans(q TaskPageQuery) bool {
+	return q.Search != "" || len(q.Tags.Include) > 0 || (len(q.Order) > 0 && q.Order[0].Field != "created")
 }
 
 // timeBound is the condition of one date bound on a microsecond column:

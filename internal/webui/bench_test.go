@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -177,23 +178,27 @@ func BenchmarkUI(b *testing.B) {
 				{"tasks/page=1000", "?page=1000", "experiment 49999 "},
 			} {
 				b.Run(v.name, func(b *testing.B) {
+					defer cpuPerOp(b)()
 					for b.Loop() {
 						e.get(b, "/tasks"+v.query, v.want)
 					}
 				})
 			}
 			b.Run("console", func(b *testing.B) {
+				defer cpuPerOp(b)()
 				for b.Loop() {
 					e.get(b, "/tasks/"+e.logTask+"/console", fmt.Sprintf("step %d ", benchLogLines-1))
 				}
 			})
 			cursor := earlierExp.FindStringSubmatch(e.get(b, "/tasks/"+e.logTask+"/console", "step"))[1]
 			b.Run("console-earlier", func(b *testing.B) {
+				defer cpuPerOp(b)()
 				for b.Loop() {
 					e.get(b, "/tasks/"+e.logTask+"/console/lines?before="+cursor, fmt.Sprintf("step %d ", benchLogLines-501))
 				}
 			})
 			b.Run("tasks.get_all-generic", func(b *testing.B) {
+				defer cpuPerOp(b)()
 				for b.Loop() {
 					req := httptest.NewRequest("POST", "/tasks.get_all", strings.NewReader(
 						`{"name":"^experiment","page_size":50,"order_by":["-created"],"only_fields":["id","name"]}`))
@@ -210,3 +215,20 @@ func BenchmarkUI(b *testing.B) {
 }
 
 var earlierExp = regexp.MustCompile(`data-earlier="([^"]+)"`)
+
+// cpuPerOp reports the process's CPU time (user and system) per
+// operation, "cpu-ms/op": on a machine shared with other work the wall
+// time (ns/op) grows with the load, the CPU time much less. Call it as
+// defer cpuPerOp(b)().
+func cpuPerOp(b *testing.B) func() {
+	start := cpuTime()
+	return func() {
+		b.ReportMetric(float64(cpuTime()-start)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
