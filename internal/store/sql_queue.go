@@ -120,7 +120,7 @@ func (t *sqlTx) Events(q EventQuery) ([]Event, error) {
 	query := `SELECT seq, task_id, etype, ts, iter, metric, variant, ekey, doc FROM events WHERE task_id = ?`
 	args := []any{q.TaskID}
 	if len(q.Types) > 0 {
-		cond, arg, err := t.inList("etype", q.Types)
+		cond, arg, err := t.typeCond(q.Types)
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +174,7 @@ func (t *sqlTx) CountEvents(taskID string, types []string) (int, error) {
 	query := `SELECT COUNT(*) FROM events WHERE task_id = ?`
 	args := []any{taskID}
 	if len(types) > 0 {
-		cond, arg, err := t.inList("etype", types)
+		cond, arg, err := t.typeCond(types)
 		if err != nil {
 			return 0, err
 		}
@@ -190,7 +190,7 @@ func (t *sqlTx) CountEventsMax(taskID string, types []string, max int) (int, err
 	query := `SELECT 1 FROM events WHERE task_id = ?`
 	args := []any{taskID}
 	if len(types) > 0 {
-		cond, arg, err := t.inList("etype", types)
+		cond, arg, err := t.typeCond(types)
 		if err != nil {
 			return 0, err
 		}
@@ -272,4 +272,15 @@ func (t *sqlTx) MoveEntry(queueID, taskID string, index int) (int, error) {
 		}
 	}
 	return to, nil
+}
+
+// typeCond is the event type condition: an equality for one type, which
+// lets PostgreSQL read a task's events of that type in index order (with
+// an IN list it sorted every event of the task: five seconds for the
+// newest page of a million-line log), else an IN list.
+func (t *sqlTx) typeCond(types []string) (string, any, error) {
+	if len(types) == 1 {
+		return "etype = ?", types[0], nil
+	}
+	return t.inList("etype", types)
 }

@@ -18,8 +18,8 @@ import (
 // consoleLines answers the "earlier lines" fetches.
 func (u *UI) consoleLines(w http.ResponseWriter, r *http.Request, s *session, id string) {
 	before := r.URL.Query().Get("before")
-	if before == "" {
-		u.fail(w, r, s, http.StatusBadRequest, "before is required")
+	if _, err := strconv.ParseInt(before, 10, 64); err != nil {
+		u.fail(w, r, s, http.StatusBadRequest, "before must be the timestamp a page gave (data-earlier)")
 		return
 	}
 	p, err := u.logPage(r.Context(), s, id, before, logPageSize)

@@ -84,7 +84,7 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, s *session, status int
 // failAPI shows a failed API call: 404 for an unknown object, else the
 // API's own message and status.
 func (u *UI) failAPI(w http.ResponseWriter, r *http.Request, s *session, what string, err error) {
-	status := http.StatusBadGateway
+	status := http.StatusInternalServerError
 	if notFound(err) {
 		u.fail(w, r, s, http.StatusNotFound, what+" was not found: "+message(err))
 		return

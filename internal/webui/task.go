@@ -138,7 +138,7 @@ func (u *UI) taskStatus(w http.ResponseWriter, r *http.Request, s *session, id s
 	var resp struct {
 		Task taskDoc `json:"task"`
 	}
-	err := s.call(r.Context(), "tasks.get_by_id", map[string]any{"task": id, "only_fields": []string{"status"}}, &resp)
+	err := s.call(r.Context(), "tasks.get_by_id", map[string]any{"task": id}, &resp)
 	if err != nil {
 		u.failAPI(w, r, s, "Task "+id, err)
 		return
