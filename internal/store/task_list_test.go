@@ -101,9 +101,15 @@ func TestTaskPage(t *testing.T) {
 			}
 		}
 		// Updates and deletions reach the listing.
+		// (a status: the listing row changes in place; system tags and the
+		// created time: the indexed columns change too.)
 		err = st.Update(ctx, func(tx store.Tx) error {
 			tasks[0].Status = api.StatusQueued
 			if err := tx.PutTask(tasks[0]); err != nil {
+				return err
+			}
+			tasks[3].SystemTags, tasks[3].Created = []string{"archived"}, at(9)
+			if err := tx.PutTask(tasks[3]); err != nil {
 				return err
 			}
 			return tx.DeleteTask("b")
@@ -114,6 +120,14 @@ func TestTaskPage(t *testing.T) {
 		q := store.TaskPageQuery{Company: "c", Limit: 10, Status: store.TermFilter{Include: []string{api.StatusQueued}}}
 		if got := pageIDs(t, st, q); !slices.Equal(got, []string{"a"}) {
 			t.Errorf("after the update and the deletion: %v, want [a]", got)
+		}
+		q = store.TaskPageQuery{Company: "c", Limit: 10, Order: []store.TaskOrder{{Field: "created", Desc: true}}}
+		if got := pageIDs(t, st, q); !slices.Equal(got, []string{"d", "a", "c"}) {
+			t.Errorf("after d's new created time: %v, want [d a c]", got)
+		}
+		q.SystemTags = store.TermFilter{Exclude: []string{"archived"}}
+		if got := pageIDs(t, st, q); !slices.Equal(got, []string{"a", "c"}) {
+			t.Errorf("after archiving d: %v, want [a c]", got)
 		}
 	})
 }
