@@ -14,11 +14,12 @@ have_pg() {
   command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
 }
 # Debian packages the tests use when present: PostgreSQL (the PostgreSQL
-# store), git (checkouts), poetry (poetry.lock environments), a static
-# busybox and debootstrap (the local images of the docker-mode tests; no
-# registry is needed).
+# store), git (checkouts), poetry (poetry.lock environments), Chromium (the
+# web UI's browser tests), a static busybox and debootstrap (the local
+# images of the docker-mode tests; no registry is needed).
 missing=()
 have_pg || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v poetry >/dev/null 2>&1 || missing+=(python3-poetry)
 if command -v docker >/dev/null 2>&1; then

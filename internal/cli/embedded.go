@@ -140,7 +140,8 @@ type embedded struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	serving bool // this process runs the server now
+	serving bool   // this process runs the server now
+	webURL  string // the web UI, when this process serves it
 }
 
 // startEmbedded makes sure the embedded server runs, in this process or
@@ -166,7 +167,10 @@ func startEmbedded(s *embeddedSetup, log *slog.Logger, say func(string)) (*embed
 	if s.fresh {
 		found = "No ClearML configuration found"
 	}
-	say(fmt.Sprintf("%s: %s (data in %s)%s", found, what, s.dataDir, wrote))
+	e.mu.Lock()
+	web := firstNonEmpty(e.webURL, s.url)
+	e.mu.Unlock()
+	say(fmt.Sprintf("%s: %s (data in %s, web UI at %s/)%s", found, what, s.dataDir, strings.TrimRight(web, "/"), wrote))
 	if !e.isServing() {
 		e.wg.Go(e.takeOver)
 	}
@@ -211,7 +215,12 @@ func (e *embedded) serve() error {
 	done := make(chan error, 1)
 	e.wg.Go(func() {
 		err := server.Run(e.ctx, server.RunConfig{Listen: s.listen, PublicURL: s.url, DataDir: s.dataDir}, e.log.With("component", "server"),
-			func(server.Started) { close(started) })
+			func(st server.Started) {
+				e.mu.Lock()
+				e.webURL = st.WebURL
+				e.mu.Unlock()
+				close(started)
+			})
 		e.mu.Lock()
 		e.serving = false
 		e.mu.Unlock()

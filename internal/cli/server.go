@@ -39,6 +39,8 @@ func runServer(g cliargs.Global, args []string, stdout, stderr io.Writer) error 
 	filesNoAuth := fs.Bool("files-no-auth", false, "serve files without checking credentials (the reference file server's default)")
 	maxBody := fs.String("max-body", "32MiB", "largest API request body (bytes, or with KiB, MiB, GiB)")
 	bodyBudget := fs.String("body-budget", "64MiB", "API request bodies of 1 MiB and more served at once, in bytes; the others wait")
+	uiPrefix := fs.String("ui-prefix", "", "serve the web UI under this path (e.g. /clearml, for a reverse proxy) instead of at /")
+	noUI := fs.Bool("no-ui", false, "serve no web UI")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: clearml-agent server [flags]\n\nRuns the embedded ClearML-compatible server.\n\n")
 		fs.PrintDefaults()
@@ -70,6 +72,9 @@ func runServer(g cliargs.Global, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return &UsageError{Msg: "server: --body-budget: " + err.Error()}
 	}
+	if *uiPrefix != "" && (!strings.HasPrefix(*uiPrefix, "/") || strings.ContainsAny(*uiPrefix, "?#\\ ") || strings.Contains(*uiPrefix, "..")) {
+		return &UsageError{Msg: "server: --ui-prefix must be a path such as /clearml"}
+	}
 	files := server.FilesConfig{Disabled: *noFiles, Dir: *filesDir, MaxUploadBytes: maxUpload, NoAuth: *filesNoAuth, Listen: *filesListen}
 	if *filesS3 != "" {
 		s3, err := parseS3URL(*filesS3, *filesS3Region)
@@ -91,11 +96,15 @@ func runServer(g cliargs.Global, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg := server.RunConfig{Listen: *listen, PublicURL: *publicURL, DataDir: *dataDir, DB: *db, SQLiteSync: *sqliteSync,
 		Watchdog: server.WatchdogOptions{Threshold: *watchdog, Interval: *watchdogEvery}, Files: files,
+		UI:      server.UIConfig{Disabled: *noUI, Prefix: *uiPrefix},
 		Options: server.Options{MaxBodyBytes: maxBodyBytes, BodyBudget: budget}}
 	return server.Run(ctx, cfg, log, func(s server.Started) {
 		fmt.Fprintf(stdout, "ClearML-compatible server listening on %s\n", s.URL)
 		if s.FilesURL != s.URL {
 			fmt.Fprintf(stdout, "File server: %s\n", s.FilesURL)
+		}
+		if !*noUI {
+			fmt.Fprintf(stdout, "Web UI: %s/ (sign in with the access key and secret of the client configuration)\n", s.WebURL)
 		}
 		if s.CreatedConfig {
 			fmt.Fprintf(stdout, "Wrote client configuration with new credentials to %s\n", s.ClientConfig)

@@ -78,16 +78,23 @@ func writeAtomic(path, text string) error {
 // wrote, from old to new, and reports whether it changed the file. Other
 // files (edited by hand, or with another files_server) are left alone.
 func UpdateFilesServer(path, old, new string) (bool, error) {
+	return UpdateServer(path, "files_server", old, new)
+}
+
+// UpdateServer rewrites one address (files_server, web_server) in a
+// configuration this package wrote, from old to new, and reports whether
+// it changed the file. Other files are left alone.
+func UpdateServer(path, key, old, new string) (bool, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return false, fmt.Errorf("reading client config: %w", err)
 	}
 	text := string(raw)
-	line := "    files_server: " + strconv.Quote(old) + "\n"
+	line := "    " + key + ": " + strconv.Quote(old) + "\n"
 	if !strings.HasPrefix(text, header) || !strings.Contains(text, line) {
 		return false, nil
 	}
-	text = strings.Replace(text, line, "    files_server: "+strconv.Quote(new)+"\n", 1)
+	text = strings.Replace(text, line, "    "+key+": "+strconv.Quote(new)+"\n", 1)
 	if err := writeAtomic(path, text); err != nil {
 		return false, err
 	}

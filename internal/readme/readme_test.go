@@ -1,7 +1,7 @@
 // Package readme_test runs the README's quick start literally: the daemon
 // command of its first block, then the walk-through block, in a temporary
 // home, and checks that the example tasks reach the statuses the README
-// promises.
+// promises and that the web UI the README points at lists them.
 package readme_test
 
 import (
@@ -11,7 +11,9 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -185,6 +187,28 @@ func TestREADMEQuickStart(t *testing.T) {
 	}
 	if regexp.MustCompile(`secret_key`).Match(out) {
 		t.Errorf("a secret key name appears in the walk-through output")
+	}
+	// The web UI the README points at: its tasks page, with the key pair
+	// of the ~/clearml.conf the daemon wrote, lists the example tasks.
+	conf, err := os.ReadFile(filepath.Join(home, "clearml.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := regexp.MustCompile(`"access_key" = "([^"]+)"`).FindSubmatch(conf)
+	secret := regexp.MustCompile(`"secret_key" = "([^"]+)"`).FindSubmatch(conf)
+	if key == nil || secret == nil || !strings.Contains(string(conf), `web_server: "http://`+addr+`"`) {
+		t.Fatalf("~/clearml.conf lacks the key pair or the web UI's address:\n%s", conf)
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/tasks", nil)
+	req.SetBasicAuth(string(key[1]), string(secret[1]))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "with_requirements.py") {
+		t.Fatalf("the web UI's tasks page: %d\n%.500s", resp.StatusCode, page)
 	}
 }
 

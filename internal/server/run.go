@@ -37,7 +37,9 @@ type RunConfig struct {
 	// Watchdog configures the non-responsive task watchdog.
 	Watchdog WatchdogOptions
 	// Files configures the file server.
-	Files   FilesConfig
+	Files FilesConfig
+	// UI configures the web UI.
+	UI      UIConfig
 	Options Options
 }
 
@@ -48,6 +50,8 @@ type Started struct {
 	// FilesURL is the file server's address (files_server), or URL when
 	// the file server is off.
 	FilesURL string
+	// WebURL is the web UI's address (web_server), or URL without a UI.
+	WebURL string
 	// ClientConfig is the path of the client configuration file.
 	ClientConfig string
 	// CreatedConfig is true when this start wrote that file.
@@ -127,7 +131,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 		url = advertisedURL(ln.Addr())
 	}
 	url = strings.TrimRight(url, "/")
-	info := Started{URL: url, FilesURL: url, ClientConfig: filepath.Join(cfg.DataDir, "clearml.conf")}
+	info := Started{URL: url, FilesURL: url, WebURL: url, ClientConfig: filepath.Join(cfg.DataDir, "clearml.conf")}
 	servers := []*http.Server{newHTTPServer(handler, log)}
 	listeners := []net.Listener{ln}
 	switch {
@@ -148,26 +152,38 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 			l.Close()
 		}
 	}
+	if !cfg.UI.Disabled {
+		if servers[0].Handler, info.WebURL, err = mountUI(ctx, cfg.UI, srv, files, info.FilesURL, url, handler, log); err != nil {
+			closeAll()
+			return err
+		}
+	}
 	if _, err := os.Stat(info.ClientConfig); errors.Is(err, os.ErrNotExist) {
 		cr, err := CreateCredentials(ctx, st, "")
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("creating credentials: %w", err)
 		}
-		err = clientconf.Write(info.ClientConfig, clientconf.Client{APIServer: url, WebServer: url, FilesServer: info.FilesURL,
+		err = clientconf.Write(info.ClientConfig, clientconf.Client{APIServer: url, WebServer: info.WebURL, FilesServer: info.FilesURL,
 			AccessKey: cr.AccessKey, SecretKey: cr.SecretKey})
 		if err != nil {
 			closeAll()
 			return err
 		}
 		info.CreatedConfig = true
-	} else if err == nil && info.FilesURL != url {
-		// A configuration written before there was a file server points
-		// files_server at the API address; point it at the files.
-		if changed, err := clientconf.UpdateFilesServer(info.ClientConfig, url, info.FilesURL); err != nil {
-			log.Warn("updating files_server in the client configuration", "path", info.ClientConfig, "err", err)
-		} else if changed {
-			log.Info("client configuration now points files_server at the file server", "path", info.ClientConfig, "files_server", info.FilesURL)
+	} else if err == nil {
+		// A configuration written before there was a file server (or a web
+		// UI under a prefix) points files_server (web_server) at the API
+		// address; point it at the files (the UI).
+		for _, u := range []struct{ key, to string }{{"files_server", info.FilesURL}, {"web_server", info.WebURL}} {
+			if u.to == url {
+				continue
+			}
+			if changed, err := clientconf.UpdateServer(info.ClientConfig, u.key, url, u.to); err != nil {
+				log.Warn("updating the client configuration", "path", info.ClientConfig, "key", u.key, "err", err)
+			} else if changed {
+				log.Info("client configuration updated", "path", info.ClientConfig, u.key, u.to)
+			}
 		}
 	}
 	if lock != nil {
@@ -184,7 +200,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	for i, hs := range servers {
 		wg.Go(func() { serveErr <- hs.Serve(listeners[i]) })
 	}
-	log.Info("server listening", "url", url, "files", info.FilesURL, "database", st.Dialect())
+	log.Info("server listening", "url", url, "files", info.FilesURL, "ui", info.WebURL, "database", st.Dialect())
 	if started != nil {
 		started(info)
 	}

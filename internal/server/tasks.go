@@ -90,6 +90,9 @@ func tasksGetAll(s *Server, c *call) (any, error) {
 		return nil, err
 	}
 	body := maps.Clone(c.raw())
+	if resp, ok, err := s.fastTaskList(c, &req, body); ok {
+		return resp, err
+	}
 	q := store.TaskQuery{Company: c.ident.Company}
 	if len(req.ID) > 0 {
 		q.IDs = req.ID
