@@ -85,7 +85,13 @@ func (e *Executor) launchOne(ctx context.Context) bool {
 		if e.cfg.UseOwnerToken {
 			entry, owner, _, err = e.api.GetNextTaskWithOwner(ctx, q.ID)
 		} else {
-			entry, err = e.api.GetNextTask(ctx, q.ID, 0)
+			// With one queue on a server that holds get_next_task until a
+			// task arrives, a task starts within milliseconds of its enqueue.
+			wait := 0
+			if len(e.queues) == 1 && e.api.HasExtension("long_poll") {
+				wait = 5000
+			}
+			entry, err = e.api.GetNextTask(ctx, q.ID, wait)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
