@@ -37,6 +37,8 @@ type Executor struct {
 	// wakeLaunch and wakeMonitor wake the loops when a pod or job changes.
 	wakeLaunch, wakeMonitor chan struct{}
 
+	started time.Time // events seen before it were logged by an earlier run
+
 	mu    sync.Mutex
 	state map[string]*taskState // task id -> what the executor knows
 	gone  []*corev1.Pod         // pods deleted from the cluster, for the monitor
@@ -88,6 +90,8 @@ func (e *Executor) Run(ctx context.Context) error {
 
 func (e *Executor) run(ctx context.Context) error {
 	log := e.cfg.Log
+	// Events are stamped in seconds by the API server.
+	e.started = e.cfg.Now().Add(-time.Second).Truncate(time.Second)
 	var err error
 	if e.cfg.UseOwnerToken {
 		if err := checkOwnerToken(e.api); err != nil {

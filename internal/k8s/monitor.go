@@ -224,8 +224,8 @@ func (e *Executor) failPod(ctx context.Context, task, name string, st *taskState
 	e.fail(ctx, task, reason)
 }
 
-// abortPending deletes the pods of pending tasks that are no longer
-// queued (stopped, dequeued, reset, deleted).
+// abortPending deletes the pods of pending tasks that were stopped,
+// dequeued, reset or deleted.
 func (e *Executor) abortPending(ctx context.Context, pods map[string]*corev1.Pod) {
 	ids := make([]string, 0, len(pods))
 	for id := range pods {
@@ -249,7 +249,9 @@ func (e *Executor) abortPending(ctx context.Context, pods map[string]*corev1.Pod
 	}
 	for id, p := range pods {
 		status, ok := found[id]
-		if ok && status == api.StatusQueued {
+		// Only a task taken back (stopped, dequeued, reset) or deleted: one
+		// already in progress has a running pod the cache has not seen yet.
+		if ok && status != api.StatusStopped && status != api.StatusCreated {
 			continue
 		}
 		st := e.track(id, p.Labels[LabelQueue])
@@ -376,13 +378,27 @@ func (e *Executor) warningEvent(ctx context.Context, obj any) {
 	if task == "" {
 		return
 	}
+	last := ev.LastTimestamp.Time
+	if ev.Series != nil {
+		last = ev.Series.LastObservedTime.Time
+	}
+	if last.IsZero() {
+		last = ev.EventTime.Time
+	}
+	if !last.IsZero() && last.Before(e.started) {
+		return // logged by an earlier run of the executor
+	}
 	count := max(ev.Count, 1)
 	if ev.Series != nil {
 		count = max(count, ev.Series.Count)
 	}
 	e.mu.Lock()
 	st, ok := e.state[task]
-	if !ok || st.events[string(ev.UID)] >= count {
+	if !ok {
+		st = &taskState{queueID: item.(*corev1.Pod).Labels[LabelQueue], events: map[string]int32{}}
+		e.state[task] = st
+	}
+	if st.events[string(ev.UID)] >= count {
 		e.mu.Unlock()
 		return
 	}
