@@ -1,6 +1,8 @@
 package k8s
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -205,5 +207,23 @@ func TestPodReasons(t *testing.T) {
 		Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/3 nodes are available"}}}}
 	if r, m := pendingReason(unsched); r != "Unschedulable" || m != "0/3 nodes are available" {
 		t.Errorf("unschedulable: %s %s", r, m)
+	}
+}
+
+func TestInstall(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("CLEARML_K8S_SETUP_SCRIPT", "export A=1\n")
+	if err := Install(dir); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, "clearml-agent"))
+	if err != nil || st.Mode().Perm()&0o111 == 0 || st.Size() == 0 {
+		t.Fatalf("installed binary: %v %v", st, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "setup.sh")); err != nil || string(b) != "export A=1\n" {
+		t.Fatalf("setup script: %q %v", b, err)
+	}
+	if err := Install(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("installing into a missing folder: no error")
 	}
 }
