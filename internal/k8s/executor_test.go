@@ -346,3 +346,22 @@ func TestExecutorJobKind(t *testing.T) {
 		t.Fatalf("job %+v", j.Spec)
 	}
 }
+
+// TestExecutorRerun: a task enqueued again while the finished pod of its
+// earlier run is kept gets a new pod.
+func TestExecutorRerun(t *testing.T) {
+	t.Parallel()
+	u := newUnit(t, nil)
+	a := u.task("a", nil)
+	pa := u.pod(a)
+	u.api.SetStatus(context.Background(), "tasks.started", a, true, "", "", apiclient.Default)
+	u.api.SetStatus(context.Background(), "tasks.failed", a, true, "", "", apiclient.Default)
+	u.setStatus(pa, corev1.PodStatus{Phase: corev1.PodSucceeded})
+	if err := u.api.Call(context.Background(), "", "tasks.enqueue", map[string]any{"task": a, "queue_name": "work"}, nil, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	u.waitFor("a new pod", func() bool {
+		p, err := u.kube.CoreV1().Pods("ns").Get(context.Background(), pa.Name, metav1.GetOptions{})
+		return err == nil && p.Status.Phase == "" && strings.Contains(u.log(a), "finished pod of an earlier run")
+	}, func() string { return u.log(a) })
+}

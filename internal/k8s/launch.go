@@ -170,6 +170,9 @@ func (e *Executor) launch(ctx context.Context, taskID string, q agent.QueueRef, 
 	for _, n := range notes {
 		logf("WARNING", n)
 	}
+	// A finished pod of an earlier run of the task goes first.
+	e.replaceFinished(ctx, taskID, pod.Name)
+	e.untrack(taskID)
 	e.track(taskID, q.ID)
 	if in.TaskSecret != "" {
 		if err := e.putTaskSecret(ctx, in.TaskSecret, pod.Labels, secretData); err != nil {
@@ -190,6 +193,39 @@ func (e *Executor) launch(ctx context.Context, taskID string, q agent.QueueRef, 
 	}
 	logf("INFO", fmt.Sprintf("Kubernetes %s %s/%s created (image %s)", kind, e.cfg.Namespace, pod.Name, prep.Choice.Image))
 	log.Info("launched", "kind", kind, "name", pod.Name, "image", prep.Choice.Image)
+}
+
+// replaceFinished deletes the finished pod (or job) an earlier run of
+// the task left (kept for keep_finished_sec) and waits until it is gone,
+// so that the new run gets its pod. An unfinished one is a pod of this
+// run (after a restart): it stays, and is followed.
+func (e *Executor) replaceFinished(ctx context.Context, taskID, name string) {
+	ns := e.cfg.Namespace
+	gone := func() bool {
+		if e.cfg.Kind == KindJob {
+			_, err := e.kube.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		}
+		_, err := e.kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}
+	if e.cfg.Kind == KindJob {
+		j, err := e.kube.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || !jobFinished(j) {
+			return
+		}
+	} else {
+		p, err := e.kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || (p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed) {
+			return
+		}
+	}
+	e.taskLog(ctx, taskID, "INFO", "deleting the finished pod of an earlier run of the task: "+name)
+	e.deleteTaskObjects(ctx, taskID, name)
+	deadline := time.Now().Add(time.Minute)
+	for !gone() && time.Now().Before(deadline) && ctx.Err() == nil {
+		sleep(ctx, nil, 200*time.Millisecond) // the API server finishes a deletion on its own time
+	}
 }
 
 // create makes the task's pod, or its job.
