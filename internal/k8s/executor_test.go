@@ -13,7 +13,9 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/apiclient"
@@ -64,6 +66,13 @@ func newUnit(t *testing.T, edit func(*Config)) *unit {
 		t.Fatal(err)
 	}
 	u := &unit{t: t, api: c, kube: fake.NewClientset()}
+	// The API server stamps what it creates.
+	u.kube.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if obj, ok := a.(k8stesting.CreateAction).GetObject().(metav1.Object); ok {
+			obj.SetCreationTimestamp(metav1.Now())
+		}
+		return false, nil, nil
+	})
 	u.cfg = Config{Namespace: "ns", Queues: []string{"work"}, WorkerID: "exec", AgentImage: "reg/agent:1",
 		APIServer: hs.URL, AccessKey: creds.AccessKey, SecretKey: creds.SecretKey, PollInterval: 100 * time.Millisecond,
 		ImagePullTimeout: time.Hour, KeepFinished: time.Hour,
@@ -364,4 +373,25 @@ func TestExecutorRerun(t *testing.T) {
 		p, err := u.kube.CoreV1().Pods("ns").Get(context.Background(), pa.Name, metav1.GetOptions{})
 		return err == nil && p.Status.Phase == "" && strings.Contains(u.log(a), "finished pod of an earlier run")
 	}, func() string { return u.log(a) })
+}
+
+// TestExecutorQueueLimitAndPendingTimeout: a queue at its own max_pods is
+// not popped; a pod pending past the timeout fails its task with the
+// reason, and the task after it gets its pod.
+func TestExecutorQueueLimitAndPendingTimeout(t *testing.T) {
+	t.Parallel()
+	u := newUnit(t, func(c *Config) {
+		c.PerQueue = map[string]Queue{"WORK": {MaxPods: 1}}
+		c.PendingTimeout = 2 * time.Second
+	})
+	a := u.task("a", nil)
+	b := u.task("b", nil)
+	pa := u.pod(a)
+	if got := u.queueEntries("work"); len(got) != 1 || got[0] != b {
+		t.Fatalf("queue work = %v, want [%s]", got, b)
+	}
+	u.setStatus(pa, corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled,
+		Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/1 nodes are available"}}})
+	u.waitReason(a, "failed", "pod pending for more than 2s: Unschedulable: 0/1 nodes are available")
+	u.pod(b)
 }
