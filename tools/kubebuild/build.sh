@@ -17,7 +17,7 @@ mkdir -p "$dir"
 export CGO_ENABLED=0 GOFLAGS=-mod=readonly
 build() { # name package
   [ -x "$dir/$1" ] && return 0
-  echo "kubebuild: building $1 ($2) into $dir for the Kubernetes cluster tests, once per machine; a cold build takes 10-20 minutes on 2 cores" >&2
+  echo "kubebuild: building $1 ($2) into $dir for the Kubernetes cluster tests, once per machine; a cold build took 70 minutes on 2 heavily shared cores" >&2
   go build -trimpath -ldflags="-s -w" -o "$dir/$1.tmp" "$2"
   mv "$dir/$1.tmp" "$dir/$1"
 }
