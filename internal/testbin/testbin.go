@@ -252,9 +252,10 @@ func (p *Process) WaitOutput(t testing.TB, want string, d time.Duration) {
 // code, its standard output and its standard error.
 func Run(t testing.TB, env []string, d time.Duration, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	bin := Path(t) // built first: the build is not the command's time
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Path(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
