@@ -165,10 +165,7 @@ func TestIdlePartialLineFlushed(t *testing.T) {
 	f := &fakeSender{}
 	ss := start(t, cfg, f)
 	ss.Write([]byte("Password: "))
-	deadline := time.Now().Add(10 * time.Second)
-	for ss.Stats().Sent == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	f.waitFor(t, "a batch", func() bool { return len(f.batches) > 0 })
 	if got := text(f.events(t)); got != "Password: \n" {
 		t.Errorf("got %q before Close, want the prompt", got)
 	}
