@@ -132,16 +132,21 @@ func drain(t *testing.T, servers []*procClient) {
 		wg.Go(func() {
 			pc := servers[p%len(servers)]
 			for {
+				// Read before the poll: an empty answer to a poll made
+				// after the last enqueue means the queue is drained.
+				more := producing.Load()
 				var next api.GetNextTaskResponse
-				if err := pc.call("queues.get_next_task", map[string]any{"queue": queue.ID}, &next); err != nil {
+				// While the queue is empty the server holds the poll until
+				// a task comes (or 100 ms pass: an enqueue through the
+				// other server does not wake it).
+				if err := pc.call("queues.get_next_task", map[string]any{"queue": queue.ID, "wait_ms": 100}, &next); err != nil {
 					errs <- err
 					return
 				}
 				if next.Entry == nil {
-					if !producing.Load() {
+					if !more {
 						return
 					}
-					time.Sleep(2 * time.Millisecond)
 					continue
 				}
 				mu.Lock()
