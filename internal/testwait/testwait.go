@@ -27,9 +27,15 @@ const (
 // guess at how long things take: give it room.
 func Until(t testing.TB, timeout time.Duration, cond func() bool, what string) {
 	t.Helper()
-	if !poll(timeout, minInterval, maxInterval, cond) {
+	if !For(timeout, cond) {
 		t.Fatalf("timed out after %v waiting for %s", timeout, what)
 	}
+}
+
+// For is Until for a caller that reports the failure itself (with what it
+// knows: a process's output): it says whether cond held before timeout.
+func For(timeout time.Duration, cond func() bool) bool {
+	return poll(timeout, minInterval, maxInterval, cond)
 }
 
 // Every is Until with a fixed interval between checks, for benchmarks
