@@ -366,7 +366,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	stopSignals := make(chan struct{})
-	wg.Go(func() { handleSignals(sigs, stopSignals, a, cancel, reload, log, out) })
+	wg.Go(func() { handleSignals(sigs, stopSignals, a, cancel, reload, inst.MarkDraining, log, out) })
 	defer func() { close(stopSignals); wg.Wait() }()
 
 	fmt.Fprintf(out, "clearml-agent %s: worker %s, server %s\n", version.Version, inst.WorkerID, cfg.API.Server)
