@@ -18,6 +18,7 @@ import (
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/dockertest"
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // dockerEnv is an end-to-end setting for docker mode: a server, and
@@ -81,19 +82,16 @@ func (de *dockerEnv) shellTask(name, script string, container map[string]string)
 
 func (de *dockerEnv) log(id string) string { return strings.Join(de.logLines(id), "\n") }
 
-// noContainersLeft fails when a container of this test's daemons remains.
+// noContainersLeft fails when a container of this test's daemons remains
+// (after the time docker takes to remove the last ones).
 func (de *dockerEnv) noContainersLeft() {
 	de.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		left := dockertest.Containers(de.t, "clearml-parent-worker-id="+de.worker)
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			de.t.Fatalf("containers left behind: %v", left)
-		}
-		time.Sleep(200 * time.Millisecond)
+	var left []string
+	if !testwait.For(30*time.Second, func() bool {
+		left = dockertest.Containers(de.t, "clearml-parent-worker-id="+de.worker)
+		return len(left) == 0
+	}) {
+		de.t.Fatalf("containers left behind: %v", left)
 	}
 }
 
@@ -367,12 +365,8 @@ func TestDockerCommandLineMasked(t *testing.T) {
 // waitLog waits until the task's log holds want.
 func waitLog(t *testing.T, e *env, id, want string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !strings.Contains(strings.Join(e.logLines(id), "\n"), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("task log never showed %q:\n%s", want, strings.Join(e.logLines(id), "\n"))
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testwait.For(d, func() bool { return strings.Contains(strings.Join(e.logLines(id), "\n"), want) }) {
+		t.Fatalf("task log never showed %q:\n%s", want, strings.Join(e.logLines(id), "\n"))
 	}
 }
 
@@ -405,6 +399,9 @@ rm -f /shared/running/$CLEARML_TASK_ID
 		ids = append(ids, de.shellTask(fmt.Sprintf("svc %d", i), script(secs), nil))
 	}
 	waitLog(t, de.env, ids[0], "running as", 60*time.Second)
+	// Task 0 is stopped once another one runs beside it: two at once at
+	// least, however slowly the containers start.
+	waitLog(t, de.env, ids[1], "running as", 120*time.Second)
 	maxContainers := 0
 	stopSampling := make(chan struct{})
 	var wg sync.WaitGroup

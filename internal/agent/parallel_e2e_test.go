@@ -132,6 +132,9 @@ func TestServicesModeParallelWithCap(t *testing.T) {
 		ids = append(ids, e.shTask(fmt.Sprintf("service %d", i), "", intervalScript(file, secs)))
 	}
 	waitLog(t, e, ids[3], "running as", 60*time.Second)
+	// Task 3 is stopped once a later one runs beside it: two at once at
+	// least, however slowly the daemon starts them.
+	waitLog(t, e, ids[4], "running as", 120*time.Second)
 	// Each running task is a worker of its own on the server.
 	var resp struct{ Workers []struct{ ID string } }
 	e.api.Call(context.Background(), "", "workers.get_all", nil, &resp, apiclient.Default)
