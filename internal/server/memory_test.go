@@ -105,7 +105,7 @@ func postBatch(pc *procClient, body []byte) (api.AddBatchResponse, error) {
 			return out, fmt.Errorf("decoding add_batch answer: %w", err)
 		}
 		if env.Meta.ResultCode == http.StatusServiceUnavailable && attempt < 100 {
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(500 * time.Millisecond) // the client's back-off before a retry, as the SDK's
 			continue
 		}
 		if env.Meta.ResultCode != 200 {
