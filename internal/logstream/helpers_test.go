@@ -66,7 +66,7 @@ func (f *fakeSender) notify() {
 // again after every change of the fake's state.
 func (f *fakeSender) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	timeout := time.NewTimer(30 * time.Second)
+	timeout := time.NewTimer(failSafe)
 	defer timeout.Stop()
 	for {
 		f.mu.Lock()
@@ -119,7 +119,7 @@ func decodeEvent(t *testing.T, line []byte) event {
 }
 
 // testConfig is a fast configuration writing its spool under t.TempDir().
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	return Config{
 		TaskID:                 "task1",
 		Worker:                 "host:0",
@@ -153,10 +153,15 @@ func runStreamer(t *testing.T, st *Streamer, ctx context.Context) *started {
 	return ss
 }
 
+// failSafe bounds a wait that only a bug makes long. It is far above what
+// any test needs, even on a loaded machine (delivering megabytes of spool
+// in small batches there can take most of a minute).
+const failSafe = 5 * time.Minute
+
 // finish closes the stream, requires full delivery and Run's return.
 func (ss *started) finish(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), failSafe)
 	defer cancel()
 	if err := ss.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -171,7 +176,7 @@ func (ss *started) waitRun(t *testing.T, want error) {
 		if err != want {
 			t.Fatalf("Run returned %v, want %v", err, want)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(failSafe):
 		t.Fatal("Run did not return")
 	}
 }

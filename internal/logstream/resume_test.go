@@ -152,7 +152,7 @@ func TestRecoverChecksTheBatchInFlight(t *testing.T) {
 		ss := runStreamer(t, st, ctx)
 		select {
 		case <-sender.inFlight:
-		case <-time.After(30 * time.Second):
+		case <-time.After(failSafe):
 			t.Fatal("no batch was sent")
 		}
 		crash()

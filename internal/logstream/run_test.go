@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/testwait"
@@ -165,7 +164,7 @@ func TestServerErrors(t *testing.T) {
 			st.Log("INFO", "first\n")
 			ss := runStreamer(t, st, t.Context())
 			// "first" is done with (delivered or refused) before "second".
-			testwait.Until(t, 30*time.Second, func() bool { return ss.Stats().Pending == 0 }, "the first batch's outcome")
+			testwait.Until(t, failSafe, func() bool { return ss.Stats().Pending == 0 }, "the first batch's outcome")
 			ss.Log("INFO", "second\n")
 			ss.finish(t)
 			var got []string
@@ -233,7 +232,7 @@ func TestRunReturnsOnCancel(t *testing.T) {
 func TestSecondRunRefused(t *testing.T) {
 	t.Parallel()
 	ss := start(t, testConfig(t), &fakeSender{})
-	testwait.Until(t, 30*time.Second, func() bool {
+	testwait.Until(t, failSafe, func() bool {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
 		return ss.running

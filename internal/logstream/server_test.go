@@ -238,7 +238,7 @@ func TestRealServerOutage(t *testing.T) {
 			ls.stop() // the server goes away while the task keeps printing
 		case 2000:
 			// A send failed: the lines since the outage began are pending.
-			testwait.Until(t, 30*time.Second, func() bool { return ss.Stats().Retries > 0 }, "a failed send")
+			testwait.Until(t, failSafe, func() bool { return ss.Stats().Retries > 0 }, "a failed send")
 			ls.start(strings.TrimPrefix(ls.url(), "http://")) // same address, same database
 		}
 		ss.Write([]byte(l + "\n"))
