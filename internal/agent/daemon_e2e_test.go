@@ -224,7 +224,7 @@ while True:
 		t.Fatalf("task did not start\n%s", d.Output())
 	}
 	// The double-forked grandchild writes its pid on its own time.
-	testwait.Until(t, 30*time.Second, func() bool {
+	testwait.Until(t, 60*time.Second, func() bool {
 		raw, _ := os.ReadFile(pidFile)
 		return len(distinct(strings.Fields(string(raw)))) >= 4 && strings.HasSuffix(string(raw), "\n")
 	}, "the four pids of the task's processes")
@@ -234,7 +234,7 @@ while True:
 	if tk := e.get(id); tk.StatusMessage != "stopping" {
 		t.Fatalf("stop did not go through the worker: %+v", tk)
 	}
-	stopped := e.waitStatus(id, 30*time.Second, "stopped", "failed", "completed")
+	stopped := e.waitStatus(id, 60*time.Second, "stopped", "failed", "completed")
 	if stopped.Status != "stopped" || stopped.StatusReason != "task was stopped by tasks.stop" {
 		t.Fatalf("aborted task = %s %q", stopped.Status, stopped.StatusReason)
 	}

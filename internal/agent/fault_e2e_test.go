@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,7 +34,7 @@ func (e *env) numberedLines(id string) []string {
 func (e *env) checkExactlyOnce(t *testing.T, id string, count int) {
 	t.Helper()
 	var got []string
-	testwait.For(30*time.Second, func() bool { got = e.numberedLines(id); return len(got) >= count })
+	testwait.For(60*time.Second, func() bool { got = e.numberedLines(id); return len(got) >= count })
 	if len(got) != count {
 		t.Fatalf("log has %d numbered lines, want %d", len(got), count)
 	}
@@ -83,7 +84,9 @@ func (e *env) killedDuring(t *testing.T, name, code, line string) string {
 	id := e.task(name, "", code)
 	waitLog(t, e, id, line, 60*time.Second)
 	d.Signal(syscall.SIGKILL)
-	d.Wait(10 * time.Second)
+	if d.Wait(60*time.Second) == -1 {
+		t.Fatal("the daemon did not die of SIGKILL")
+	}
 	return id
 }
 
@@ -94,9 +97,17 @@ func TestDaemonKilledTaskTakenBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	const count = 600
-	id := e.killedDuring(t, "survivor", fmt.Sprintf("import time\nfor i in range(%d):\n    print('n', i, flush=True)\n    time.sleep(0.01)\n", count), "n 50")
+	// Half-way, the task waits for the test: it cannot end before its
+	// daemon is killed, however late the test sees its lines.
+	release := filepath.Join(e.dir, "release")
+	id := e.killedDuring(t, "survivor", fmt.Sprintf("import os, time\nfor i in range(%d):\n"+
+		"    while i == %d and not os.path.exists(%q):\n        time.sleep(0.01)\n"+
+		"    print('n', i, flush=True)\n    time.sleep(0.01)\n", count, count/2, release), "n 50")
 	if len(processesOf(id)) == 0 {
 		t.Fatal("the task died with its daemon")
+	}
+	if err := os.WriteFile(release, nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	second := e.daemon("--queue", "default")
 	tk := e.waitStatus(id, 90*time.Second, "completed", "failed", "stopped")
@@ -116,15 +127,15 @@ func TestAbortAfterDaemonRestart(t *testing.T) {
 	e := newEnv(t)
 	id := e.killedDuring(t, "quiet", "import subprocess, time\nsubprocess.Popen(['sleep', '300'])\nprint('up', flush=True)\ntime.sleep(300)\n", "up")
 	e.daemon("--queue", "default")
-	waitLog(t, e, id, "following the task again", 30*time.Second)
+	waitLog(t, e, id, "following the task again", 60*time.Second)
 	if err := e.api.Call(context.Background(), "", "tasks.stop", map[string]any{"task": id}, nil, apiclient.Default); err != nil {
 		t.Fatal(err)
 	}
-	tk := e.waitStatus(id, 30*time.Second, "stopped", "failed", "completed")
+	tk := e.waitStatus(id, 60*time.Second, "stopped", "failed", "completed")
 	if tk.Status != "stopped" || tk.StatusReason != "task was stopped by tasks.stop" {
 		t.Fatalf("task = %s %q", tk.Status, tk.StatusReason)
 	}
-	if !testwait.For(30*time.Second, func() bool { return len(processesOf(id)) == 0 }) {
+	if !testwait.For(60*time.Second, func() bool { return len(processesOf(id)) == 0 }) {
 		t.Fatalf("processes of the aborted task survive: %v", processesOf(id))
 	}
 }
@@ -137,7 +148,7 @@ func TestTaskEndedWhileDaemonDead(t *testing.T) {
 	id := e.killedDuring(t, "ends alone", "import time, sys\nfor i in range(100):\n    print('n', i, flush=True)\n    time.sleep(0.02)\nsys.exit(4)\n", "n 5")
 	testwait.Until(t, 60*time.Second, func() bool { return len(processesOf(id)) == 0 }, "the task to end without its daemon")
 	e.daemon("--queue", "default")
-	tk := e.waitStatus(id, 30*time.Second, "completed", "failed", "stopped")
+	tk := e.waitStatus(id, 60*time.Second, "completed", "failed", "stopped")
 	if tk.Status != "failed" || tk.StatusReason != "worker execution exit code 4" {
 		t.Fatalf("task = %s %q", tk.Status, tk.StatusReason)
 	}
@@ -169,12 +180,12 @@ func killTree(t *testing.T, id string) {
 	}
 	shim := shims[0]
 	syscall.Kill(shim, syscall.SIGSTOP)
-	testwait.Until(t, 30*time.Second, func() bool { return procState(shim) == "T" }, "the shim to stop")
+	testwait.Until(t, 60*time.Second, func() bool { return procState(shim) == "T" }, "the shim to stop")
 	for _, pid := range processesOf(id) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	syscall.Kill(shim, syscall.SIGKILL) // (SIGKILL ends a stopped process too)
-	testwait.Until(t, 30*time.Second, func() bool { return len(processesOf(id))+len(shimsOf(id)) == 0 }, "the task's processes to die")
+	testwait.Until(t, 60*time.Second, func() bool { return len(processesOf(id))+len(shimsOf(id)) == 0 }, "the task's processes to die")
 }
 
 // When the task's processes died with the daemon (a crash that took the

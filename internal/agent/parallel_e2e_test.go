@@ -331,7 +331,9 @@ func TestDynamicGPUsRestartKeepsAllocation(t *testing.T) {
 	first := testbin.Start(t, e.daemonEnv(), args...)
 	waitLog(t, e, long, "running as", 60*time.Second)
 	first.Signal(os.Kill)
-	first.Wait(10 * time.Second)
+	if first.Wait(60*time.Second) == -1 {
+		t.Fatal("the daemon did not die of SIGKILL")
+	}
 	t.Cleanup(func() { killTaskProcesses(long) })
 	second := testbin.Start(t, e.daemonEnv(), args...)
 	next := e.shTask("next", "dual", intervalScript(file, 0.2))

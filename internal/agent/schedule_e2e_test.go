@@ -47,7 +47,7 @@ func TestUptimeWindowAndForceTag(t *testing.T) {
 	if err := e.api.Call(context.Background(), "", "queues.update", map[string]any{"queue": q, "tags": []string{"force_workers:on"}}, nil, apiclient.Default); err != nil {
 		t.Fatal(err)
 	}
-	if tk := e.waitStatus(id, 30*time.Second, "completed", "failed"); tk.Status != "completed" {
+	if tk := e.waitStatus(id, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
 		t.Fatalf("forced task = %s", tk.Status)
 	}
 }
@@ -112,7 +112,7 @@ func TestSIGHUPReloadsSchedule(t *testing.T) {
 	}
 	write("")
 	d.Signal(syscall.SIGHUP)
-	if tk := e.waitStatus(id, 40*time.Second, "completed", "failed"); tk.Status != "completed" {
+	if tk := e.waitStatus(id, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
 		t.Fatalf("task after reload = %s\n%s", tk.Status, d.Output())
 	}
 	if !strings.Contains(d.Output(), "configuration reloaded") {
