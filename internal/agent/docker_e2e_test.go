@@ -471,7 +471,8 @@ done
 `, nil)
 	waitLog(t, de.env, id, "n 30", 60*time.Second)
 	first.Signal(syscall.SIGKILL)
-	if first.Wait(60*time.Second) == -1 {
+	first.Wait(60 * time.Second)
+	if pidAlive(first.Pid()) {
 		t.Fatal("the daemon did not die of SIGKILL")
 	}
 	if len(dockertest.Containers(t, "clearml-task-id="+id)) != 1 {

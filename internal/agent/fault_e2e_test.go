@@ -84,7 +84,8 @@ func (e *env) killedDuring(t *testing.T, name, code, line string) string {
 	id := e.task(name, "", code)
 	waitLog(t, e, id, line, 60*time.Second)
 	d.Signal(syscall.SIGKILL)
-	if d.Wait(60*time.Second) == -1 {
+	d.Wait(60 * time.Second)
+	if pidAlive(d.Pid()) {
 		t.Fatal("the daemon did not die of SIGKILL")
 	}
 	return id
