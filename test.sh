@@ -4,9 +4,10 @@
 #
 # Run as root on Debian/Ubuntu, it first installs the Debian packages the
 # tests use when they are missing, and says which and why before it does:
-# PostgreSQL's server binaries, git, poetry and, where docker is installed,
-# busybox-static and debootstrap. To install nothing, give --no-install (it
-# is not passed on to go test) or set CLEARML_AGENT_TEST_NO_INSTALL=1.
+# PostgreSQL's server binaries, Chromium, git, poetry and, where docker is
+# installed, busybox-static and debootstrap. To install nothing, give
+# --no-install (it is not passed on to go test) or set
+# CLEARML_AGENT_TEST_NO_INSTALL=1.
 # Tests whose prerequisite is still missing skip with a message naming it.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -38,6 +39,8 @@ missing=()
 why=()
 want() { missing+=("$1"); why+=("  $1: $2"); }
 have_pg || want postgresql "the PostgreSQL store tests run a PostgreSQL server of their own"
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
+  want chromium "the web UI's browser tests drive Chromium"
 command -v git >/dev/null 2>&1 || want git "the checkout tests clone local git repositories"
 command -v poetry >/dev/null 2>&1 || want python3-poetry "the poetry.lock environment tests run poetry"
 if command -v docker >/dev/null 2>&1; then

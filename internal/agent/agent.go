@@ -66,9 +66,6 @@ type Config struct {
 	SuppressCarriageReturn bool
 	// Console, when set, also receives the task output (--foreground).
 	Console io.Writer
-	// Announce, when set, receives the human-facing start-up lines (the
-	// "Listening to queues" table).
-	Announce func(string)
 	// Metrics records polls, tasks and logs (nil: none).
 	Metrics *metrics.Metrics
 	// Schedule is the uptime/downtime schedule (zero: always active);
@@ -167,6 +164,8 @@ type Agent struct {
 	running map[string]*runningTask // task id -> run, for reports and shutdown
 	reload  *Reloadable             // pending SIGHUP reload
 
+	problems problems // repeated errors, said once
+
 	par    *parallelState  // parallel modes only
 	runCtx context.Context // Run's context: parallel tasks stop with it
 }
@@ -233,6 +232,13 @@ func (a *Agent) Drain() {
 	})
 }
 
+// RunningTasks is how many tasks this daemon runs now.
+func (a *Agent) RunningTasks() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.running)
+}
+
 // Queues returns the resolved queues (after Run has started).
 func (a *Agent) Queues() []string {
 	ids := make([]string, len(a.queues))
@@ -254,9 +260,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.resolveQueues(ctx); err != nil {
 		return err
 	}
-	if a.cfg.Announce != nil {
-		a.cfg.Announce(a.QueueTable())
-	}
+	a.log.Info("Listening to queues", "worker", a.cfg.WorkerID, "queues", a.queueList())
 	final := context.WithoutCancel(ctx)
 	if err := a.api.RegisterWorker(ctx, a.cfg.WorkerID, a.Queues(), a.cfg.Tags); err != nil {
 		a.log.Warn("worker failed registering itself with the server", "err", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/apiclient"
+	"github.com/goclearml/agent/internal/pgtest"
 	"github.com/goclearml/agent/internal/testbin"
 	"github.com/goclearml/agent/internal/testwait"
 )
@@ -30,6 +31,7 @@ func TestMain(m *testing.M) {
 	}
 	sharedCache = dir
 	code := m.Run()
+	pgtest.Cleanup()
 	testbin.Cleanup()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -54,13 +56,14 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-func newEnv(t testing.TB) *env {
+// newEnv starts a server (with serverArgs, such as --db) and logs in.
+func newEnv(t testing.TB, serverArgs ...string) *env {
 	t.Helper()
 	if _, err := os.Stat("/proc/self/environ"); err != nil {
 		t.Skip("needs Linux /proc")
 	}
 	e := &env{t: t, dir: t.TempDir(), listen: freeAddr(t)}
-	e.srv = testbin.StartServerAt(t, filepath.Join(e.dir, "server"), e.listen)
+	e.srv = testbin.StartServerAt(t, filepath.Join(e.dir, "server"), e.listen, serverArgs...)
 	c, err := apiclient.New(apiclient.Config{Server: e.srv.URL, AccessKey: e.srv.AccessKey, SecretKey: e.srv.SecretKey, WorkerName: "e2e"})
 	if err != nil {
 		t.Fatal(err)

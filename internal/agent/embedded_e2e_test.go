@@ -27,9 +27,7 @@ func TestEmbeddedDefault(t *testing.T) {
 		"CLEARML_AGENT_EMBEDDED_LISTEN=" + listen, "CLEARML_CONFIG_FILE=", "CLEARML_API_HOST=", "CLEARML_API_ACCESS_KEY=", "CLEARML_API_SECRET_KEY="}
 	start := func() *testbin.Process {
 		d := testbin.Start(t, env, "daemon", "--queue", "default", "--foreground", "--polling-interval", "0.5")
-		if !testwait.For(60*time.Second, func() bool { return strings.Contains(d.Output(), "No ClearML configuration found") }) {
-			t.Fatalf("no embedded-server line:\n%s", d.Output())
-		}
+		d.WaitOutput(t, "running the embedded server at http://"+listen, 60*time.Second)
 		return d
 	}
 	d := start()

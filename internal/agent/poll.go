@@ -86,21 +86,13 @@ func (a *Agent) resolveQueue(ctx context.Context, q string) (queueRef, error) {
 	}
 }
 
-// QueueTable renders the "Listening to queues" table.
-func (a *Agent) QueueTable() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Worker %q - Listening to queues:\n", a.cfg.WorkerID)
-	idw, namew := len("id"), len("name")
-	for _, q := range a.queues {
-		idw, namew = max(idw, len(q.ID)), max(namew, len(q.Name))
+// queueList names the queues for people: "default (id), gpu (id)".
+func (a *Agent) queueList() string {
+	parts := make([]string, len(a.queues))
+	for i, q := range a.queues {
+		parts[i] = q.Name + " (" + q.ID + ")"
 	}
-	fmt.Fprintf(&b, "+-%s-+-%s-+\n| %-*s | %-*s |\n+-%s-+-%s-+\n", strings.Repeat("-", idw), strings.Repeat("-", namew),
-		idw, "id", namew, "name", strings.Repeat("-", idw), strings.Repeat("-", namew))
-	for _, q := range a.queues {
-		fmt.Fprintf(&b, "| %-*s | %-*s |\n", idw, q.ID, namew, q.Name)
-	}
-	fmt.Fprintf(&b, "+-%s-+-%s-+\n", strings.Repeat("-", idw), strings.Repeat("-", namew))
-	return b.String()
+	return strings.Join(parts, ", ")
 }
 
 // pollLoop is the spec's run_tasks_loop. Priority mode restarts at the
@@ -142,9 +134,10 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				a.log.Warn("could not access task queue", "queue", q.Name, "err", err)
+				a.problems.report(a.log, "could not access task queue", err, "queue", q.Name)
 				continue
 			}
+			a.problems.clear(a.log, "could not access task queue")
 			if entry == nil {
 				continue
 			}
@@ -246,9 +239,10 @@ func (a *Agent) idleWait(ctx context.Context, active []bool) error {
 		if pollCtx.Err() != nil {
 			return nil // draining
 		}
-		a.log.Warn("could not access task queue", "queue", q.Name, "err", err)
+		a.problems.report(a.log, "could not access task queue", err, "queue", q.Name)
 		return a.sleep(ctx, jitter(a.cfg.PollInterval))
 	}
+	a.problems.clear(a.log, "could not access task queue")
 	if entry != nil && !errors.Is(ctx.Err(), context.Canceled) {
 		a.runTask(ctx, entry.Task, q, "", a.ownSlot(), nil)
 	}

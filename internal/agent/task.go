@@ -238,19 +238,20 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner st
 	}
 	a.cfg.Metrics.TaskStarted()
 	runStart := time.Now()
-	reason, exit, runErr := a.supervise(ctx, tapi, slot, rec, res, ownerToken, streamer, secrets)
+	setup := newSetupCatcher(taskID)
+	reason, exit, runErr := a.supervise(ctx, tapi, slot, rec, res, ownerToken, streamer, secrets, setup)
 	if a.cfg.AfterTask != nil {
 		a.cfg.AfterTask(taskID)
 	}
 	finishStart := time.Now()
-	status := a.report(final, tapi, slot, taskID, streamer, reason, exit, runErr, closeLog)
+	status := a.report(final, tapi, slot, taskID, streamer, reason, exit, runErr, setup.Reason(), closeLog)
 	a.cfg.Metrics.TaskFinished(taskID, status, runStart.Sub(start), finishStart.Sub(runStart), time.Since(finishStart))
 	log.Info("task done", "exit_code", exit.Code, "status", status, "duration", time.Since(start).Round(time.Millisecond))
 }
 
 // supervise runs the child and watches the task for aborts and pings it.
 func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slot, rec *runRecord, res *resumed, ownerToken string,
-	streamer *logstream.Streamer, secrets []string) (stopReason, executor.Exit, error) {
+	streamer *logstream.Streamer, secrets []string, setup *setupCatcher) (stopReason, executor.Exit, error) {
 	taskID := rec.Task
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
@@ -284,8 +285,9 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slo
 		defer console.Close()
 		out = io.MultiWriter(streamer, console)
 	}
-	out = countingWriter{out, a.cfg.Metrics}
-	env := append(append(append([]string{}, a.cfg.ChildEnv...), slot.Env...), "CLEARML_WORKER_ID="+slot.WorkerID, "TRAINS_WORKER_ID="+slot.WorkerID)
+	out = countingWriter{io.MultiWriter(out, setup), a.cfg.Metrics}
+	env := append(append(append([]string{}, a.cfg.ChildEnv...), slot.Env...), "CLEARML_WORKER_ID="+slot.WorkerID, "TRAINS_WORKER_ID="+slot.WorkerID,
+		DaemonReportsEnv+"=1")
 	if len(a.cfg.Tags) > 0 {
 		env = append(env, "CLEARML_WORKER_TAGS="+strings.Join(a.cfg.Tags, " "))
 	}
@@ -386,7 +388,7 @@ func (a *Agent) watch(ctx context.Context, tapi *apiclient.Client, taskID, marke
 
 // report sends the task's final status from how it ended (spec 2.8.2,
 // with the fixes of section 7: a shutdown is "stopped", never "completed").
-func (a *Agent) report(ctx context.Context, tapi *apiclient.Client, slot *Slot, taskID string, streamer *logstream.Streamer, reason stopReason, exit executor.Exit, runErr error, closeLog func()) string {
+func (a *Agent) report(ctx context.Context, tapi *apiclient.Client, slot *Slot, taskID string, streamer *logstream.Streamer, reason stopReason, exit executor.Exit, runErr error, setupFailure string, closeLog func()) string {
 	end := func(endpoint, why string) {
 		closeLog()
 		a.finish(ctx, tapi, slot, taskID, endpoint, why)
@@ -418,6 +420,11 @@ func (a *Agent) report(ctx context.Context, tapi *apiclient.Client, slot *Slot, 
 		streamer.Log("INFO", "Process completed successfully")
 		end("tasks.completed", "worker execution done")
 		return api.StatusCompleted
+	case setupFailure != "" && exit.Code != 0:
+		// The task process said why it could not start (and said it in
+		// the log); the status follows the log.
+		end("tasks.failed", setupFailure)
+		return api.StatusFailed
 	case exit.Code == -2 || exit.Code == 254 || exit.Code == -int(syscall.SIGTERM):
 		streamer.Log("INFO", "Process terminated by user")
 		end("tasks.stopped", "user abort")

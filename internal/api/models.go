@@ -66,7 +66,8 @@ type ModelMetadataRequest struct {
 	Replace  bool           `json:"replace_metadata"`
 }
 
-// ModelCreateResponse is models.create's and update_for_task's data.
+// ModelCreateResponse is models.create's data (and update_for_task's when
+// it made a model).
 type ModelCreateResponse struct {
 	ID      string `json:"id"`
 	Created bool   `json:"created"`

@@ -283,3 +283,12 @@ type ScalarHistogramRequest struct {
 	Samples *int   `json:"samples"`
 	Key     string `json:"key"`
 }
+
+// QueueMoveRequest is the body of queues.move_task_forward, _backward,
+// _to_front and _to_back.
+type QueueMoveRequest struct {
+	Queue string `json:"queue"`
+	Task  string `json:"task"`
+	// Count is how many places forward or backward the task moves (1).
+	Count *int `json:"count"`
+}

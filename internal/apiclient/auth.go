@@ -157,7 +157,15 @@ type loginFlight struct {
 // retries transient failures a few times (like upstream's initial connect
 // retries) and returns a *LoginError, or ctx's error.
 func (c *Client) Login(ctx context.Context) error {
-	p := Policy{MaxAttempts: 4, MaxElapsed: time.Minute, InitialBackoff: time.Second, MaxBackoff: 8 * time.Second}
+	return c.LoginWith(ctx, LoginPolicy)
+}
+
+// LoginPolicy is Login's retry budget.
+var LoginPolicy = Policy{MaxAttempts: 4, MaxElapsed: time.Minute, InitialBackoff: time.Second, MaxBackoff: 8 * time.Second}
+
+// LoginWith is Login under another retry budget (a command-line tool
+// gives up sooner than a daemon).
+func (c *Client) LoginWith(ctx context.Context, p Policy) error {
 	err := c.retry(ctx, "auth.login", p, func(ctx context.Context) error {
 		return c.relogin(ctx, c.Token(), true)
 	})

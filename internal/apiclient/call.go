@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -149,11 +148,9 @@ func (c *Client) retry(ctx context.Context, endpoint string, p Policy, fn func(c
 		if (p.MaxAttempts > 0 && attempt >= p.MaxAttempts) || (p.MaxElapsed > 0 && elapsed+delay > p.MaxElapsed) {
 			return &UnreachableError{Server: c.base, Endpoint: endpoint, Attempts: attempt, Elapsed: elapsed, Err: err}
 		}
-		level := slog.LevelDebug
-		if attempt > 1 {
-			level = slog.LevelWarn
-		}
-		c.log.Log(ctx, level, "API call failed, retrying", "endpoint", endpoint, "attempt", attempt, "delay", delay, "err", err)
+		// Retries are the caller's business: the error that survives them
+		// is returned, and the caller says it (once).
+		c.log.Debug("API call failed, retrying", "endpoint", endpoint, "attempt", attempt, "delay", delay, "err", err)
 		if serr := c.sleep(ctx, delay); serr != nil {
 			return fmt.Errorf("%w (after %d attempt(s); last error: %v)", serr, attempt, err)
 		}

@@ -4,6 +4,7 @@ package args
 type Global struct {
 	ConfigFile string // --config-file, verbatim; the caller expands ~ and $VAR
 	Debug      bool   // --debug, -d
+	LogFormat  string // --log-format (ours): human, logfmt or json
 	Version    bool   // --version; parsing stopped there
 	Help       bool   // -h or --help; parsing stopped there
 }
@@ -61,6 +62,7 @@ func globalOptions(g *Global) []*option {
 		h, help, version,
 		strOpt(&g.ConfigFile, "config_file", "configuration file to use instead of ~/clearml.conf", "--config-file"),
 		flagOpt(&g.Debug, "print debug information", "--debug", "-d"),
+		strOpt(&g.LogFormat, "log_format", "the agent's own log lines: human (default), logfmt or json", "--log-format"),
 	}
 }
 

@@ -63,7 +63,7 @@ func TestParseCommandLineErrors(t *testing.T) {
 		{[]string{"--config-file", "--", "daemon"}, "argument --config-file: expected one argument"},
 		{[]string{"-dx", "daemon"}, "argument --debug/-d: ignored explicit argument 'x'"},
 		{[]string{"--debug=yes", "daemon"}, "argument --debug/-d: ignored explicit argument 'yes'"},
-		{[]string{"--=x", "daemon"}, "ambiguous option: --=x could match --help, --version, --config-file, --debug"},
+		{[]string{"--=x", "daemon"}, "ambiguous option: --=x could match --help, --version, --config-file, --debug, --log-format"},
 		{[]string{"@/nonexistent/args"}, "[Errno 2] No such file or directory: '/nonexistent/args'"},
 	}
 	for _, tc := range tests {

@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	cliargs "github.com/goclearml/agent/internal/args"
 	"github.com/goclearml/agent/internal/containerinit"
 	"github.com/goclearml/agent/internal/executor"
+	"github.com/goclearml/agent/internal/logging"
 	"github.com/goclearml/agent/internal/version"
 )
 
@@ -28,7 +28,12 @@ func (e *UsageError) Error() string { return e.Msg }
 
 // Main runs the command line and returns the process exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
-	err := run(args, stdout, stderr)
+	return MainIO(args, os.Stdin, stdout, stderr)
+}
+
+// MainIO is Main with its standard input given (init reads answers).
+func MainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := run(args, stdin, stdout, stderr)
 	var ue *UsageError
 	switch {
 	case err == nil:
@@ -59,12 +64,15 @@ var errSilent = errors.New("exit status already reported")
 const usage = `clearml-agent: run ClearML tasks from queues (a Go reimplementation of clearml-agent)
 
 Usage:
-  clearml-agent [--config-file FILE] [--debug] daemon [--queue Q [Q ...]] [--foreground] [flags]
+  clearml-agent [--config-file FILE] [--debug] [--log-format human|logfmt|json] daemon [--queue Q [Q ...]] [--foreground] [flags]
   clearml-agent [--config-file FILE] execute --id TASK_ID
   clearml-agent [--config-file FILE] submit --script FILE [--project P] [--name N] [--queue Q] [flags]
   clearml-agent [--config-file FILE] tasks list|show|logs|abort|enqueue|reset [TASK_ID] [flags]
   clearml-agent [--config-file FILE] queues list [--json]
   clearml-agent [--config-file FILE] workers list [--json]
+  clearml-agent [--config-file FILE] init [--api-server URL --access-key KEY] [flags]
+  clearml-agent [--config-file FILE] config
+  clearml-agent list [--all]
   clearml-agent server [--listen ADDR] [--data-dir DIR] [--db postgres://...]
   clearml-agent version
 
@@ -75,7 +83,7 @@ API errors exit with status 1, command-line mistakes with 2. "tasks logs
 it failed and 2 when it was stopped.
 `
 
-func run(args []string, stdout, stderr io.Writer) error {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	g, cmd, rest, err := cliargs.ParseCommandLine(args)
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
@@ -95,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "CLEARML-AGENT version %s (Go reimplementation; ClearML API %s)\n", version.Version, version.APIVersion)
 		return nil
 	case "server":
-		return runServer(rest, stdout, stderr)
+		return runServer(g, rest, stdout, stderr)
 	case "daemon":
 		return runDaemon(g, rest, stdout, stderr)
 	case "execute":
@@ -108,6 +116,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runQueues(g, rest, stdout, stderr)
 	case "workers":
 		return runWorkers(g, rest, stdout, stderr)
+	case "init":
+		return runInit(g, rest, stdin, stdout, stderr)
+	case "config":
+		return runConfig(g, rest, stdout)
+	case "list":
+		return runList(g, rest, stdout, stderr)
 	case executor.ShimCommand:
 		// The supervisor of one task process (started by the daemon).
 		if code := executor.ShimMain(rest); code != 0 {
@@ -132,20 +146,16 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// newLogger builds the operator log at the named level.
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	switch strings.ToUpper(level) {
-	case "", "INFO":
-		l = slog.LevelInfo
-	case "DEBUG":
-		l = slog.LevelDebug
-	case "WARN", "WARNING":
-		l = slog.LevelWarn
-	case "ERROR", "CRITICAL", "FATAL":
-		l = slog.LevelError
-	default:
-		return nil, &UsageError{Msg: fmt.Sprintf("invalid log level %q (use DEBUG, INFO, WARNING, ERROR or CRITICAL)", level)}
+// newLogger builds the operator log at the named level, in the format of
+// --log-format (or CLEARML_AGENT_LOG_FORMAT): human by default.
+func newLogger(g cliargs.Global, w io.Writer, level string) (*slog.Logger, error) {
+	l, err := logging.ParseLevel(level)
+	if err != nil {
+		return nil, &UsageError{Msg: err.Error()}
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	format, err := logging.ParseFormat(firstNonEmpty(g.LogFormat, os.Getenv(logging.FormatEnv)))
+	if err != nil {
+		return nil, &UsageError{Msg: err.Error()}
+	}
+	return logging.New(w, l, format), nil
 }

@@ -27,8 +27,10 @@ import (
 type cmdEnv struct {
 	t    *testing.T
 	conf string
-	c    *apiclient.Client
-	ctx  context.Context
+	// url, key and secret are the server's address and credentials.
+	url, key, secret string
+	c                *apiclient.Client
+	ctx              context.Context
 }
 
 func newCmdEnv(t *testing.T) *cmdEnv {
@@ -61,7 +63,7 @@ func newCmdEnv(t *testing.T) *cmdEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &cmdEnv{t: t, conf: conf, c: c, ctx: ctx}
+	return &cmdEnv{t: t, conf: conf, c: c, ctx: ctx, url: hs.URL, key: creds.AccessKey, secret: creds.SecretKey}
 }
 
 // distinctMilliseconds is the time of day, except that no two calls get

@@ -87,32 +87,6 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Running CLEARML-AGENT daemon in background mode (pid %d), writing stdout/stderr to %s\n", pid, f.Name())
 		return nil
 	}
-	if d.Stop == nil && wantsEmbedded(g) {
-		elog, err := newLogger(stderr, "WARNING")
-		if err != nil {
-			return err
-		}
-		emb, conf, err := startEmbedded(elog, stdout)
-		if err != nil {
-			return err
-		}
-		defer emb.stop()
-		g.ConfigFile = conf
-	}
-	uptime, downtime := configSchedule(d)
-	if d.Uptime != nil && len(*d.Uptime) > 0 && d.Downtime != nil && len(*d.Downtime) > 0 {
-		return &UsageError{Msg: "daemon: both --uptime and --downtime were given: use one of them"}
-	}
-	var cfg *config.Config
-	if d.Stop != nil {
-		// Stopping a local daemon needs no server.
-		cfg, err = config.Load(config.LoadOptions{ConfigFile: g.ConfigFile})
-	} else {
-		cfg, err = loadConfig(g)
-	}
-	if err != nil {
-		return err
-	}
 	// Without --foreground the operator log and task output go to a file,
 	// as upstream does.
 	out := stderr
@@ -134,7 +108,45 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Running CLEARML-AGENT daemon in background mode, writing stdout/stderr to %s\n", f.Name())
 		out = f
 	}
-	log, err := newLogger(out, level)
+	log, err := newLogger(g, out, level)
+	if err != nil {
+		return err
+	}
+	// Signals are ours from here on (a stop during start-up must not kill
+	// the daemon half-way); handleSignals reads them once the daemon runs.
+	sigs := make(chan os.Signal, 4)
+	if d.Stop == nil && !d.Status {
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		defer signal.Stop(sigs)
+	}
+	if d.Stop == nil {
+		plan, err := planEmbedded(g)
+		if err != nil {
+			return err
+		}
+		if plan != nil {
+			slog, err := newLogger(g, out, "WARNING") // the server's own log: problems only
+			if err != nil {
+				return err
+			}
+			emb, err := startEmbedded(plan, slog, func(msg string) { log.Info(msg) })
+			if err != nil {
+				return err
+			}
+			defer emb.stop()
+		}
+	}
+	uptime, downtime := configSchedule(d)
+	if d.Uptime != nil && len(*d.Uptime) > 0 && d.Downtime != nil && len(*d.Downtime) > 0 {
+		return &UsageError{Msg: "daemon: both --uptime and --downtime were given: use one of them"}
+	}
+	var cfg *config.Config
+	if d.Stop != nil {
+		// Stopping a local daemon needs no server.
+		cfg, err = config.Load(config.LoadOptions{ConfigFile: g.ConfigFile})
+	} else {
+		cfg, err = loadConfig(g)
+	}
 	if err != nil {
 		return err
 	}
@@ -181,7 +193,25 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	client, err := newClient(ctx, cfg, log)
+	client, err := newAPIClient(cfg, log)
+	if err != nil {
+		return err
+	}
+	if d.Status {
+		err = client.LoginWith(ctx, cliLogin)
+		if err != nil {
+			err = reachError(g, cfg.API.Server, err)
+		}
+	} else {
+		// Until the signal handler below runs, SIGINT/SIGTERM end the wait.
+		lctx, lstop := untilSignal(ctx, sigs)
+		err = daemonLogin(lctx, g, client, cfg.API.Server, log)
+		lstop()
+		if err != nil && lctx.Err() != nil && ctx.Err() == nil {
+			log.Info("stopped by a signal while waiting for the server", "server", cfg.API.Server)
+			return nil
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -231,8 +261,8 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		if d.StandaloneMode {
 			mode = "Docker standalone"
 		}
-		fmt.Fprintf(out, "Running in %s mode (v19.03 and above) - using default docker image: %s %s\n", mode,
-			dm.defaults.Image, strings.Join(dm.defaults.Arguments, " "))
+		log.Info(fmt.Sprintf("Running in %s mode (v19.03 and above) - using default docker image: %s %s", mode,
+			dm.defaults.Image, strings.Join(dm.defaults.Arguments, " ")))
 	}
 	// --git-user/--git-pass (which upstream parses and ignores) reach the
 	// task's execute through its environment, never its command line.
@@ -260,7 +290,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer ms.Close()
-		fmt.Fprintf(out, "metrics and health endpoint on http://%s (/metrics, /healthz)\n", ms.Addr())
+		log.Info("metrics and health endpoint", "url", "http://"+ms.Addr(), "paths", "/metrics /healthz")
 	}
 	// Secrets masked in task logs and on the console: the configuration's,
 	// --git-pass, and the values of secret-named variables (*_TOKEN,
@@ -322,7 +352,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		WorkerID: inst.WorkerID, Hostname: hostname, Tags: d.ChildReportTags,
 		ChildArgv: childArgv, ChildEnv: childEnv, SpoolDir: spool, Secrets: secrets,
 		SuppressCarriageReturn: cfg.Agent.SuppressCarriageReturn, Console: console,
-		Announce: func(s string) { fmt.Fprint(out, s) }, Metrics: m, Schedule: sched, UseOwnerToken: d.UseOwnerToken,
+		Metrics: m, Schedule: sched, UseOwnerToken: d.UseOwnerToken,
 		AfterTask: afterTask, Launcher: launcher, RunsDir: runsDir(inst.WorkerID), Leftovers: leftovers,
 	}, client, ex, &sysstats.Sampler{DiskPath: firstNonEmpty(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
 
@@ -362,18 +392,18 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		log.Info("configuration read again; it applies before the next task")
 	}
 	var wg sync.WaitGroup
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	stopSignals := make(chan struct{})
-	wg.Go(func() { handleSignals(sigs, stopSignals, a, cancel, reload, inst.MarkDraining, log, out) })
+	wg.Go(func() { handleSignals(sigs, stopSignals, a, cancel, reload, inst.MarkDraining, log) })
 	defer func() { close(stopSignals); wg.Wait() }()
 
-	fmt.Fprintf(out, "clearml-agent %s: worker %s, server %s\n", version.Version, inst.WorkerID, cfg.API.Server)
+	log.Info("clearml-agent daemon started", "version", version.Version, "worker", inst.WorkerID, "server", cfg.API.Server)
+	started := time.Now()
 	err = a.Run(ctx)
 	if err != nil {
+		log.Error("clearml-agent daemon stopped", "worker", inst.WorkerID, "err", err, "uptime", time.Since(started).Round(time.Second).String())
 		return err
 	}
+	log.Info("clearml-agent daemon stopped", "worker", inst.WorkerID, "uptime", time.Since(started).Round(time.Second).String())
 	return nil
 }
 
@@ -430,7 +460,15 @@ func filterEnv(env []string, name string) []string {
 
 // loadConfig loads clearml.conf and the environment.
 func loadConfig(g args.Global) (*config.Config, error) {
-	cfg, err := config.Load(config.LoadOptions{ConfigFile: g.ConfigFile})
+	plan, err := planEmbedded(g)
+	if err != nil {
+		return nil, err
+	}
+	opts := config.LoadOptions{ConfigFile: g.ConfigFile}
+	if plan != nil {
+		opts.BaseFile = plan.baseConf()
+	}
+	cfg, err := config.Load(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -442,10 +480,7 @@ func loadConfig(g args.Global) (*config.Config, error) {
 
 // newClient builds the API client and logs in.
 func newClient(ctx context.Context, cfg *config.Config, log *slog.Logger) (*apiclient.Client, error) {
-	host, _ := os.Hostname()
-	client, err := apiclient.New(apiclient.Config{Server: cfg.API.Server, AccessKey: cfg.API.AccessKey, SecretKey: cfg.API.SecretKey,
-		Token: cfg.API.AuthToken, WorkerName: host, UserAgent: "api-" + version.Version, Logger: log,
-		RefreshThreshold: cfg.API.TokenExpirationThreshold})
+	client, err := newAPIClient(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -453,6 +488,14 @@ func newClient(ctx context.Context, cfg *config.Config, log *slog.Logger) (*apic
 		return nil, err
 	}
 	return client, nil
+}
+
+// newAPIClient builds the API client of a configuration (no call yet).
+func newAPIClient(cfg *config.Config, log *slog.Logger) (*apiclient.Client, error) {
+	host, _ := os.Hostname()
+	return apiclient.New(apiclient.Config{Server: cfg.API.Server, AccessKey: cfg.API.AccessKey, SecretKey: cfg.API.SecretKey,
+		Token: cfg.API.AuthToken, WorkerName: host, UserAgent: "api-" + version.Version, Logger: log,
+		RefreshThreshold: cfg.API.TokenExpirationThreshold})
 }
 
 func appendNonEmpty(list []string, vs ...string) []string {

@@ -3,10 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/goclearml/agent/internal/agent"
@@ -17,7 +17,7 @@ import (
 // one finishes) and calls drained, the second aborts the running task
 // (grace period, then reported stopped with reason "agent shutdown"), the
 // third exits at once.
-func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, cancel context.CancelFunc, reload, drained func(), log *slog.Logger, out io.Writer) {
+func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, cancel context.CancelFunc, reload, drained func(), log *slog.Logger) {
 	n := 0
 	for {
 		select {
@@ -29,20 +29,48 @@ func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, 
 				continue
 			}
 			n++
-			switch n {
-			case 1:
-				log.Info("signal received: finishing the running task, taking no new one (signal again to abort it)", "signal", s)
+			running := a.RunningTasks()
+			switch {
+			case n == 1 && running == 0:
+				log.Info("signal received: stopping (no task is running)", "signal", s.String())
 				a.Drain()
 				drained()
-			case 2:
-				log.Warn("second signal: aborting the running task", "signal", s)
+			case n == 1:
+				log.Info("signal received: finishing the running task, taking no new one (signal again to abort it)", "signal", s.String(), "running", running)
+				a.Drain()
+				drained()
+			case n == 2:
+				log.Warn("second signal: aborting the running task", "signal", s.String(), "running", running)
 				cancel()
 			default:
-				fmt.Fprintln(out, "third signal: exiting now")
+				log.Error("third signal: exiting now", "signal", s.String())
 				os.Exit(254)
 			}
 		}
 	}
+}
+
+// untilSignal is ctx, cancelled by a SIGINT or SIGTERM from sigs (SIGHUP
+// is ignored: there is nothing to reload yet). stop ends the watch; later
+// signals stay in sigs for handleSignals.
+func untilSignal(ctx context.Context, sigs <-chan os.Signal) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-sigs:
+				if s != syscall.SIGHUP {
+					cancel()
+					return
+				}
+			}
+		}
+	})
+	return ctx, func() { close(done); wg.Wait(); cancel() }
 }
 
 // runningReport lists the daemons running on this host and what each one
@@ -52,6 +80,22 @@ func runningReport(ctx context.Context, c *apiclient.Client) string {
 	if len(local) == 0 {
 		return "No clearml-agent daemon is running on this host\n"
 	}
+	known := workerTasks(ctx, c)
+	var b strings.Builder
+	b.WriteString("Daemons on this host:\n")
+	for _, r := range local {
+		state, ok := known[r.WorkerID]
+		if !ok {
+			state = "not reporting to this server"
+		}
+		fmt.Fprintf(&b, "  - %s (pid %d): %s\n", r.WorkerID, r.PID, state)
+	}
+	return b.String()
+}
+
+// workerTasks says, per worker id the server knows, what it is doing:
+// "idle" or "running task ID (name)".
+func workerTasks(ctx context.Context, c *apiclient.Client) map[string]string {
 	var resp struct {
 		Workers []struct {
 			ID   string `json:"id"`
@@ -70,14 +114,5 @@ func runningReport(ctx context.Context, c *apiclient.Client) string {
 			}
 		}
 	}
-	var b strings.Builder
-	b.WriteString("Daemons on this host:\n")
-	for _, r := range local {
-		state, ok := known[r.WorkerID]
-		if !ok {
-			state = "not reporting to this server"
-		}
-		fmt.Fprintf(&b, "  - %s (pid %d): %s\n", r.WorkerID, r.PID, state)
-	}
-	return b.String()
+	return known
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/goclearml/agent/internal/agent"
 	"io"
 	"os"
 	"os/exec"
@@ -42,7 +43,7 @@ func runExecute(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if g.Debug {
 		agentLevel = "DEBUG"
 	}
-	log, err := newLogger(stderr, agentLevel)
+	log, err := newLogger(g, stderr, agentLevel)
 	if err != nil {
 		return err
 	}
@@ -83,9 +84,7 @@ func runExecute(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		if !errors.As(err, &se) {
 			reason = "setup failed: " + reason
 		}
-		fmt.Fprintf(stdout, "clearml-agent: cannot run task %s: %s\n", task.ID, reason)
-		client.SetStatus(context.WithoutCancel(ctx), "tasks.failed", task.ID, true, reason, msg, apiclient.Final)
-		return &exitError{code: 1, err: err}
+		return setupFailed(ctx, client, stdout, task.ID, reason, msg)
 	}
 	client.SetStatus(ctx, "tasks.started", task.ID, true, "worker starting task execution", msg, apiclient.Default)
 	env := taskEnv(task, opts.LogLevel, prep.path)
@@ -95,11 +94,21 @@ func runExecute(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	}
 	path, err := exec.LookPath(prep.argv[0])
 	if err != nil {
-		reason := "setup failed: " + err.Error()
-		client.SetStatus(context.WithoutCancel(ctx), "tasks.failed", task.ID, true, reason, msg, apiclient.Final)
-		return &exitError{code: 1, err: err}
+		return setupFailed(ctx, client, stdout, task.ID, "setup failed: "+err.Error(), msg)
 	}
 	return syscall.Exec(path, prep.argv, env)
+}
+
+// setupFailed says once, in the task's log, why the task cannot run, and
+// fails it: under a daemon, the daemon does (after the whole log is
+// delivered, reading the reason from that line); alone, execute does.
+func setupFailed(ctx context.Context, client *apiclient.Client, stdout io.Writer, taskID, reason, msg string) error {
+	reason = strings.Join(strings.Fields(reason), " ") // one line
+	fmt.Fprintf(stdout, "%s%s\n", agent.SetupFailurePrefix(taskID), reason)
+	if os.Getenv(agent.DaemonReportsEnv) != "1" {
+		client.SetStatus(context.WithoutCancel(ctx), "tasks.failed", taskID, true, reason, msg, apiclient.Final)
+	}
+	return &exitError{code: 1, err: errSilent}
 }
 
 // exitError carries an exit status to Main.

@@ -224,7 +224,7 @@ func preparePython(ctx context.Context, cfg *config.Config, client *apiclient.Cl
 	}, pyenv.Request{Binary: binary, DefaultPython: firstNonEmpty(cfg.Agent.DefaultPython, os.Getenv("LOCAL_PYTHON")), Requirements: reqs, RepoDir: code,
 		CUDAVersion: cfg.Agent.CUDAVersion, SkipInstall: skip, Standalone: opts.standalone})
 	if err != nil {
-		return nil, &setupError{"could not install task requirements: " + err.Error()}
+		return nil, &setupError{"could not install the task's requirements: " + strings.TrimPrefix(err.Error(), "pyenv: ")}
 	}
 	// The environment stays in use until the task ends; this process
 	// becomes the task (exec), so the lease is released by the kernel then.

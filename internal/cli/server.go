@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	cliargs "github.com/goclearml/agent/internal/args"
 	"io"
 	"math"
 	"net/url"
@@ -15,10 +16,12 @@ import (
 	"github.com/goclearml/agent/internal/server"
 )
 
-func runServer(args []string, stdout, stderr io.Writer) error {
+func runServer(g cliargs.Global, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8008", "address to listen on")
+	publicURL := fs.String("public-url", "", "the API address written into clearml.conf for clients (default: the --listen address; "+
+		"with 0.0.0.0, this host's first non-loopback address)")
 	dataDir := fs.String("data-dir", server.DefaultDataDir(), "folder for the SQLite database and the client configuration")
 	db := fs.String("db", "", "PostgreSQL URL (postgres://user:pass@host/db); empty: SQLite in --data-dir")
 	sqliteSync := fs.String("sqlite-sync", "normal", "SQLite durability: normal (keeps every acknowledged write when the server process dies) "+
@@ -36,6 +39,8 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	filesNoAuth := fs.Bool("files-no-auth", false, "serve files without checking credentials (the reference file server's default)")
 	maxBody := fs.String("max-body", "32MiB", "largest API request body (bytes, or with KiB, MiB, GiB)")
 	bodyBudget := fs.String("body-budget", "64MiB", "API request bodies of 1 MiB and more served at once, in bytes; the others wait")
+	uiPrefix := fs.String("ui-prefix", "", "serve the web UI under this path (e.g. /clearml, for a reverse proxy) instead of at /")
+	noUI := fs.Bool("no-ui", false, "serve no web UI")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: clearml-agent server [flags]\n\nRuns the embedded ClearML-compatible server.\n\n")
 		fs.PrintDefaults()
@@ -67,6 +72,9 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &UsageError{Msg: "server: --body-budget: " + err.Error()}
 	}
+	if *uiPrefix != "" && (!strings.HasPrefix(*uiPrefix, "/") || strings.ContainsAny(*uiPrefix, "?#\\ ") || strings.Contains(*uiPrefix, "..")) {
+		return &UsageError{Msg: "server: --ui-prefix must be a path such as /clearml"}
+	}
 	files := server.FilesConfig{Disabled: *noFiles, Dir: *filesDir, MaxUploadBytes: maxUpload, NoAuth: *filesNoAuth, Listen: *filesListen}
 	if *filesS3 != "" {
 		s3, err := parseS3URL(*filesS3, *filesS3Region)
@@ -75,19 +83,28 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 		}
 		files.S3 = s3
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := newLogger(g, stderr, *logLevel)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	cfg := server.RunConfig{Listen: *listen, DataDir: *dataDir, DB: *db, SQLiteSync: *sqliteSync,
+	if *publicURL != "" {
+		if u, err := url.Parse(*publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &UsageError{Msg: fmt.Sprintf("server: --public-url %q is not an http(s) URL", *publicURL)}
+		}
+	}
+	cfg := server.RunConfig{Listen: *listen, PublicURL: *publicURL, DataDir: *dataDir, DB: *db, SQLiteSync: *sqliteSync,
 		Watchdog: server.WatchdogOptions{Threshold: *watchdog, Interval: *watchdogEvery}, Files: files,
+		UI:      server.UIConfig{Disabled: *noUI, Prefix: *uiPrefix},
 		Options: server.Options{MaxBodyBytes: maxBodyBytes, BodyBudget: budget}}
 	return server.Run(ctx, cfg, log, func(s server.Started) {
 		fmt.Fprintf(stdout, "ClearML-compatible server listening on %s\n", s.URL)
 		if s.FilesURL != s.URL {
 			fmt.Fprintf(stdout, "File server: %s\n", s.FilesURL)
+		}
+		if !*noUI {
+			fmt.Fprintf(stdout, "Web UI: %s/ (sign in with the access key and secret of the client configuration)\n", s.WebURL)
 		}
 		if s.CreatedConfig {
 			fmt.Fprintf(stdout, "Wrote client configuration with new credentials to %s\n", s.ClientConfig)

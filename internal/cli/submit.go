@@ -39,7 +39,7 @@ type submitOptions struct {
 	requirements, docker, dockerArgs, dockerSetup, taskType string
 	binary                                                  string
 	args, packages, tags                                    []string
-	noRepo                                                  bool
+	noRepo, createQueue                                     bool
 }
 
 func runSubmit(g args.Global, argv []string, stdout, stderr io.Writer) error {
@@ -54,7 +54,8 @@ func runSubmit(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	f.fs.BoolVar(&o.noRepo, "no-repo", false, "store the script's content in the task instead of its git repository, commit and diff (our extension: for scripts whose commit is not pushed)")
 	f.fs.StringVar(&o.cwd, "cwd", "", "the working `FOLDER`, relative to the repository root (default: the script's folder)")
 	f.list(&o.args, "args", "the script's arguments as `NAME=VALUE` items, stored as hyper-parameters in section Args")
-	f.fs.StringVar(&o.queue, "queue", "", "the queue's `NAME` (created if missing; default: the server's default queue)")
+	f.fs.StringVar(&o.queue, "queue", "", "the queue's `NAME` or id (default: the server's default queue)")
+	f.fs.BoolVar(&o.createQueue, "create-queue", false, "create the queue when it does not exist")
 	f.fs.StringVar(&o.requirements, "requirements", "", "a requirements `FILE`; its text becomes the task's pip requirements")
 	f.list(&o.packages, "packages", "pip `PACKAGE` specifications, added to the task's pip requirements")
 	f.fs.StringVar(&o.docker, "docker", "", "the docker `IMAGE` to run the task in")
@@ -124,17 +125,17 @@ func runSubmit(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The queue first: a bad queue name creates nothing.
+	queueID, queueName, err := resolveQueue(ctx, c, o.queue, o.createQueue)
+	if err != nil {
+		return err
+	}
 	if o.project != "" {
 		id, err := ensureProject(ctx, c, o.project)
 		if err != nil {
 			return err
 		}
 		req["project"] = id
-	}
-	// The queue before the task: a bad queue name creates nothing.
-	queueID, queueName, err := resolveQueue(ctx, c, o.queue)
-	if err != nil {
-		return err
 	}
 	var created api.IDResponse
 	if err := c.Call(ctx, "", "tasks.create", req, &created, apiclient.Default); err != nil {

@@ -18,7 +18,7 @@ func TestSubmitGitCheckout(t *testing.T) {
 	setup := writeFile(t, filepath.Join(dir, "setup.sh"), "apt-get install -y curl\n")
 	script := filepath.Join(root, "sub", "train.py")
 	out, errOut, code := e.run("submit", "--project", "Tests/Submit", "--name", "git task", "--script", script,
-		"--queue", "gpu", "--args", "lr=0.1", "epochs=3", "--args", "note=a=b", "--packages", "numpy>=1.0", "tqdm",
+		"--queue", "gpu", "--create-queue", "--args", "lr=0.1", "epochs=3", "--args", "note=a=b", "--packages", "numpy>=1.0", "tqdm",
 		"--requirements", reqs, "--tags", "nightly", "exp", "--docker", "python:3.12", "--docker_args", "-e A=1 --ipc=host",
 		"--docker_bash_setup_script", setup, "--task-type", "testing")
 	if code != 0 {
@@ -100,7 +100,7 @@ func TestSubmitLiteralScript(t *testing.T) {
 	}
 
 	// A queue the server refuses to create fails the submit before a task exists.
-	if _, errOut, code := e.run("submit", "--script", script, "--queue", "q"); code != 1 || !strings.Contains(errOut, `creating queue "q"`) {
+	if _, errOut, code := e.run("submit", "--script", script, "--queue", "q", "--create-queue"); code != 1 || !strings.Contains(errOut, `creating queue "q"`) {
 		t.Errorf("bad queue: exit %d, stderr %q", code, errOut)
 	}
 	var tasks []map[string]any

@@ -19,6 +19,9 @@ import (
 type table struct {
 	header []string
 	rows   [][]string
+	// full keeps long cells whole (a detail view, where the value is the
+	// point); they are still made single-line.
+	full bool
 }
 
 // maxCell bounds a cell's width in runes.
@@ -36,7 +39,11 @@ func (t *table) write(w io.Writer) error {
 	for i, r := range rows {
 		clean[i] = make([]string, len(r))
 		for j, c := range r {
-			c = cell(c)
+			if t.full {
+				c = oneLine(c)
+			} else {
+				c = cell(c)
+			}
 			clean[i][j] = c
 			if j >= len(widths) {
 				widths = append(widths, 0)
@@ -63,12 +70,19 @@ func (t *table) write(w io.Writer) error {
 // cell makes s fit one table cell: control characters become spaces, runs
 // of white space one space, long text is cut with "…", and "" is "-".
 func cell(s string) string {
+	s = oneLine(s)
+	if utf8.RuneCountInString(s) > maxCell {
+		s = string([]rune(s)[:maxCell-1]) + "…"
+	}
+	return s
+}
+
+// oneLine makes s a single line: control characters become spaces, runs of
+// white space one space, and "" is "-".
+func oneLine(s string) string {
 	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
 	if s == "" {
 		return "-"
-	}
-	if utf8.RuneCountInString(s) > maxCell {
-		s = string([]rune(s)[:maxCell-1]) + "…"
 	}
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -177,11 +178,14 @@ func tasksLogs(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return printLogs(ctx, c, id, *follow, followInterval, stdout)
+	return printLogs(ctx, c, id, *follow, followInterval, stdout, stderr)
 }
 
 // printLogs prints the task's log; with follow, until the task has ended.
-func printLogs(ctx context.Context, c *apiclient.Client, id string, follow bool, every time.Duration, w io.Writer) error {
+// While the task waits in a queue, notes says where it stands (its
+// position, and whether any worker listens to that queue), when that
+// changes.
+func printLogs(ctx context.Context, c *apiclient.Client, id string, follow bool, every time.Duration, w, notes io.Writer) error {
 	r := &logReader{c: c, task: id, batch: logBatch}
 	show := func(e logEvent) error {
 		msg := e.Msg
@@ -195,6 +199,8 @@ func printLogs(ctx context.Context, c *apiclient.Client, id string, follow bool,
 		_, err := r.drain(ctx, show)
 		return err
 	}
+	var noted time.Time
+	lastNote := ""
 	for {
 		// The status first: lines logged before the task ended are then
 		// all in by the time drain has read the log.
@@ -209,10 +215,71 @@ func printLogs(ctx context.Context, c *apiclient.Client, id string, follow bool,
 		if res, ended := finalResult(id, status, reason); ended && n == 0 {
 			return res
 		}
+		if status == api.StatusQueued && time.Since(noted) >= queueNoteEvery {
+			if note := queuedNote(ctx, c, id); note != "" && note != lastNote {
+				fmt.Fprintln(notes, note)
+				lastNote = note
+			}
+			noted = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 			return &finalExit{code: 130, msg: "interrupted"}
 		case <-time.After(every):
 		}
 	}
+}
+
+// queueNoteEvery is how often a follower looks where its queued task stands.
+const queueNoteEvery = 3 * time.Second
+
+// queuedNote says where a queued task stands: its queue, its position, and
+// how many workers listen to that queue ("" when it cannot be told).
+func queuedNote(ctx context.Context, c *apiclient.Client, id string) string {
+	var tr struct {
+		Tasks []struct {
+			Execution struct {
+				Queue string `json:"queue"`
+			} `json:"execution"`
+		} `json:"tasks"`
+	}
+	req := map[string]any{"id": []string{id}, "only_fields": []string{"execution.queue"}, "search_hidden": true}
+	if err := c.Call(ctx, "", "tasks.get_all", req, &tr, apiclient.Poll); err != nil || len(tr.Tasks) == 0 || tr.Tasks[0].Execution.Queue == "" {
+		return ""
+	}
+	qid := tr.Tasks[0].Execution.Queue
+	var qr struct {
+		Queue api.Queue `json:"queue"`
+	}
+	if err := c.Call(ctx, "", "queues.get_by_id", map[string]any{"queue": qid}, &qr, apiclient.Poll); err != nil {
+		return ""
+	}
+	pos := slices.IndexFunc(qr.Queue.Entries, func(e api.QueueEntry) bool { return e.Task == id })
+	var wr struct {
+		Workers []struct {
+			Queues []api.IDName `json:"queues"`
+		} `json:"workers"`
+	}
+	if err := c.Call(ctx, "", "workers.get_all", map[string]any{}, &wr, apiclient.Poll); err != nil {
+		return ""
+	}
+	listening := 0
+	for _, w := range wr.Workers {
+		if slices.ContainsFunc(w.Queues, func(q api.IDName) bool { return q.ID == qid }) {
+			listening++
+		}
+	}
+	note := fmt.Sprintf("Task %s is queued in %q", id, qr.Queue.Name)
+	if pos >= 0 {
+		note += fmt.Sprintf(", position %d of %d", pos+1, len(qr.Queue.Entries))
+	}
+	switch listening {
+	case 0:
+		note += fmt.Sprintf("; no worker listens to this queue (start one: clearml-agent daemon --queue %s)", qr.Queue.Name)
+	case 1:
+		note += "; 1 worker listens to this queue"
+	default:
+		note += fmt.Sprintf("; %d workers listen to this queue", listening)
+	}
+	return note
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -27,24 +28,6 @@ const tasksUsage = `Usage:
 lines arrive; it then exits 0 when the task completed (or was published or
 closed), 1 when it failed and 2 when it was stopped.
 `
-
-// connect loads the configuration as the daemon does and logs in. Only
-// warnings (everything with --debug) go to stderr.
-func connect(ctx context.Context, g args.Global, stderr io.Writer) (*apiclient.Client, error) {
-	cfg, err := loadConfig(g)
-	if err != nil {
-		return nil, err
-	}
-	level := "WARN"
-	if g.Debug {
-		level = "DEBUG"
-	}
-	log, err := newLogger(stderr, level)
-	if err != nil {
-		return nil, err
-	}
-	return newClient(ctx, cfg, log)
-}
 
 // runTasks dispatches "clearml-agent tasks SUB ...".
 func runTasks(g args.Global, argv []string, stdout, stderr io.Writer) error {
@@ -242,7 +225,7 @@ func tasksShow(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		}
 	}
 	script := func(k string) string { s, _ := t.Script[k].(string); return s }
-	kv := &table{}
+	kv := &table{full: true}
 	kv.add("id:", t.ID)
 	kv.add("name:", t.Name)
 	kv.add("type:", t.Type)
@@ -276,18 +259,32 @@ func defaultQueue(ctx context.Context, c *apiclient.Client) (id, name string, er
 
 // resolveQueue returns the id and name of the named queue, creating it
 // when it does not exist, or of the default queue when name is empty.
-func resolveQueue(ctx context.Context, c *apiclient.Client, name string) (id, resolved string, err error) {
+func resolveQueue(ctx context.Context, c *apiclient.Client, name string, create bool) (id, resolved string, err error) {
 	if name == "" {
 		return defaultQueue(ctx, c)
 	}
-	queues, err := c.QueuesByName(ctx, name)
-	if err != nil {
-		return "", "", err
+	var all []api.Queue
+	if err := c.Call(ctx, "", "queues.get_all", map[string]any{"only_fields": []string{"id", "name"}}, &struct {
+		Queues *[]api.Queue `json:"queues"`
+	}{&all}, apiclient.Default); err != nil {
+		return "", "", fmt.Errorf("listing queues: %w", err)
 	}
-	for _, q := range queues {
-		if q.Name == name {
-			return q.ID, name, nil
+	// An id, the exact name, else the one name that differs only in case
+	// (as the daemon matches names).
+	var folded []api.Queue
+	for _, q := range all {
+		if q.ID == name || q.Name == name {
+			return q.ID, q.Name, nil
 		}
+		if strings.EqualFold(q.Name, name) {
+			folded = append(folded, q)
+		}
+	}
+	if len(folded) == 1 {
+		return folded[0].ID, folded[0].Name, nil
+	}
+	if !create {
+		return "", "", &UsageError{Msg: unknownQueue(name, all)}
 	}
 	if id, err = c.CreateQueue(ctx, name); err != nil {
 		return "", "", fmt.Errorf("creating queue %q: %w", name, err)
@@ -295,18 +292,73 @@ func resolveQueue(ctx context.Context, c *apiclient.Client, name string) (id, re
 	return id, name, nil
 }
 
+// unknownQueue says that a queue does not exist, suggests the closest
+// name, and says how to create it.
+func unknownQueue(name string, all []api.Queue) string {
+	msg := fmt.Sprintf("no queue named %q", name)
+	best, bestDist := "", len(name)/2+2
+	names := make([]string, 0, len(all))
+	for _, q := range all {
+		names = append(names, strconv.Quote(q.Name))
+		if d := editDistance(strings.ToLower(name), strings.ToLower(q.Name)); d < bestDist {
+			best, bestDist = q.Name, d
+		}
+	}
+	switch {
+	case best != "":
+		msg += fmt.Sprintf(" (did you mean %q?)", best)
+	case len(names) > 0 && len(names) <= 10:
+		msg += " (queues: " + strings.Join(names, ", ") + ")"
+	}
+	return msg + "; pass --create-queue to create it"
+}
+
+// editDistance is the Levenshtein distance of two short strings.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
 // enqueueTask puts a task in a queue (see resolveQueue) and returns the
 // queue's name and the server's answer.
-func enqueueTask(ctx context.Context, c *apiclient.Client, task, queue string) (string, json.RawMessage, error) {
-	id, name, err := resolveQueue(ctx, c, queue)
+func enqueueTask(ctx context.Context, c *apiclient.Client, task, queue string, create bool) (string, json.RawMessage, error) {
+	id, name, err := resolveQueue(ctx, c, queue, create)
 	if err != nil {
 		return "", nil, err
 	}
 	var resp json.RawMessage
 	if err := c.Call(ctx, "", "tasks.enqueue", map[string]any{"task": task, "queue": id}, &resp, apiclient.Default); err != nil {
-		return "", nil, err
+		return "", nil, enqueueHint(ctx, c, task, err)
 	}
 	return name, resp, nil
+}
+
+// enqueueHint adds what to do to a refused enqueue: a task that ran
+// already is reset first.
+func enqueueHint(ctx context.Context, c *apiclient.Client, task string, err error) error {
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != 400 {
+		return err
+	}
+	if status, _, serr := taskState(ctx, c, task); serr == nil && status != api.StatusCreated && status != api.StatusQueued {
+		return fmt.Errorf("%w; the task is %s: run \"clearml-agent tasks reset %s\" first to run it again", err, status, task)
+	}
+	return err
 }
 
 // tasksAction runs abort (tasks.stop), enqueue and reset.
@@ -319,10 +371,11 @@ func tasksAction(g args.Global, sub string, argv []string, stdout, stderr io.Wri
 	f := newFlags("tasks "+sub, heads[sub])
 	asJSON := f.fs.Bool("json", false, "print the server's answer as JSON")
 	var queue *string
-	var force *bool
+	var force, createQueue *bool
 	switch sub {
 	case "enqueue":
-		queue = f.fs.String("queue", "", "the queue's `NAME` (created if missing; default: the server's default queue)")
+		queue = f.fs.String("queue", "", "the queue's `NAME` or id (default: the server's default queue)")
+		createQueue = f.fs.Bool("create-queue", false, "create the queue when it does not exist")
 	case "abort":
 		force = f.fs.Bool("force", false, "stop the task whatever its status")
 	}
@@ -358,7 +411,7 @@ func tasksAction(g args.Global, sub string, argv []string, stdout, stderr io.Wri
 			summary = fmt.Sprintf("Task %s: stop requested; its worker will abort it", id)
 		}
 	case "enqueue":
-		name, r, err := enqueueTask(ctx, c, id, *queue)
+		name, r, err := enqueueTask(ctx, c, id, *queue, *createQueue)
 		if err != nil {
 			return err
 		}

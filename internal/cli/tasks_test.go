@@ -19,7 +19,7 @@ func twoTasks(t *testing.T, e *cmdEnv) (older, newer string) {
 	t.Helper()
 	script := writeFile(t, filepath.Join(t.TempDir(), "work.py"), "print('work')\n")
 	older = e.submit("--project", "Lists", "--name", "older task", "--script", script)
-	newer = e.submit("--project", "Lists", "--name", "newer task", "--script", script, "--queue", "other")
+	newer = e.submit("--project", "Lists", "--name", "newer task", "--script", script, "--queue", "other", "--create-queue")
 	e.mustRun("tasks", "abort", older)
 	return older, newer
 }

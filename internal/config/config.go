@@ -23,6 +23,11 @@ type LoadOptions struct {
 	// (unknown variables are kept verbatim, as Python's expandvars does),
 	// then ~, and the result is made absolute. The file must exist.
 	ConfigFile string
+	// BaseFile, when set, is read before the local files, so that they
+	// override it: the embedded default's own client configuration fills
+	// in what ~/clearml.conf leaves out (its server, its credentials). A
+	// missing file is empty.
+	BaseFile string
 	// LookupEnv reads one environment variable; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
 	// Environ lists the environment as KEY=value strings, for the

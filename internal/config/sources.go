@@ -123,6 +123,15 @@ func (c *Config) readLocalFiles(opts LoadOptions, env envReader) error {
 	case opts.Home != "":
 		files = []string{filepath.Join(opts.Home, "trains.conf"), filepath.Join(opts.Home, "clearml.conf")}
 	}
+	if opts.BaseFile != "" {
+		parsed, err := c.parseFile(opts.BaseFile, opts.LookupEnv)
+		if err != nil {
+			return err
+		}
+		if parsed != nil {
+			c.Raw.Merge(parsed)
+		}
+	}
 	for _, f := range files {
 		parsed, err := c.parseFile(f, opts.LookupEnv)
 		if err != nil {

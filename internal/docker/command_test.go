@@ -174,3 +174,16 @@ func TestInitScriptRuns(t *testing.T) {
 		t.Errorf("docker_init_bash_script did not replace the built-in steps")
 	}
 }
+
+func TestDockerCause(t *testing.T) {
+	for _, tc := range []struct{ out, want string }{
+		{"Unable to find image 'x:1' locally\ndocker: Error response from daemon: pull access denied for x, repository does not exist.\nSee 'docker run --help'.\n",
+			"Error response from daemon: pull access denied for x, repository does not exist."},
+		{"unknown flag: --bogus\n\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'docker run --help' for more information\n", "unknown flag: --bogus"},
+		{"", "docker run said nothing (exit code 125)"},
+	} {
+		if got := dockerCause(tc.out); got != tc.want {
+			t.Errorf("dockerCause(%q) = %q, want %q", tc.out, got, tc.want)
+		}
+	}
+}

@@ -158,7 +158,7 @@ func (r *Runner) run(ctx context.Context, spec executor.Spec, out io.Writer, att
 		return exit, err
 	}
 	if exit.Code == ExitDockerError && !exit.Cancelled {
-		return exit, fmt.Errorf("docker could not run the container (docker run exit code %d): %s", exit.Code, lastLine(tail.String()))
+		return exit, fmt.Errorf("docker could not run the container: %s", dockerCause(tail.String()))
 	}
 	return exit, nil
 }
@@ -182,14 +182,19 @@ func (r *Runner) stop(ctx context.Context, label string, grace time.Duration, lo
 
 func shortID(id string) string { return id[:min(len(id), 12)] }
 
-func lastLine(s string) string {
+// dockerCause is the line of docker's output that says why a container
+// could not run ("Error response from daemon: pull access denied ..."),
+// not its closing hints ("Run 'docker run --help' ...", a usage line).
+func dockerCause(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
-			return l
+		l := strings.TrimSpace(lines[i])
+		if l == "" || strings.HasPrefix(l, "Run 'docker") || strings.HasPrefix(l, "See 'docker") || strings.HasPrefix(l, "Usage:") {
+			continue
 		}
+		return strings.TrimPrefix(l, "docker: ")
 	}
-	return "no output"
+	return "docker run said nothing (exit code 125)"
 }
 
 // tailBuffer keeps the last max bytes written.

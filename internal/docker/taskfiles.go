@@ -53,7 +53,7 @@ func (l *Launcher) runSpec(taskID string, spec executor.Spec, c Choice, m Merged
 		LabelTask + "=" + taskID, LabelRun + "=" + spec.Marker}, s.Labels...)
 	r.Env = []string{"CLEARML_WORKER_ID=" + worker, "CLEARML_DOCKER_IMAGE=" + c.Image, "CLEARML_TASK_ID=" + taskID,
 		"CLEARML_CONFIG_FILE=" + ConfigPath, "CLEARML_AGENT_IN_CONTAINER=1"}
-	for _, name := range []string{"CLEARML_WORKER_TAGS", "CLEARML_AGENT_SERVICE_TASK"} {
+	for _, name := range []string{"CLEARML_WORKER_TAGS", "CLEARML_AGENT_SERVICE_TASK", "CLEARML_AGENT_DAEMON_REPORTS"} {
 		if v, ok := envValue(spec.Env, name); ok && v != "" {
 			r.Env = append(r.Env, name+"="+v)
 		}

@@ -4,8 +4,11 @@ package pgtest
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -70,4 +73,52 @@ func processAlive(pid int) bool {
 	}
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// Freeze stops the server and its backends (SIGSTOP), as a hung database
+// host would be: connections open but nothing answers. thaw resumes them.
+func (c *Cluster) Freeze() (thaw func(), err error) {
+	if c.cmd == nil {
+		return nil, fmt.Errorf("pgtest: no server to freeze")
+	}
+	pids := append([]int{c.cmd.Process.Pid}, childPIDs(c.cmd.Process.Pid)...)
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			return nil, fmt.Errorf("pgtest: freezing pid %d: %w", pid, err)
+		}
+	}
+	return func() {
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}, nil
+}
+
+// childPIDs lists the processes whose parent is pid (from /proc).
+func childPIDs(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after ')'.
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 {
+			if ppid, _ := strconv.Atoi(f[1]); ppid == pid {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package pyenv
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -167,5 +168,20 @@ func TestTailWriterSummary(t *testing.T) {
 	}
 	if !strings.HasSuffix(sink.String(), "partial") {
 		t.Fatal("output not passed through")
+	}
+}
+
+func TestInstallErrorLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ detail, want string }{
+		{"ERROR: Could not find a version\nERROR: No matching distribution found for foo==9.9", "pip install failed (exit status 1): ERROR: No matching distribution found for foo==9.9"},
+		{"ERROR: Exception:\nTraceback (most recent call last):\n  File \"x\"\npip._vendor.packaging.markers.InvalidMarker: Invalid marker: 'touch CANARY'",
+			"pip install failed (exit status 1): pip._vendor.packaging.markers.InvalidMarker: Invalid marker: 'touch CANARY'"},
+		{"some output\nlast words", "pip install failed (exit status 1): last words"},
+	} {
+		e := &InstallError{Tool: "pip install", Err: errors.New("exit status 1"), Detail: tc.detail}
+		if got := e.Error(); got != tc.want {
+			t.Errorf("InstallError(%q) = %q, want %q", tc.detail, got, tc.want)
+		}
 	}
 }

@@ -59,7 +59,7 @@ func (p *prep) lockInstall(ctx context.Context, dir string) error {
 	out, err := cmd.CombinedOutput()
 	p.log.Write(out)
 	if err != nil {
-		return fmt.Errorf("pyenv: could not install task requirements (poetry install: %v):\n%s", err, lastLines(string(out), 10))
+		return &InstallError{Tool: "poetry install", Err: err, Detail: lastLines(string(out), 10)}
 	}
 	return nil
 }

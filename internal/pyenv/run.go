@@ -79,7 +79,45 @@ func (p *prep) pipInstall(ctx context.Context, py, reqFile, cwd string) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("pyenv: pip install: %w", ctx.Err())
 	}
-	return fmt.Errorf("pyenv: could not install task requirements (pip install: %v):\n%s", err, tw.summary())
+	return &InstallError{Tool: "pip install", Err: err, Detail: tw.summary()}
+}
+
+// InstallError is a package installer that failed. Its text is one line:
+// the tool, its exit status and the first line that says why; Detail has
+// the lines around it (the whole output is already in the task log).
+type InstallError struct {
+	Tool   string
+	Err    error
+	Detail string
+}
+
+func (e *InstallError) Error() string {
+	msg := fmt.Sprintf("%s failed (%v)", e.Tool, e.Err)
+	if first := firstErrorLine(e.Detail); first != "" {
+		msg += ": " + first
+	}
+	return msg
+}
+
+func (e *InstallError) Unwrap() error { return e.Err }
+
+// firstErrorLine is the line of an installer's output that names the
+// cause: the last "ERROR:" line (pip says the root cause last), else the
+// last line.
+func firstErrorLine(detail string) string {
+	lines := strings.Split(strings.TrimSpace(detail), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); strings.HasPrefix(l, "ERROR:") {
+			if strings.HasSuffix(l, ":") && i < len(lines)-1 {
+				// "ERROR: Exception:" opens a traceback: its last line
+				// names the exception.
+				return last
+			}
+			return l
+		}
+	}
+	return last
 }
 
 // listScript prints what `pip freeze` prints, read with importlib.metadata

@@ -1,15 +1,19 @@
 // Package readme_test runs the README's quick start literally: the daemon
 // command of its first block, then the walk-through block, in a temporary
 // home, and checks that the example tasks reach the statuses the README
-// promises.
+// promises and that the web UI the README points at lists them.
 package readme_test
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,7 +96,10 @@ func TestREADMEQuickStart(t *testing.T) {
 	l.Close()
 	env := append(os.Environ(), "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(home, ".cache"), "TMPDIR="+t.TempDir(),
 		"CLEARML_AGENT_EMBEDDED_LISTEN="+addr, "PIP_NO_INDEX=1", "PIP_FIND_LINKS="+wheels,
-		"CLEARML_CONFIG_FILE=", "CLEARML_API_HOST=", "CLEARML_API_ACCESS_KEY=", "CLEARML_API_SECRET_KEY=", "CGO_ENABLED=0",
+		"CLEARML_CONFIG_FILE=", "CLEARML_API_HOST=", "CLEARML_API_ACCESS_KEY=", "CLEARML_API_SECRET_KEY=",
+		// A newcomer's Go builds with cgo when a C compiler is there: the
+		// README's own command must give the static binary docker mode needs.
+		"CGO_ENABLED="+cgoDefault(),
 		"GOCACHE="+gv[0], "GOMODCACHE="+gv[1], "GOPATH="+gv[2])
 	var daemonOut bytes.Buffer
 	daemon := exec.Command("bash", "-c", daemonCmd)
@@ -121,6 +128,9 @@ func TestREADMEQuickStart(t *testing.T) {
 	t.Logf("daemon ready after %v", time.Since(daemonStart).Round(time.Second))
 	if !strings.Contains(daemonOut.String(), "No ClearML configuration found") {
 		t.Fatalf("the daemon did not say it runs the embedded server:\n%s", daemonOut.String())
+	}
+	if err := isStatic(filepath.Join(work, "clearml-agent")); err != nil {
+		t.Errorf("the README's build command: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -177,4 +187,51 @@ func TestREADMEQuickStart(t *testing.T) {
 	if regexp.MustCompile(`secret_key`).Match(out) {
 		t.Errorf("a secret key name appears in the walk-through output")
 	}
+	// The web UI the README points at: its tasks page, with the key pair
+	// of the ~/clearml.conf the daemon wrote, lists the example tasks.
+	conf, err := os.ReadFile(filepath.Join(home, "clearml.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := regexp.MustCompile(`"access_key" = "([^"]+)"`).FindSubmatch(conf)
+	secret := regexp.MustCompile(`"secret_key" = "([^"]+)"`).FindSubmatch(conf)
+	if key == nil || secret == nil || !strings.Contains(string(conf), `web_server: "http://`+addr+`"`) {
+		t.Fatalf("~/clearml.conf lacks the key pair or the web UI's address:\n%s", conf)
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/tasks", nil)
+	req.SetBasicAuth(string(key[1]), string(secret[1]))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "with_requirements.py") {
+		t.Fatalf("the web UI's tasks page: %d\n%.500s", resp.StatusCode, page)
+	}
+}
+
+// cgoDefault is what CGO_ENABLED is on a machine where nobody set it: 1
+// when a C compiler is installed.
+func cgoDefault() string {
+	if _, err := exec.LookPath("gcc"); err == nil {
+		return "1"
+	}
+	return "0"
+}
+
+// isStatic checks that an executable needs no dynamic loader (no
+// PT_INTERP program header).
+func isStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked", path)
+		}
+	}
+	return nil
 }

@@ -203,7 +203,7 @@ func modelsGetByID(s *Server, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"model": toDoc(m)}, nil
+	return map[string]any{"model": modelView(m)}, nil
 }
 
 func modelsGetAll(s *Server, c *call) (any, error) {
@@ -225,17 +225,8 @@ func modelsGetAll(s *Server, c *call) (any, error) {
 	q.Tasks = plainTerms(body["task"])
 	var models []*api.Model
 	err := s.store.View(c.ctx, func(tx store.Tx) error {
-		if projects := plainTerms(body["project"]); projects != nil && extra.IncludeSubprojects {
-			all, err := tx.Projects(c.ident.Company)
-			if err != nil {
-				return err
-			}
-			projects = withSubprojects(projects, all)
-			list := make([]any, len(projects))
-			for i, p := range projects {
-				list[i] = p
-			}
-			body["project"] = list
+		if err := expandSubprojects(tx, c, body, extra.IncludeSubprojects); err != nil {
+			return err
 		}
 		q.Projects = plainTerms(body["project"])
 		var err error
@@ -255,7 +246,7 @@ func modelsGetAll(s *Server, c *call) (any, error) {
 		if hideHidden && slices.Contains(m.SystemTags, "hidden") {
 			continue
 		}
-		doc := toDoc(m)
+		doc := modelView(m)
 		if filter.match(doc) {
 			docs = append(docs, doc)
 		}
@@ -266,6 +257,26 @@ func modelsGetAll(s *Server, c *call) (any, error) {
 	}
 	sortDocs(docs, order)
 	return listResponse(c, "models", docs, &req)
+}
+
+// expandSubprojects adds every descendant of the body's project filter to
+// it, for include_subprojects (tasks.get_all and models.get_all).
+func expandSubprojects(tx store.Tx, c *call, body map[string]any, include bool) error {
+	projects := plainTerms(body["project"])
+	if projects == nil || !include {
+		return nil
+	}
+	all, err := tx.Projects(c.ident.Company)
+	if err != nil {
+		return err
+	}
+	projects = withSubprojects(projects, all)
+	list := make([]any, len(projects))
+	for i, p := range projects {
+		list[i] = p
+	}
+	body["project"] = list
+	return nil
 }
 
 // withSubprojects adds every descendant of the given projects.

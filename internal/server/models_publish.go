@@ -32,7 +32,7 @@ func (s *Server) publishModel(tx store.Tx, c *call, id string, publishTask, forc
 			return nil, err
 		case t.Status != api.StatusPublished:
 			prev := t.Status
-			fields, err := s.publishTask(c, t, forceTask)
+			fields, err := s.publishTask(c, t, forceTask, "", "")
 			if err != nil {
 				return nil, err
 			}
@@ -50,12 +50,17 @@ func (s *Server) publishModel(tx store.Tx, c *call, id string, publishTask, forc
 	return published, tx.PutModel(m)
 }
 
-// publishTask moves a task through publishing to published.
-func (s *Server) publishTask(c *call, t *api.Task, force bool) (map[string]any, error) {
-	if _, err := s.setStatus(c, t, api.StatusPublishing, force, "", ""); err != nil {
+// publishTask moves a task through publishing to published. As the
+// reference, it validates the move to published (from stopped, completed,
+// failed, closed), then sets publishing itself, whatever the current status.
+func (s *Server) publishTask(c *call, t *api.Task, force bool, reason, message string) (map[string]any, error) {
+	if !force && !transitionAllowed(t.Status, api.StatusPublished) {
+		return nil, api.ErrInvalidTaskStatus.New("Invalid status change", "current_status", t.Status, "new_status", api.StatusPublished)
+	}
+	if _, err := s.setStatus(c, t, api.StatusPublishing, true, reason, message); err != nil {
 		return nil, err
 	}
-	fields, err := s.setStatus(c, t, api.StatusPublished, true, "", "")
+	fields, err := s.setStatus(c, t, api.StatusPublished, true, reason, message)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +105,8 @@ func modelsSetReady(s *Server, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp := map[string]any{"updated": 1, "published_task": nil}
+	// published_task only when the task was published (as the reference).
+	resp := map[string]any{"updated": 1}
 	if published != nil {
 		resp["published_task"] = published
 	}
@@ -144,7 +150,11 @@ func modelsPublishMany(s *Server, c *call) (any, error) {
 			published, err = s.publishModel(tx, c, id, publishTasks, req.ForcePublishTask)
 			return err
 		})
-		return map[string]any{"updated": 1, "published_task": published}, err
+		out := map[string]any{"updated": true}
+		if published != nil {
+			out["published_task"] = published
+		}
+		return out, err
 	})
 }
 

@@ -127,7 +127,9 @@ func modelsUpdateForTask(s *Server, c *call) (any, error) {
 	if hasURI == (req.OverrideModelID != "") {
 		return nil, api.ErrMissingRequiredFields.New("exactly one field is required", "fields", []string{"uri", "override_model_id"})
 	}
-	resp := api.ModelCreateResponse{}
+	// As the reference: {id, created} when a model was made, {id, updated,
+	// fields} when the task's model was updated.
+	resp := map[string]any{}
 	err := s.withTask(c, *req.Task, api.ErrInvalidTaskID, func(tx store.Tx, t *api.Task) error {
 		if t.Status != api.StatusCreated && t.Status != api.StatusInProgress {
 			return api.ErrInvalidTaskStatus.New("model can only be updated for tasks in the created or in_progress states", "id", t.ID, "status", t.Status)
@@ -139,6 +141,7 @@ func modelsUpdateForTask(s *Server, c *call) (any, error) {
 			if m, err = s.getModel(tx, c, req.OverrideModelID); err != nil {
 				return err
 			}
+			resp["updated"], resp["fields"] = 0, map[string]any{}
 		case len(outputs) > 0:
 			// The task has an output model: update it.
 			id, _ := outputs[len(outputs)-1]["model"].(string)
@@ -148,13 +151,14 @@ func modelsUpdateForTask(s *Server, c *call) (any, error) {
 			}
 			edit := req
 			edit.Task, edit.Project, edit.Parent = nil, nil, nil
-			if _, err := s.applyModelFields(tx, c, m, &edit, nil); err != nil {
+			fields, err := s.applyModelFields(tx, c, m, &edit, nil)
+			if err != nil {
 				return err
 			}
 			if err := tx.PutModel(m); err != nil {
 				return err
 			}
-			resp = api.ModelCreateResponse{ID: m.ID}
+			resp["id"], resp["updated"], resp["fields"] = m.ID, 1, fields
 			return nil
 		default:
 			now := s.now()
@@ -181,9 +185,9 @@ func modelsUpdateForTask(s *Server, c *call) (any, error) {
 			if err := tx.PutModel(m); err != nil {
 				return err
 			}
-			resp.Created = true
+			resp["created"] = true
 		}
-		resp.ID = m.ID
+		resp["id"] = m.ID
 		s.putModelEntry(t, "output", "Output Model", m.ID)
 		if req.Iteration != nil && *req.Iteration > t.LastIteration {
 			t.LastIteration = *req.Iteration

@@ -32,10 +32,13 @@ func normalizeProjectName(name string) (string, error) {
 	if len(parts) == 0 {
 		return "", api.ErrInvalidProjectName.New("Project name cannot be empty", "name", name)
 	}
-	if len(parts[len(parts)-1]) < 3 {
+	// The reference's minimum length applies to the full name: "team/cv"
+	// is a valid project name.
+	full := strings.Join(parts, "/")
+	if len(full) < 3 {
 		return "", api.ErrValidation.New("Project name must be at least 3 characters", "name", name)
 	}
-	return strings.Join(parts, "/"), nil
+	return full, nil
 }
 
 // ensureProject returns the project of that full name, creating it and its
@@ -73,6 +76,10 @@ func (s *Server) createProjectPath(tx store.Tx, c *call, full string, existing [
 		}
 		if idx >= 0 && last {
 			return nil, api.ErrExpectedUniqueData.New("", "name", full)
+		}
+		if len(path) < 3 {
+			// A parent made on the way is a project too: "ab/cd" needs "ab".
+			return nil, api.ErrValidation.New("Project name must be at least 3 characters", "name", path)
 		}
 		p := &api.Project{ID: newID(), Name: path, Basename: parts[i], User: c.ident.User, Company: c.ident.Company,
 			Created: &now, LastUpdate: &now, Tags: []string{}, SystemTags: []string{}, Parent: parent}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"sort"
 	"time"
 
 	"github.com/goclearml/agent/internal/api"
@@ -20,6 +21,7 @@ func routes() map[string]route {
 		"debug.ping":                             {fn: debugPing, minMajor: 1, noAuth: true},
 		"server.info":                            r(serverInfo, 1),
 		"users.get_current_user":                 r(usersGetCurrentUser, 1),
+		"users.get_all":                          r(usersGetAll, 1),
 		"projects.create":                        r(projectsCreate, 1),
 		"projects.get_all":                       r(projectsGetAll, 1),
 		"projects.get_by_id":                     r(projectsGetByID, 1),
@@ -35,6 +37,10 @@ func routes() map[string]route {
 		"queues.get_next_task":                   r(queuesGetNextTask, 4),
 		"queues.peek_task":                       r(queuesPeekTask, 15),
 		"queues.get_num_entries":                 r(queuesGetNumEntries, 15),
+		"queues.move_task_forward":               r(queueMove("forward"), 4),
+		"queues.move_task_backward":              r(queueMove("backward"), 4),
+		"queues.move_task_to_front":              r(queueMove("front"), 4),
+		"queues.move_task_to_back":               r(queueMove("back"), 4),
 		"tasks.create":                           r(tasksCreate, 1),
 		"tasks.get_by_id":                        r(tasksGetByID, 1),
 		"tasks.get_all":                          r(tasksGetAll, 1),
@@ -86,6 +92,7 @@ func routes() map[string]route {
 		"workers.unregister":                     r(workersUnregister, 4),
 		"workers.status_report":                  r(workersStatusReport, 4),
 		"workers.get_all":                        r(workersGetAll, 4),
+		"workers.get_stats":                      r(workersGetStats, 4),
 		"events.add":                             r(eventsAdd, 1),
 		"events.add_batch":                       {fn: eventsAddBatch, minMajor: 2, minMinor: 1, batch: true},
 		"events.get_task_log":                    {fn: eventsGetTaskLog, minMajor: 1, minMinor: 5},
@@ -93,8 +100,20 @@ func routes() map[string]route {
 		"events.scalar_metrics_iter_histogram":   r(eventsScalarHistogram, 1),
 		"events.get_scalar_metrics_and_variants": r(eventsMetricsAndVariants, 1),
 		"events.delete_for_task":                 r(eventsDeleteForTask, 1),
+		"events.get_task_single_value_metrics":   r(eventsGetTaskSingleValueMetrics, 20),
 	}
 	return rs
+}
+
+// Endpoints lists the names of the endpoints the server serves, sorted.
+func Endpoints() []string {
+	rs := routes()
+	names := make([]string, 0, len(rs))
+	for name := range rs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func debugPing(s *Server, c *call) (any, error) {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +23,10 @@ import (
 type RunConfig struct {
 	// Listen is the address to listen on (127.0.0.1:8008).
 	Listen string
+	// PublicURL is the API address clients use, written into the client
+	// configuration; empty: the listening address, or this host's first
+	// non-loopback address when listening on all interfaces.
+	PublicURL string
 	// DataDir holds the SQLite database and the client configuration.
 	DataDir string
 	// DB is a PostgreSQL URL; empty means SQLite in DataDir.
@@ -31,7 +37,9 @@ type RunConfig struct {
 	// Watchdog configures the non-responsive task watchdog.
 	Watchdog WatchdogOptions
 	// Files configures the file server.
-	Files   FilesConfig
+	Files FilesConfig
+	// UI configures the web UI.
+	UI      UIConfig
 	Options Options
 }
 
@@ -42,6 +50,8 @@ type Started struct {
 	// FilesURL is the file server's address (files_server), or URL when
 	// the file server is off.
 	FilesURL string
+	// WebURL is the web UI's address (web_server), or URL without a UI.
+	WebURL string
 	// ClientConfig is the path of the client configuration file.
 	ClientConfig string
 	// CreatedConfig is true when this start wrote that file.
@@ -71,7 +81,15 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 		return fmt.Errorf("creating data folder: %w", err)
 	}
 	dsn := cfg.DB
+	var lock *dataDirLock
 	if dsn == "" {
+		// One server process per SQLite database: a second one would
+		// stall on SQLite's lock; it is told who has the folder instead.
+		var err error
+		if lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return err
+		}
+		defer lock.release()
 		dsn = filepath.Join(cfg.DataDir, "clearml.db")
 	}
 	st, err := store.OpenWith(ctx, dsn, store.Options{SQLiteSync: cfg.SQLiteSync})
@@ -103,12 +121,17 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 			handler = srv.WithFiles(DefaultFilesPrefix, files)
 		}
 	}
+	handler = withHealth(handler, st)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	url := "http://" + ln.Addr().String()
-	info := Started{URL: url, FilesURL: url, ClientConfig: filepath.Join(cfg.DataDir, "clearml.conf")}
+	url := cfg.PublicURL
+	if url == "" {
+		url = advertisedURL(ln.Addr())
+	}
+	url = strings.TrimRight(url, "/")
+	info := Started{URL: url, FilesURL: url, WebURL: url, ClientConfig: filepath.Join(cfg.DataDir, "clearml.conf")}
 	servers := []*http.Server{newHTTPServer(handler, log)}
 	listeners := []net.Listener{ln}
 	switch {
@@ -129,26 +152,44 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 			l.Close()
 		}
 	}
+	if !cfg.UI.Disabled {
+		if servers[0].Handler, info.WebURL, err = mountUI(ctx, cfg.UI, srv, files, info.FilesURL, url, handler, log); err != nil {
+			closeAll()
+			return err
+		}
+	}
 	if _, err := os.Stat(info.ClientConfig); errors.Is(err, os.ErrNotExist) {
 		cr, err := CreateCredentials(ctx, st, "")
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("creating credentials: %w", err)
 		}
-		err = clientconf.Write(info.ClientConfig, clientconf.Client{APIServer: url, WebServer: url, FilesServer: info.FilesURL,
+		err = clientconf.Write(info.ClientConfig, clientconf.Client{APIServer: url, WebServer: info.WebURL, FilesServer: info.FilesURL,
 			AccessKey: cr.AccessKey, SecretKey: cr.SecretKey})
 		if err != nil {
 			closeAll()
 			return err
 		}
 		info.CreatedConfig = true
-	} else if err == nil && info.FilesURL != url {
-		// A configuration written before there was a file server points
-		// files_server at the API address; point it at the files.
-		if changed, err := clientconf.UpdateFilesServer(info.ClientConfig, url, info.FilesURL); err != nil {
-			log.Warn("updating files_server in the client configuration", "path", info.ClientConfig, "err", err)
-		} else if changed {
-			log.Info("client configuration now points files_server at the file server", "path", info.ClientConfig, "files_server", info.FilesURL)
+	} else if err == nil {
+		// A configuration written before there was a file server (or a web
+		// UI under a prefix) points files_server (web_server) at the API
+		// address; point it at the files (the UI).
+		for _, u := range []struct{ key, to string }{{"files_server", info.FilesURL}, {"web_server", info.WebURL}} {
+			if u.to == url {
+				continue
+			}
+			if changed, err := clientconf.UpdateServer(info.ClientConfig, u.key, url, u.to); err != nil {
+				log.Warn("updating the client configuration", "path", info.ClientConfig, "key", u.key, "err", err)
+			} else if changed {
+				log.Info("client configuration updated", "path", info.ClientConfig, u.key, u.to)
+			}
+		}
+	}
+	if lock != nil {
+		if err := lock.record(url); err != nil {
+			closeAll()
+			return err
 		}
 	}
 	runCtx, cancel := context.WithCancel(ctx)
@@ -159,7 +200,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	for i, hs := range servers {
 		wg.Go(func() { serveErr <- hs.Serve(listeners[i]) })
 	}
-	log.Info("server listening", "url", url, "files", info.FilesURL, "database", st.Dialect())
+	log.Info("server listening", "url", url, "files", info.FilesURL, "ui", info.WebURL, "database", st.Dialect())
 	if started != nil {
 		started(info)
 	}
@@ -192,4 +233,27 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// advertisedURL is the URL clients use for a listener: its own address,
+// unless it listens on every interface (0.0.0.0, ::), which no client can
+// connect to from another machine; then this host's first non-loopback
+// address (its name when it has none).
+func advertisedURL(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return "http://" + a.String()
+	}
+	port := strconv.Itoa(tcp.Port)
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, ad := range addrs {
+			if n, ok := ad.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+				return "http://" + net.JoinHostPort(n.IP.String(), port)
+			}
+		}
+	}
+	if host, err := os.Hostname(); err == nil && host != "" {
+		return "http://" + net.JoinHostPort(host, port)
+	}
+	return "http://" + net.JoinHostPort("127.0.0.1", port)
 }

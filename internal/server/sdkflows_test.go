@@ -296,7 +296,7 @@ func TestSDKTaskDelete(t *testing.T) {
 				}
 			}
 		}
-		if got := c.ok("tasks.delete", map[string]any{"task": id, "force": true}); got["deleted"] != 1.0 || got["deleted_models"] != 1.0 {
+		if got := c.ok("tasks.delete", map[string]any{"task": id, "force": true}); got["deleted"] != true || got["deleted_models"] != 1.0 {
 			t.Fatalf("tasks.delete = %v", got)
 		}
 		var failures []string

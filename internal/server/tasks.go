@@ -17,19 +17,9 @@ func taskView(c *call, t *api.Task) map[string]any {
 	for _, f := range api.HiddenTaskFields {
 		delete(doc, f)
 	}
-	// The reference always returns these sections (its document defaults),
-	// and the SDK writes into them: output.destination for output_uri.
-	for _, section := range []string{"output", "execution", "models", "runtime"} {
-		if _, ok := doc[section].(map[string]any); !ok {
-			doc[section] = map[string]any{}
-		}
-	}
-	models := doc["models"].(map[string]any)
-	for _, kind := range []string{"input", "output"} {
-		if _, ok := models[kind].([]any); !ok {
-			models[kind] = []any{}
-		}
-	}
+	// The reference always returns its document defaults, and the SDK
+	// relies on them (defaults.go).
+	taskDefaults(doc)
 	if c.below(2, 13) {
 		// Old clients read the first input and last output model here.
 		if in := modelEntries(t, "input"); len(in) > 0 {
@@ -90,26 +80,38 @@ func tasksGetByID(s *Server, c *call) (any, error) {
 
 func tasksGetAll(s *Server, c *call) (any, error) {
 	var req api.GetAllRequest
+	var extra struct {
+		IncludeSubprojects bool `json:"include_subprojects"`
+	}
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
-	body := c.raw()
-	filter, err := compileFilter(body, taskFilters)
-	if err != nil {
+	if err := c.decode(&extra); err != nil {
 		return nil, err
+	}
+	body := maps.Clone(c.raw())
+	if resp, ok, err := s.fastTaskList(c, &req, body); ok {
+		return resp, err
 	}
 	q := store.TaskQuery{Company: c.ident.Company}
 	if len(req.ID) > 0 {
 		q.IDs = req.ID
 	}
 	q.Statuses = plainTerms(body["status"])
-	q.Projects = plainTerms(body["project"])
 	var tasks []*api.Task
-	err = s.store.View(c.ctx, func(tx store.Tx) error {
+	err := s.store.View(c.ctx, func(tx store.Tx) error {
+		if err := expandSubprojects(tx, c, body, extra.IncludeSubprojects); err != nil {
+			return err
+		}
+		q.Projects = plainTerms(body["project"])
 		var err error
 		tasks, err = tx.Tasks(q)
 		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	filter, err := compileFilter(body, taskFilters)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +225,8 @@ func tasksCreate(s *Server, c *call) (any, error) {
 	}
 	now := s.now()
 	t := &api.Task{ID: newID(), User: c.ident.User, Company: c.ident.Company, Status: api.StatusCreated,
-		Created: &now, LastUpdate: &now, LastChange: &now, LastChangedBy: c.ident.User, Tags: []string{}, SystemTags: []string{}}
+		Created: &now, LastUpdate: &now, LastChange: &now, LastChangedBy: c.ident.User, Tags: []string{}, SystemTags: []string{},
+		Script: newTaskScript()}
 	err := s.store.Update(c.ctx, func(tx store.Tx) error {
 		if _, err := s.applyTaskFields(tx, c, t, &req); err != nil {
 			return err

@@ -125,7 +125,7 @@ func tasksDelete(s *Server, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp := map[string]any{"deleted": 1, "updated_children": 0, "updated_models": cleanup.updated,
+	resp := map[string]any{"deleted": true, "updated_children": 0, "updated_models": cleanup.updated,
 		"deleted_models": cleanup.deleted, "events": map[string]any{"deleted": deleted}}
 	if urls != nil {
 		urls["model_urls"] = orNone(cleanup.urls)

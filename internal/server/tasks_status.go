@@ -187,15 +187,11 @@ func tasksPublish(s *Server, c *call) (any, error) {
 	}
 	var fields map[string]any
 	err := s.withTask(c, req.Task, api.ErrInvalidTaskID, func(tx store.Tx, t *api.Task) error {
-		if _, err := s.setStatus(c, t, api.StatusPublishing, req.Force, req.StatusReason, req.StatusMessage); err != nil {
+		var err error
+		if fields, err = s.publishTask(c, t, req.Force, req.StatusReason, req.StatusMessage); err != nil {
 			return err
 		}
-		var err error
-		fields, err = s.setStatus(c, t, api.StatusPublished, true, req.StatusReason, req.StatusMessage)
-		now := s.now()
-		t.Published = &now
-		fields["published"] = now
-		if err == nil && (req.PublishModel == nil || *req.PublishModel) {
+		if req.PublishModel == nil || *req.PublishModel {
 			err = s.publishOutputModel(tx, c, t)
 		}
 		return err

@@ -159,6 +159,11 @@ func workersStatusReport(s *Server, c *call) (any, error) {
 				}
 			}
 		}
+		if req.MachineStats != nil {
+			if err := recordWorkerStats(tx, c.ident.Company, req.Worker, now.Time, *req.MachineStats); err != nil {
+				return err
+			}
+		}
 		return tx.PutWorker(w, now.Add(seconds(w.RegisterTimeout)))
 	})
 	if err != nil {

@@ -7,7 +7,9 @@ import (
 )
 
 // migrations are applied in order; each runs once, recorded in
-// schema_migrations. {{serial}} expands to the dialect's auto-increment key.
+// schema_migrations. {{serial}} expands to the dialect's auto-increment key,
+// {{nulls_first}} and {{collate_c}} to PostgreSQL's NULLS FIRST and
+// COLLATE "C" (SQLite sorts NULL first and compares bytes already).
 var migrations = []string{
 	`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 	CREATE TABLE users (id TEXT PRIMARY KEY, company TEXT NOT NULL, doc TEXT NOT NULL);
@@ -39,12 +41,26 @@ var migrations = []string{
 		value TEXT NOT NULL, expires_ms BIGINT NOT NULL, PRIMARY KEY (company, worker_id, key));`,
 	// 3: login sessions ended by auth.logout, kept until they would expire.
 	`CREATE TABLE revoked_sessions (session_id TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL);`,
+	// 4: the task listing table (task_list.go), filled from the tasks. The
+	// index covers the default listing (newest first, without archived or
+	// hidden tasks), so that a page, even a deep one, reads no table row.
+	`CREATE TABLE task_list (id TEXT PRIMARY KEY, company TEXT NOT NULL, status TEXT NOT NULL, project TEXT NOT NULL,
+		user_id TEXT NOT NULL, type TEXT NOT NULL, name TEXT NOT NULL, created_us BIGINT, started_us BIGINT,
+		last_update_us BIGINT, tags TEXT NOT NULL, system_tags TEXT NOT NULL, search TEXT NOT NULL);
+	CREATE INDEX task_list_created ON task_list (company, created_us{{nulls_first}}, system_tags, id{{collate_c}});`,
+	// 5: the machine statistics of worker status reports (workers.get_stats).
+	`CREATE TABLE worker_stats (company TEXT NOT NULL, worker_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, doc TEXT NOT NULL);
+	CREATE INDEX worker_stats_worker ON worker_stats (company, worker_id, ts_ms);`,
 }
 
+// migrationSteps run in Go after the statements of a migration (by
+// version), in the same transaction.
+var migrationSteps = map[int]func(*sqlTx) error{4: backfillTaskList}
+
 func (s *sqlStore) migrate(ctx context.Context) error {
-	serial := "INTEGER PRIMARY KEY AUTOINCREMENT"
+	dialectDDL := strings.NewReplacer("{{serial}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{nulls_first}}", "", "{{collate_c}}", "")
 	if s.dialect == "postgres" {
-		serial = "BIGSERIAL PRIMARY KEY"
+		dialectDDL = strings.NewReplacer("{{serial}}", "BIGSERIAL PRIMARY KEY", "{{nulls_first}}", " NULLS FIRST", "{{collate_c}}", ` COLLATE "C"`)
 	}
 	return s.runTx(ctx, s.write, true, func(x Tx) error {
 		t := x.(*sqlTx)
@@ -66,11 +82,16 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 		}
 		for v := current + 1; v <= len(migrations); v++ {
 			for _, stmt := range strings.Split(migrations[v-1], ";") {
-				stmt = strings.TrimSpace(strings.ReplaceAll(stmt, "{{serial}}", serial))
+				stmt = strings.TrimSpace(dialectDDL.Replace(stmt))
 				if stmt == "" {
 					continue
 				}
 				if _, err := t.exec(stmt); err != nil {
+					return fmt.Errorf("applying migration %d: %w", v, err)
+				}
+			}
+			if step := migrationSteps[v]; step != nil {
+				if err := step(t); err != nil {
 					return fmt.Errorf("applying migration %d: %w", v, err)
 				}
 			}

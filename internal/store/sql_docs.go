@@ -169,16 +169,23 @@ func (t *sqlTx) PutTask(task *api.Task) error {
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 1 {
+	if n, err := res.RowsAffected(); err != nil {
 		return err
+	} else if n == 0 {
+		_, err = t.exec(`INSERT INTO tasks (id, company, status, project, last_update_ms, doc) VALUES (?, ?, ?, ?, ?, ?)`,
+			task.ID, task.Company, task.Status, task.Project, lu, doc)
+		if err != nil {
+			return err
+		}
 	}
-	_, err = t.exec(`INSERT INTO tasks (id, company, status, project, last_update_ms, doc) VALUES (?, ?, ?, ?, ?, ?)`,
-		task.ID, task.Company, task.Status, task.Project, lu, doc)
-	return err
+	return t.putTaskList(task)
 }
 
 func (t *sqlTx) DeleteTask(id string) error {
-	_, err := t.exec(`DELETE FROM tasks WHERE id = ?`, id)
+	if _, err := t.exec(`DELETE FROM tasks WHERE id = ?`, id); err != nil {
+		return err
+	}
+	_, err := t.exec(`DELETE FROM task_list WHERE id = ?`, id)
 	return err
 }
 

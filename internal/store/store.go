@@ -64,6 +64,13 @@ type WorkerProperty struct {
 	Expires time.Time
 }
 
+// WorkerStat is the machine statistics of one status report.
+type WorkerStat struct {
+	Worker string
+	Time   time.Time
+	Stats  json.RawMessage
+}
+
 // Event is one stored event.
 type Event struct {
 	Seq       int64
@@ -127,6 +134,9 @@ type Tx interface {
 	PutTask(t *api.Task) error
 	DeleteTask(id string) error
 	Tasks(q TaskQuery) ([]*api.Task, error)
+	// TaskPage lists one page of tasks, filtered, sorted and paged by the
+	// database (task_list.go).
+	TaskPage(q TaskPageQuery) ([]*api.Task, error)
 
 	Project(id string) (*api.Project, error)
 	Projects(company string) ([]*api.Project, error)
@@ -156,6 +166,11 @@ type Tx interface {
 	// Entries lists a queue head first; limit <= 0 means all.
 	Entries(queueID string, limit int) ([]api.QueueEntry, error)
 	CountEntries(queueID string) (int, error)
+	// MoveEntry moves a task to position index (0 is the head; clamped to
+	// the queue) of a queue and returns its new position; ErrNotFound when
+	// the task is not in the queue. Inside Update the queue's entries stay
+	// locked.
+	MoveEntry(queueID, taskID string, index int) (int, error)
 	// TaskQueues lists the queues a task waits in.
 	TaskQueues(taskID string) ([]string, error)
 
@@ -178,8 +193,17 @@ type Tx interface {
 	// PutWorkerProperty sets one property, replacing its value and expiry.
 	PutWorkerProperty(company, worker string, p WorkerProperty) error
 
+	// AddWorkerStats records the machine statistics of a status report
+	// and forgets the worker's statistics older than keepFrom.
+	AddWorkerStats(company, worker string, at time.Time, stats json.RawMessage, keepFrom time.Time) error
+	// WorkerStats lists the statistics of the workers (all of the
+	// company's when nil) recorded in [from, to], oldest first.
+	WorkerStats(company string, workers []string, from, to time.Time) ([]WorkerStat, error)
+
 	AddEvent(e *Event) error
 	Events(q EventQuery) ([]Event, error)
 	CountEvents(taskID string, types []string) (int, error)
+	// CountEventsMax is CountEvents, counting no further than max.
+	CountEventsMax(taskID string, types []string, max int) (int, error)
 	DeleteEvents(taskID string) (int, error)
 }

@@ -225,3 +225,45 @@ func StartServerAt(t testing.TB, dataDir, listen string, extra ...string) *Serve
 	t.Helper()
 	return StartServer(t, dataDir, append([]string{"--listen", listen}, extra...)...)
 }
+
+// WaitOutput waits up to d until the process's output contains want, and
+// fails the test (with the output) when it does not.
+func (p *Process) WaitOutput(t testing.TB, want string, d time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !strings.Contains(p.Output(), want) {
+		select {
+		case <-deadline.C:
+			t.Fatalf("no %q in the output within %v:\n%s", want, d, p.Output())
+		case <-p.done:
+			if strings.Contains(p.Output(), want) {
+				return
+			}
+			t.Fatalf("the process exited without printing %q:\n%s", want, p.Output())
+		case <-tick.C:
+		}
+	}
+}
+
+// Run runs the binary to completion (at most d) and returns its exit
+// code, its standard output and its standard error.
+func Run(t testing.TB, env []string, d time.Duration, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Path(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%v did not finish within %v:\n%s%s", args, d, out.String(), errOut.String())
+	}
+	if err != nil && cmd.ProcessState == nil {
+		t.Fatalf("running %v: %v", args, err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+}

@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goclearml/agent/internal/apiclient"
+)
+
+// A misspelt queue is an error that names the closest queue, and creates
+// nothing; --create-queue creates it; a name that differs only in case is
+// the existing queue.
+func TestSubmitToUnknownQueue(t *testing.T) {
+	t.Parallel()
+	e := newCmdEnv(t)
+	script := writeFile(t, t.TempDir()+"/job.py", "print(1)\n")
+	e.mustRun("submit", "--script", script, "--queue", "training", "--create-queue")
+	before := e.countTasks()
+	_, errOut, code := e.run("submit", "--script", script, "--queue", "trainign", "--project", "NotCreated")
+	if code != 2 || !strings.Contains(errOut, `no queue named "trainign" (did you mean "training"?); pass --create-queue to create it`) {
+		t.Fatalf("submit to a misspelt queue: exit %d, stderr %q", code, errOut)
+	}
+	if after := e.countTasks(); after != before {
+		t.Errorf("the refused submit created %d task(s)", after-before)
+	}
+	var projects struct {
+		Projects []map[string]any `json:"projects"`
+	}
+	if err := e.c.Call(e.ctx, "", "projects.get_all", map[string]any{"name": "NotCreated"}, &projects, apiclient.Default); err != nil || len(projects.Projects) != 0 {
+		t.Errorf("the refused submit created a project: %v %v", projects.Projects, err)
+	}
+	_, errOut, code = e.run("submit", "--script", script, "--queue", "zzzz")
+	if code != 2 || !strings.Contains(errOut, `no queue named "zzzz" (queues: `) || !strings.Contains(errOut, `"training"`) {
+		t.Fatalf("submit to an unknown queue: exit %d, stderr %q", code, errOut)
+	}
+	id := e.submit("--script", script, "--queue", "TRAINING")
+	if q, _ := e.task(id).Execution["queue"].(string); q != e.queueID("training") {
+		t.Errorf("TRAINING went to queue %q, want training", q)
+	}
+	_, errOut, code = e.run("tasks", "enqueue", id, "--queue", "nope")
+	if code != 2 || !strings.Contains(errOut, `no queue named "nope"`) {
+		t.Errorf("tasks enqueue to an unknown queue: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// Enqueueing a task that already ran says how to run it again.
+func TestEnqueueCompletedTaskSuggestsReset(t *testing.T) {
+	t.Parallel()
+	e := newCmdEnv(t)
+	id := e.submit("--script", writeFile(t, t.TempDir()+"/job.py", "print(1)\n"))
+	for _, ep := range []string{"tasks.started", "tasks.completed"} {
+		if err := e.c.SetStatus(e.ctx, ep, id, true, "", "", apiclient.Default); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errOut, code := e.run("tasks", "enqueue", id)
+	if code == 0 || !strings.Contains(errOut, `the task is completed: run "clearml-agent tasks reset `+id+`" first`) {
+		t.Fatalf("enqueue of a completed task: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// `tasks logs --follow` on a queued task says where it stands and whether
+// any worker listens to its queue.
+func TestFollowQueuedTaskSaysWhere(t *testing.T) {
+	t.Parallel()
+	e := newCmdEnv(t)
+	script := writeFile(t, t.TempDir()+"/job.py", "print(1)\n")
+	e.submit("--script", script, "--queue", "lonely", "--create-queue")
+	id := e.submit("--script", script, "--queue", "lonely")
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	var notes syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- printLogs(ctx, e.c, id, true, 20*time.Millisecond, &strings.Builder{}, &notes) }()
+	want := `Task ` + id + ` is queued in "lonely", position 2 of 2; no worker listens to this queue (start one: clearml-agent daemon --queue lonely)`
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(notes.String(), want) }, "the queued note")
+	if err := e.c.RegisterWorker(e.ctx, "listener", []string{e.queueID("lonely")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(notes.String(), "; 1 worker listens to this queue") }, "the note about the worker")
+	cancel()
+	<-done
+}
+
+// countTasks counts the tasks on the server.
+func (e *cmdEnv) countTasks() int {
+	e.t.Helper()
+	var r struct {
+		Tasks []struct{} `json:"tasks"`
+	}
+	if err := e.c.Call(e.ctx, "", "tasks.get_all", map[string]any{"only_fields": []string{"id"}}, &r, apiclient.Default); err != nil {
+		e.t.Fatal(err)
+	}
+	return len(r.Tasks)
+}
+
+// syncBuffer is a strings.Builder safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it holds, or fails the test after d.
+func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("no %s within %v", what, d)
+		case <-tick.C:
+		}
+	}
+}
+
+// The detail view shows a failure reason whole, however long.
+func TestShowKeepsLongReason(t *testing.T) {
+	t.Parallel()
+	e := newCmdEnv(t)
+	id := e.submit("--script", writeFile(t, t.TempDir()+"/job.py", "print(1)\n"))
+	reason := "could not install the task's requirements: pip install failed (exit status 1): ERROR: No matching distribution found for " +
+		strings.Repeat("averylongpackagename", 5) + "==9.9"
+	if err := e.c.SetStatus(e.ctx, "tasks.failed", id, true, reason, "", apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.mustRun("tasks", "show", id); !strings.Contains(out, reason) {
+		t.Fatalf("tasks show cut the reason:\n%s", out)
+	}
+}

@@ -1,0 +1,102 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// lockFileName is the file in a data folder that the server serving it
+// holds locked (flock) for as long as it runs; it names the holder.
+const lockFileName = "server.lock"
+
+// Holder is the server process that holds a data folder.
+type Holder struct {
+	PID int
+	// URL is where it serves the API ("" while it is still starting).
+	URL string
+}
+
+// BusyError means another server process serves the data folder.
+type BusyError struct {
+	Dir    string
+	Holder Holder
+}
+
+func (e *BusyError) Error() string {
+	where := "it is still starting"
+	if e.Holder.URL != "" {
+		where = "it serves " + e.Holder.URL
+	}
+	return fmt.Sprintf("a server already runs on the data folder %s (pid %d; %s): use that one (clients find it in clearml.conf), stop it first, or give this one another --data-dir",
+		e.Dir, e.Holder.PID, where)
+}
+
+// dataDirLock is a held data folder.
+type dataDirLock struct{ f *os.File }
+
+// lockDataDir takes the data folder for this process, or returns a
+// *BusyError naming the process that has it. The lock goes with the
+// process, so a killed server never leaves the folder locked.
+func lockDataDir(dir string) (*dataDirLock, error) {
+	path := filepath.Join(dir, lockFileName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			h, _ := DataDirHolder(dir)
+			return nil, &BusyError{Dir: dir, Holder: h}
+		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	l := &dataDirLock{f: f}
+	if err := l.record(""); err != nil {
+		l.release()
+		return nil, err
+	}
+	return l, nil
+}
+
+// record writes the holder's pid and URL into the lock file.
+func (l *dataDirLock) record(url string) error {
+	text := strconv.Itoa(os.Getpid()) + " " + url + "\n"
+	if err := l.f.Truncate(0); err != nil {
+		return fmt.Errorf("writing %s: %w", l.f.Name(), err)
+	}
+	if _, err := l.f.WriteAt([]byte(text), 0); err != nil {
+		return fmt.Errorf("writing %s: %w", l.f.Name(), err)
+	}
+	return nil
+}
+
+func (l *dataDirLock) release() {
+	l.f.Truncate(0)
+	syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	l.f.Close()
+}
+
+// DataDirHolder reports the server process serving the data folder, if
+// one does (the lock is held); a folder nobody holds gives false.
+func DataDirHolder(dir string) (Holder, bool) {
+	f, err := os.Open(filepath.Join(dir, lockFileName))
+	if err != nil {
+		return Holder{}, false
+	}
+	defer f.Close()
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB) == nil {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return Holder{}, false
+	}
+	buf := make([]byte, 512)
+	n, _ := f.ReadAt(buf, 0)
+	pidText, url, _ := strings.Cut(strings.TrimSpace(string(buf[:n])), " ")
+	pid, _ := strconv.Atoi(pidText)
+	return Holder{PID: pid, URL: url}, true
+}

@@ -1,0 +1,304 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+)
+
+// The task listing table (task_list) holds, for every task, the few fields
+// a listing filters and sorts on, next to its id: a narrow table that a
+// query scans in a few milliseconds where the tasks table, whose documents
+// run to kilobytes, would take seconds. PutTask and DeleteTask keep it in
+// step with the tasks table, in the same transaction.
+
+// TermFilter selects on one field: with Include, the field's value (for a
+// list field, one of its values) must be one of them; no value may be one
+// of Exclude. Nil lists do not filter. Terms are never empty strings.
+type TermFilter struct {
+	Include []string
+	Exclude []string
+}
+
+func (f TermFilter) empty() bool { return len(f.Include) == 0 && len(f.Exclude) == 0 }
+
+// TimeBound is one bound of a date filter: Op is ">", ">=", "<" or "<=".
+type TimeBound struct {
+	Op string
+	T  time.Time
+}
+
+// TaskOrder is one sort key of a listing.
+type TaskOrder struct {
+	// Field is created, last_update, started, name, status or type.
+	Field string
+	Desc  bool
+}
+
+// TaskPageQuery is one page of a company's tasks, filtered, sorted and
+// paged by the database. Ties are broken by id, ascending.
+type TaskPageQuery struct {
+	Company                     string
+	Status, Project, User, Type TermFilter
+	Tags, SystemTags            TermFilter
+	// Search keeps the tasks whose lowercased "id name comment" contains it
+	// (it must be lowercase).
+	Search string
+	// HideHidden drops tasks with the system tag "hidden".
+	HideHidden bool
+	// Started keeps the tasks that have a start time within all bounds.
+	Started []TimeBound
+	Order   []TaskOrder
+	Offset  int
+	Limit   int
+}
+
+// TaskOrderFields are the fields a TaskPageQuery sorts on.
+var TaskOrderFields = []string{"created", "last_update", "started", "name", "status", "type"}
+
+// orderColumns maps a sort field to its column; times are microseconds,
+// NULL when the task has none (sorted first, as the server's generic
+// ordering puts a missing value before any other).
+var orderColumns = map[string]string{"created": "created_us", "last_update": "last_update_us", "started": "started_us",
+	"name": "name", "status": "status", "type": "type"}
+
+// listText encodes a list of values for the instr() membership test: the
+// JSON strings between commas, with a comma at each end. A JSON string
+// cannot contain an unescaped quote, so `,"v",` matches exactly the value v.
+func listText(values []string) string {
+	var b strings.Builder
+	b.WriteByte(',')
+	for _, v := range values {
+		b.WriteString(jsonString(v))
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
+func jsonString(v string) string {
+	q, _ := json.Marshal(v) // a string always encodes
+	return string(q)
+}
+
+// micros returns t in microseconds (the precision of the API's times), or
+// nil.
+func micros(t *api.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// putTaskList writes a task's listing row. Most writes change a task's
+// status or times, not the indexed columns (company, created time, system
+// tags): a plain UPDATE of the other columns then leaves the index alone,
+// which halves the cost; anything else is an upsert.
+func (t *sqlTx) putTaskList(task *api.Task) error {
+	search := strings.ToLower(task.ID + " " + task.Name + " " + task.Comment)
+	lu := micros(task.LastUpdate)
+	same := "IS"
+	if t.s.dialect == "postgres" {
+		same = "IS NOT DISTINCT FROM"
+	}
+	res, err := t.exec(`UPDATE task_list SET status = ?, project = ?, user_id = ?, type = ?, name = ?, started_us = ?,
+		last_update_us = ?, tags = ?, search = ? WHERE id = ? AND company = ? AND created_us `+same+` ? AND system_tags = ?`,
+		task.Status, task.Project, task.User, task.Type, task.Name, micros(task.Started), lu, listText(task.Tags), search,
+		task.ID, task.Company, micros(task.Created), listText(task.SystemTags))
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	_, err = t.exec(`INSERT INTO task_list (id, company, status, project, user_id, type, name, created_us, started_us,
+		last_update_us, tags, system_tags, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET company = excluded.company, status = excluded.status, project = excluded.project,
+		user_id = excluded.user_id, type = excluded.type, name = excluded.name, created_us = excluded.created_us,
+		started_us = excluded.started_us, last_update_us = excluded.last_update_us, tags = excluded.tags,
+		system_tags = excluded.system_tags, search = excluded.search`,
+		task.ID, task.Company, task.Status, task.Project, task.User, task.Type, task.Name, micros(task.Created),
+		micros(task.Started), lu, listText(task.Tags), listText(task.SystemTags), search)
+	return err
+}
+
+// backfillTaskList fills task_list from the stored tasks (migration 4).
+func backfillTaskList(t *sqlTx) error {
+	after := ""
+	for {
+		// Read a page, then write it: PostgreSQL cannot run a statement
+		// while the rows of another are being read on one connection.
+		tasks, err := listDocs[api.Task](t, `SELECT doc FROM tasks WHERE id > ? ORDER BY id LIMIT 1000`, after)
+		if err != nil {
+			return fmt.Errorf("reading tasks: %w", err)
+		}
+		if len(tasks) == 0 {
+			return nil
+		}
+		for _, task := range tasks {
+			if err := t.putTaskList(task); err != nil {
+				return fmt.Errorf("writing the listing row of task %s: %w", task.ID, err)
+			}
+		}
+		after = tasks[len(tasks)-1].ID
+	}
+}
+
+// TaskPage runs a TaskPageQuery: the page's ids from task_list, then their
+// documents.
+func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
+	where := []string{"company = ?"}
+	if t.s.dialect == "sqlite" && scans(q) {
+		// A text search, a tag filter or another order reads every row
+		// anyway: in table order (a scan) that costs half of what it does
+		// in the order of the created index, which SQLite would choose.
+		where[0] = "+company = ?"
+	}
+	args := []any{q.Company}
+	for _, f := range []struct {
+		col string
+		f   TermFilter
+	}{{"status", q.Status}, {"project", q.Project}, {"user_id", q.User}, {"type", q.Type}} {
+		if len(f.f.Include) > 0 {
+			cond, arg, err := t.inList(f.col, f.f.Include)
+			if err != nil {
+				return nil, err
+			}
+			where, args = append(where, cond), append(args, arg)
+		}
+		if len(f.f.Exclude) > 0 {
+			cond, arg, err := t.inList(f.col, f.f.Exclude)
+			if err != nil {
+				return nil, err
+			}
+			where, args = append(where, "NOT "+cond), append(args, arg)
+		}
+	}
+	// contains and lacks test a list or text column for a value. On
+	// PostgreSQL "lacks" is written NOT (... > 0): the planner guesses that
+	// an equality keeps one row in 200, and would then sort the whole
+	// table rather than walk the created index to the first page.
+	contains, lacks := "instr(%s, ?) > 0", "instr(%s, ?) = 0"
+	if t.s.dialect == "postgres" {
+		contains, lacks = "strpos(%s, ?) > 0", "NOT (strpos(%s, ?) > 0)"
+	}
+	for _, f := range []struct {
+		col string
+		f   TermFilter
+	}{{"tags", q.Tags}, {"system_tags", q.SystemTags}} {
+		if len(f.f.Include) > 0 {
+			var alts []string
+			for _, v := range f.f.Include {
+				alts, args = append(alts, fmt.Sprintf(contains, f.col)), append(args, ","+jsonString(v)+",")
+			}
+			where = append(where, "("+strings.Join(alts, " OR ")+")")
+		}
+		for _, v := range f.f.Exclude {
+			where, args = append(where, fmt.Sprintf(lacks, f.col)), append(args, ","+jsonString(v)+",")
+		}
+	}
+	if q.HideHidden {
+		where, args = append(where, fmt.Sprintf(lacks, "system_tags")), append(args, `,"hidden",`)
+	}
+	if q.Search != "" {
+		where, args = append(where, fmt.Sprintf(contains, "search")), append(args, q.Search)
+	}
+	for _, b := range q.Started {
+		cond, bound, err := timeBound("started_us", b)
+		if err != nil {
+			return nil, err
+		}
+		where, args = append(where, cond), append(args, bound)
+	}
+	collate := " COLLATE BINARY"
+	if t.s.dialect == "postgres" {
+		collate = ` COLLATE "C"`
+	}
+	var order []string
+	for _, o := range q.Order {
+		col, ok := orderColumns[o.Field]
+		if !ok {
+			return nil, fmt.Errorf("listing tasks: cannot sort on %q", o.Field)
+		}
+		if !strings.HasSuffix(col, "_us") {
+			col += collate
+		}
+		if o.Desc {
+			order = append(order, col+" DESC NULLS LAST")
+		} else {
+			order = append(order, col+" ASC NULLS FIRST")
+		}
+	}
+	order = append(order, "id"+collate)
+	query := `SELECT id FROM task_list WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + strings.Join(order, ", ") +
+		` LIMIT ? OFFSET ?`
+	args = append(args, q.Limit, q.Offset)
+	rows, err := t.query(query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing tasks: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	tasks, err := t.Tasks(TaskQuery{Company: q.Company, IDs: ids})
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*api.Task, len(tasks))
+	for _, task := range tasks {
+		byID[task.ID] = task
+	}
+	out := make([]*api.Task, 0, len(ids))
+	for _, id := range ids {
+		if task := byID[id]; task != nil {
+			out = append(out, task)
+		}
+	}
+	return out, nil
+}
+
+// scans reports a listing that cannot walk the created index and stop
+// after a page: a text search or a tag filter (usually selective), or an
+// order on another column.
+func scans(q TaskPageQuery) bool {
+	return q.Search != "" || len(q.Tags.Include) > 0 || (len(q.Order) > 0 && q.Order[0].Field != "created")
+}
+
+// timeBound is the condition of one date bound on a microsecond column:
+// a stored time s (in microseconds) compared with a bound b that may have
+// nanoseconds, as the server compares the parsed times.
+func timeBound(col string, b TimeBound) (string, int64, error) {
+	ns := b.T.UnixNano()
+	floor := ns / 1000
+	if ns%1000 != 0 && ns < 0 {
+		floor-- // division truncates toward zero
+	}
+	ceil := floor
+	if floor*1000 != ns {
+		ceil = floor + 1
+	}
+	cond := col + " IS NOT NULL AND " + col
+	switch b.Op {
+	case ">=":
+		return cond + " >= ?", ceil, nil
+	case ">":
+		return cond + " > ?", floor, nil
+	case "<":
+		return cond + " < ?", ceil, nil
+	case "<=":
+		return cond + " <= ?", floor, nil
+	}
+	return "", 0, fmt.Errorf("listing tasks: unknown date operator %q", b.Op)
+}
