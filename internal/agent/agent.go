@@ -151,7 +151,7 @@ type Agent struct {
 	log   *slog.Logger
 	stats *sysstats.Sampler
 
-	queues []queueRef // resolved, priority order
+	queues []QueueRef // resolved, priority order
 	// inactiveSince remembers that the schedule stopped the daemon, to log
 	// state changes once.
 	inactive bool
@@ -170,7 +170,8 @@ type Agent struct {
 	runCtx context.Context // Run's context: parallel tasks stop with it
 }
 
-type queueRef struct{ ID, Name string }
+// QueueRef is a resolved queue: its id and name.
+type QueueRef struct{ ID, Name string }
 
 // New builds a daemon. Nothing happens until Run.
 func New(cfg Config, client *apiclient.Client, exec Executor, stats *sysstats.Sampler, log *slog.Logger) *Agent {
@@ -280,7 +281,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	back := a.recoverRuns(ctx)
 	var err error
 	for _, r := range back {
-		q := queueRef{ID: r.rec.QueueID, Name: r.rec.QueueName}
+		q := QueueRef{ID: r.rec.QueueID, Name: r.rec.QueueName}
 		slot := r.rec.Slot
 		if a.par == nil {
 			// One task at a time: it is finished before polling starts.

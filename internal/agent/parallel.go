@@ -171,7 +171,7 @@ type reservation struct {
 // reserve holds room for one task of q. It returns nil with a reason when
 // the task could not start now; blocks says lower-priority queues must
 // wait too (their task would take what this queue's task needs).
-func (a *Agent) reserve(ctx context.Context, q queueRef) (*reservation, string, bool) {
+func (a *Agent) reserve(ctx context.Context, q QueueRef) (*reservation, string, bool) {
 	p := a.cfg.Parallel
 	if p.Max > 0 && a.runningCount() >= p.Max {
 		return nil, fmt.Sprintf("Reached max number of services %d", p.Max), true
@@ -281,7 +281,7 @@ func (a *Agent) isOurProcess(pid int) bool {
 
 // startReserved pops a task of q with the reservation and starts it, or
 // releases the reservation. waitMS > 0 long-polls.
-func (a *Agent) startReserved(ctx context.Context, q queueRef, res *reservation, waitMS int) bool {
+func (a *Agent) startReserved(ctx context.Context, q QueueRef, res *reservation, waitMS int) bool {
 	release := func() {
 		if res.hasGPU {
 			a.cfg.Parallel.GPUs.Allocator.Release(res.key)

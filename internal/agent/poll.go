@@ -20,7 +20,7 @@ func (a *Agent) resolveQueues(ctx context.Context) error {
 	if len(a.cfg.Queues) == 0 {
 		id, name, err := a.api.GetDefaultQueue(ctx)
 		if err == nil {
-			a.queues = []queueRef{{ID: id, Name: name}}
+			a.queues = []QueueRef{{ID: id, Name: name}}
 			return nil
 		}
 		a.log.Warn("no default queue on the server; looking for a queue named \"default\"", "err", err)
@@ -37,13 +37,13 @@ func (a *Agent) resolveQueues(ctx context.Context) error {
 	return nil
 }
 
-func (a *Agent) resolveQueue(ctx context.Context, q string) (queueRef, error) {
+func (a *Agent) resolveQueue(ctx context.Context, q string) (QueueRef, error) {
 	if idPattern.MatchString(q) {
-		return queueRef{ID: q, Name: q}, nil
+		return QueueRef{ID: q, Name: q}, nil
 	}
 	found, err := a.api.QueuesByName(ctx, q)
 	if err != nil {
-		return queueRef{}, fmt.Errorf("resolving queue %q: %w", q, err)
+		return QueueRef{}, fmt.Errorf("resolving queue %q: %w", q, err)
 	}
 	var matches []api.Queue
 	for _, f := range found {
@@ -53,13 +53,13 @@ func (a *Agent) resolveQueue(ctx context.Context, q string) (queueRef, error) {
 	}
 	switch {
 	case len(matches) == 1:
-		return queueRef{ID: matches[0].ID, Name: matches[0].Name}, nil
+		return QueueRef{ID: matches[0].ID, Name: matches[0].Name}, nil
 	case len(matches) > 1:
 		var ids []string
 		for _, m := range matches {
 			ids = append(ids, m.ID+" ("+m.Name+")")
 		}
-		return queueRef{}, fmt.Errorf("found multiple queues with name %q: %s", q, strings.Join(ids, ", "))
+		return QueueRef{}, fmt.Errorf("found multiple queues with name %q: %s", q, strings.Join(ids, ", "))
 	case a.cfg.CreateQueue:
 		id, err := a.api.CreateQueue(ctx, q)
 		if api.ErrExpectedUniqueData.Is(err) {
@@ -69,10 +69,10 @@ func (a *Agent) resolveQueue(ctx context.Context, q string) (queueRef, error) {
 			return a.resolveQueue(ctx, q)
 		}
 		if err != nil {
-			return queueRef{}, fmt.Errorf("creating queue %q: %w", q, err)
+			return QueueRef{}, fmt.Errorf("creating queue %q: %w", q, err)
 		}
 		a.log.Info("created queue", "queue", q, "id", id)
-		return queueRef{ID: id, Name: q}, nil
+		return QueueRef{ID: id, Name: q}, nil
 	default:
 		var names []string
 		for _, f := range found {
@@ -82,7 +82,7 @@ func (a *Agent) resolveQueue(ctx context.Context, q string) (queueRef, error) {
 		if len(names) > 0 {
 			hint = "; did you mean: " + strings.Join(names[:min(len(names), 10)], ", ")
 		}
-		return queueRef{}, fmt.Errorf("could not find queue with name/id %q (use --create-queue to create it)%s", q, hint)
+		return QueueRef{}, fmt.Errorf("could not find queue with name/id %q (use --create-queue to create it)%s", q, hint)
 	}
 }
 

@@ -124,7 +124,7 @@ func (a *Agent) untrack(task string) {
 
 // runTask runs one task popped from q, from "pulled" to its final status
 // (spec 2.8, 2.8.2). Nothing in it can stop the daemon.
-func (a *Agent) runTask(ctx context.Context, taskID string, q queueRef, owner string, slot *Slot, res *resumed) {
+func (a *Agent) runTask(ctx context.Context, taskID string, q QueueRef, owner string, slot *Slot, res *resumed) {
 	start := time.Now()
 	final := context.WithoutCancel(ctx) // status and log delivery outlive a shutdown
 	defer func() {

@@ -73,6 +73,7 @@ Usage:
   clearml-agent [--config-file FILE] init [--api-server URL --access-key KEY] [flags]
   clearml-agent [--config-file FILE] config
   clearml-agent list [--all]
+  clearml-agent [--config-file FILE] k8s --queue Q[,Q...] [--namespace NS] [--template-yaml FILE] [--max-pods N] [flags]
   clearml-agent server [--listen ADDR] [--data-dir DIR] [--db postgres://...]
   clearml-agent version
 
@@ -122,6 +123,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return runConfig(g, rest, stdout)
 	case "list":
 		return runList(g, rest, stdout, stderr)
+	case "k8s":
+		return runK8s(g, rest, stdout, stderr)
+	case "k8s-install":
+		// Inside a task's pod only (the init container).
+		return runK8sInstall(rest)
 	case executor.ShimCommand:
 		// The supervisor of one task process (started by the daemon).
 		if code := executor.ShimMain(rest); code != 0 {

@@ -88,14 +88,21 @@ func envList(name string) ([]string, bool, error) {
 
 func boolKey(cfg *config.Config, key string, def bool) (bool, error) { return cfg.Raw.Bool(key, def) }
 
-// newDockerMode reads the docker settings (spec 3.9 and 6.4) and checks
-// them before the daemon takes any task: a bad setting stops the start
-// with a clear error instead of failing every task.
-func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self string, inner func(string) []string, ex *executor.Executor, log *slog.Logger) (*dockerMode, error) {
-	bin, err := docker.Find()
-	if err != nil {
-		return nil, err
-	}
+// containerChoice is the part of the docker settings that decides a
+// task's container, shared by docker mode and the Kubernetes executor.
+type containerChoice struct {
+	defaults  docker.Defaults
+	extra     []string
+	merge     docker.MergeOptions
+	init      docker.InitOptions
+	forcePull bool
+}
+
+// readContainerChoice reads the image defaults (cli is --docker's values,
+// nil when not given), the argument merge rules and the set-up script
+// parts (spec 3.9, 6.4).
+func readContainerChoice(cfg *config.Config, cli []string) (containerChoice, error) {
+	var cc containerChoice
 	var firstErr error
 	keep := func(err error) {
 		if firstErr == nil && err != nil {
@@ -104,7 +111,7 @@ func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self s
 	}
 	confArgs, err := dockerArgs(cfg, "agent.default_docker.arguments")
 	keep(err)
-	defaults, err := docker.DefaultsFromCLI(*d.Docker, os.Getenv("CLEARML_DOCKER_IMAGE"), cfg.Raw.String("agent.default_docker.image", ""), confArgs)
+	defaults, err := docker.DefaultsFromCLI(cli, os.Getenv("CLEARML_DOCKER_IMAGE"), cfg.Raw.String("agent.default_docker.image", ""), confArgs)
 	keep(err)
 	rulesRaw, _ := cfg.Raw.Get("agent.default_docker.match_rules")
 	defaults.Rules, err = docker.ParseMatchRules(rulesRaw)
@@ -158,6 +165,27 @@ func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self s
 	forcePull, err := boolKey(cfg, "agent.docker_force_pull", false)
 	keep(err)
 
+	cc.defaults, cc.extra, cc.merge, cc.init, cc.forcePull = defaults, extra, merge, init, forcePull
+	return cc, firstErr
+}
+
+// newDockerMode reads the docker settings (spec 3.9 and 6.4) and checks
+// them before the daemon takes any task: a bad setting stops the start
+// with a clear error instead of failing every task.
+func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self string, inner func(string) []string, ex *executor.Executor, log *slog.Logger) (*dockerMode, error) {
+	bin, err := docker.Find()
+	if err != nil {
+		return nil, err
+	}
+	var firstErr error
+	keep := func(err error) {
+		if firstErr == nil && err != nil {
+			firstErr = err
+		}
+	}
+	cc, err := readContainerChoice(cfg, *d.Docker)
+	keep(err)
+	defaults, extra, merge, init, forcePull := cc.defaults, cc.extra, cc.merge, cc.init, cc.forcePull
 	mounts := docker.DefaultInternalMounts().WithOverrides(func(k string) string {
 		return cfg.Raw.String("agent.docker_internal_mounts."+k, "")
 	})

@@ -57,6 +57,9 @@ func runExecute(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if workerID == "" {
 		workerID = fmt.Sprintf("%s:%d", cfg.Agent.WorkerName, os.Getpid())
 	}
+	if opts.FullMonitoring {
+		return runMonitored(ctx, g, cfg, client, opts, workerID, stdout, log)
+	}
 	msg := "Changed by clearml-agent " + workerID
 	task, err := client.Task(ctx, opts.ID)
 	if err != nil {

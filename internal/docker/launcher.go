@@ -12,7 +12,6 @@ import (
 
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/executor"
-	"github.com/goclearml/agent/internal/shellwords"
 )
 
 // HostCaches are the host folders mounted into containers; "" leaves one
@@ -107,61 +106,11 @@ func (l *Launcher) Attach(ctx context.Context, spec executor.Spec, offset int64,
 // log lines go to logf. An error fails the task before anything started.
 func (l *Launcher) Launch(ctx context.Context, tapi *apiclient.Client, taskID string, spec executor.Spec, logf func(level, msg string)) (executor.Spec, func(), error) {
 	s := l.s
-	task, err := tapi.Task(ctx, taskID)
-	if err != nil {
-		return spec, nil, fmt.Errorf("reading the task: %w", err)
-	}
-	section, err := tapi.TaskContainer(ctx, taskID)
-	if err != nil {
-		return spec, nil, fmt.Errorf("reading the task's container: %w", err)
-	}
-	legacy := map[string]any{"docker_cmd": section["docker_cmd"]}
-	tc, err := TaskContainer(section, legacy)
-	if err != nil {
-		return spec, nil, &ArgError{Msg: err.Error()}
-	}
-	info := TaskInfo{Container: tc}
-	str := func(k string) string { v, _ := task.Script[k].(string); return v }
-	info.Repository, info.Branch, info.Binary = str("repository"), str("branch"), str("binary")
-	if r, ok := task.Script["requirements"].(map[string]any); ok {
-		info.Requirements, _ = r["pip"].(string)
-	}
-	if len(s.Defaults.Rules) > 0 && task.Project != "" {
-		info.Project = projectName(ctx, tapi, task.Project)
-	}
-	choice, err := Choose(s.Defaults, info)
+	prep, err := PrepareTask(ctx, tapi, taskID, Selection{Defaults: s.Defaults, Extra: s.Extra, Merge: s.Merge, Masker: s.Masker, Log: s.Log}, logf)
 	if err != nil {
 		return spec, nil, err
 	}
-	if choice.Rule != "" {
-		logf("INFO", "Matching default container with rule: "+choice.Rule)
-	}
-	kind := ""
-	if choice.UsedDefault {
-		kind = "default "
-	}
-	logf("INFO", fmt.Sprintf("Running Task %s inside %sdocker: %s arguments: %v", taskID, kind, choice.Image, s.Masker.Mask(choice.Arguments)))
-	if strings.TrimSpace(choice.SetupScript) != "" {
-		logf("INFO", "custom_setup_bash_script:\n"+choice.SetupScript)
-	}
-	if choice.UsedDefault {
-		back := map[string]string{"image": choice.Image, "arguments": shellwords.Join(choice.Arguments), "setup_shell_script": choice.SetupScript}
-		if err := tapi.EditContainer(ctx, taskID, back); err != nil {
-			s.Log.Warn("writing the default container back to the task", "task", taskID, "err", err)
-		}
-	}
-	extra, taskArgs := s.Extra, choice.Arguments
-	if choice.UsedDefault {
-		// The default's (or a rule's) arguments are the agent's own.
-		extra, taskArgs = append(append([]string{}, s.Extra...), choice.Arguments...), nil
-	}
-	merged, err := Merge(extra, taskArgs, s.Merge)
-	if err != nil {
-		return spec, nil, err
-	}
-	for _, n := range merged.Notes {
-		logf("WARNING", n)
-	}
+	choice, merged := prep.Choice, prep.Merged
 	if s.ForcePull {
 		if err := l.pull(ctx, choice.Image, logf); err != nil {
 			return spec, nil, err

@@ -31,6 +31,10 @@ type MergeOptions struct {
 	AllowHostEnv bool
 	// LookupEnv reads the host environment (default os.LookupEnv).
 	LookupEnv func(string) (string, bool)
+	// TaskGPUs keeps the task's --gpus (the Kubernetes executor turns it
+	// into an nvidia.com/gpu request, capped by the pod template); docker
+	// mode drops it, GPU access being the agent's --gpus.
+	TaskGPUs bool
 }
 
 // DefaultProtected is upstream's protected_docker_extra_args default.
@@ -143,7 +147,7 @@ func (m *Merged) prepare(args []Arg, fromAgent bool, o MergeOptions) ([]Arg, err
 		case len(o.Filters) > 0 && !allowed(a, o.Filters):
 			m.Notes = append(m.Notes, fmt.Sprintf("task docker argument %s dropped (not allowed by agent.docker_args_filters)", a))
 			continue
-		case a.Name == "gpus":
+		case a.Name == "gpus" && !o.TaskGPUs:
 			m.Notes = append(m.Notes, fmt.Sprintf("task docker argument %s dropped: GPU access is set by the agent (--gpus, --cpu-only)", a))
 			continue
 		}
