@@ -25,7 +25,9 @@ type procClient struct {
 
 func newProcClient(t testing.TB, s *testbin.Server) *procClient {
 	t.Helper()
-	pc := &procClient{url: s.URL, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}}
+	// (The timeout is a fail-safe: on a loaded machine a 27 MiB add_batch
+	// to a server on PostgreSQL has taken over a minute.)
+	pc := &procClient{url: s.URL, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Minute}}
 	req, _ := http.NewRequest("GET", s.URL+"/auth.login", nil)
 	req.SetBasicAuth(s.AccessKey, s.SecretKey)
 	var out api.LoginResponse

@@ -300,7 +300,7 @@ func TestAddBatchMemoryBound(t *testing.T) {
 					t.Errorf("peak resident set grew by %d MiB, want at most %d", g/mib, maxPeakGrowth/mib)
 				}
 				// The heap (anonymous memory) goes back near where it was.
-				eventually(t, 30*time.Second, func() bool {
+				eventually(t, 2*time.Minute, func() bool {
 					now, err := procMemory(s.Pid())
 					return err == nil && now.Anon-l.before.Anon <= maxLeft
 				}, fmt.Sprintf("the server's heap to shrink back to at most %d MiB over before", maxLeft/mib))
