@@ -11,6 +11,7 @@ import (
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/dockertest"
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // BenchmarkDockerFirstLine measures enqueue to the task's first line of
@@ -69,8 +70,9 @@ func firstLineOf(b *testing.B, e *env, script map[string]any) time.Duration {
 	if err := e.api.Call(ctx, "", "tasks.enqueue", map[string]any{"task": created.ID}, &enq, apiclient.Default); err != nil {
 		b.Fatal(err)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
+	// (The time is the server's: the line's timestamp.)
+	var first time.Time
+	testwait.Until(b, 3*time.Minute, func() bool {
 		var resp api.TaskLogResponse
 		if err := e.api.Call(ctx, "", "events.get_task_log", map[string]any{"task": created.ID, "navigate_earlier": false}, &resp, apiclient.Default); err != nil {
 			b.Fatal(err)
@@ -78,12 +80,12 @@ func firstLineOf(b *testing.B, e *env, script map[string]any) time.Duration {
 		for _, ev := range resp.Events {
 			if msg, _ := ev["msg"].(string); strings.Contains(msg, "FIRST LINE") && !strings.Contains(msg, "echo FIRST") && !strings.Contains(msg, "print(") {
 				ts, _ := ev["timestamp"].(float64)
-				e.waitStatus(created.ID, time.Minute, "completed", "failed")
-				return time.UnixMilli(int64(ts)).Sub(enq.Fields.StatusChanged.Time)
+				first = time.UnixMilli(int64(ts))
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.Fatalf("no first line for %s", created.ID)
-	return 0
+		return false
+	}, "the first line of "+created.ID)
+	e.waitStatus(created.ID, time.Minute, "completed", "failed")
+	return first.Sub(enq.Fields.StatusChanged.Time)
 }

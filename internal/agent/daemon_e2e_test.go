@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/pgtest"
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // sharedCache holds the virtualenv cache that every daemon of this test
@@ -123,21 +125,14 @@ func (e *env) get(id string) *api.Task {
 	return t
 }
 
-// waitStatus waits until the task reaches one of the final statuses.
+// waitStatus waits until the task reaches one of the given statuses.
 func (e *env) waitStatus(id string, d time.Duration, want ...string) *api.Task {
 	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		t := e.get(id)
-		for _, w := range want {
-			if t.Status == w {
-				return t
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
+	var t *api.Task
+	if testwait.For(d, func() bool { t = e.get(id); return slices.Contains(want, t.Status) }) {
+		return t
 	}
-	t := e.get(id)
-	e.t.Fatalf("task %s is %s (%q), want %v", id, t.Status, t.StatusReason, want)
+	e.t.Fatalf("task %s is %s (%q) after %v, want %v", id, t.Status, t.StatusReason, d, want)
 	return nil
 }
 
@@ -228,26 +223,26 @@ while True:
     time.sleep(0.1)
 `, pidFile, pidFile)
 	id := e.task("abort me", "", code)
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(strings.Join(e.logLines(id), "\n"), "all started") {
-		if time.Now().After(deadline) {
-			t.Fatalf("task did not start\n%s", d.Output())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testwait.For(60*time.Second, func() bool { return strings.Contains(strings.Join(e.logLines(id), "\n"), "all started") }) {
+		t.Fatalf("task did not start\n%s", d.Output())
 	}
-	time.Sleep(300 * time.Millisecond) // the double fork writes its pid
+	// The double-forked grandchild writes its pid on its own time.
+	testwait.Until(t, 60*time.Second, func() bool {
+		raw, _ := os.ReadFile(pidFile)
+		return len(distinct(strings.Fields(string(raw)))) >= 4 && strings.HasSuffix(string(raw), "\n")
+	}, "the four pids of the task's processes")
 	if err := e.api.Call(context.Background(), "", "tasks.stop", map[string]any{"task": id}, nil, apiclient.Default); err != nil {
 		t.Fatal(err)
 	}
 	if tk := e.get(id); tk.StatusMessage != "stopping" {
 		t.Fatalf("stop did not go through the worker: %+v", tk)
 	}
-	stopped := e.waitStatus(id, 30*time.Second, "stopped", "failed", "completed")
+	stopped := e.waitStatus(id, 60*time.Second, "stopped", "failed", "completed")
 	if stopped.Status != "stopped" || stopped.StatusReason != "task was stopped by tasks.stop" {
 		t.Fatalf("aborted task = %s %q", stopped.Status, stopped.StatusReason)
 	}
 	raw, _ := os.ReadFile(pidFile)
-	pids := strings.Fields(string(raw))
+	pids := distinct(strings.Fields(string(raw)))
 	if len(pids) < 4 {
 		t.Fatalf("expected 4 pids, got %q", raw)
 	}
@@ -258,14 +253,24 @@ while True:
 	}
 }
 
+// distinct returns the strings of list without repeats, in order.
+func distinct(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func TestTwoDaemonsGetDifferentIDs(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.daemon("--queue", "default")
 	b := e.daemon("--queue", "default")
 	var ids []string
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	testwait.For(60*time.Second, func() bool {
 		var resp struct{ Workers []struct{ ID string } }
 		if err := e.api.Call(context.Background(), "", "workers.get_all", nil, &resp, apiclient.Default); err != nil {
 			t.Fatal(err)
@@ -276,11 +281,8 @@ func TestTwoDaemonsGetDifferentIDs(t *testing.T) {
 				ids = append(ids, w.ID)
 			}
 		}
-		if len(ids) == 2 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(ids) == 2
+	})
 	if len(ids) != 2 || ids[0] == ids[1] {
 		t.Fatalf("worker ids = %v\n%s\n%s", ids, a.Output(), b.Output())
 	}

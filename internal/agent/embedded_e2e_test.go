@@ -13,6 +13,7 @@ import (
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // TestEmbeddedDefault: with no configuration at all, `daemon --queue
@@ -55,14 +56,12 @@ func TestEmbeddedDefault(t *testing.T) {
 	if err := c.Call(ctx, "", "tasks.enqueue", map[string]any{"task": created.ID}, nil, apiclient.Default); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		tk, err := c.Task(ctx, created.ID)
-		if err == nil && tk.Status == api.StatusCompleted {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task not completed: %+v %v\n%s", tk, err, d.Output())
-		}
+	var tk *api.Task
+	if !testwait.For(60*time.Second, func() bool {
+		tk, err = c.Task(ctx, created.ID)
+		return err == nil && tk.Status == api.StatusCompleted
+	}) {
+		t.Fatalf("task not completed: %+v %v\n%s", tk, err, d.Output())
 	}
 	d.Signal(syscall.SIGTERM)
 	if code := d.Wait(30 * time.Second); code != 0 {

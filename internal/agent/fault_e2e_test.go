@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // numberedLines returns the task's "n <i>" lines in log order.
@@ -28,15 +30,11 @@ func (e *env) numberedLines(id string) []string {
 }
 
 // checkExactlyOnce fails unless the log holds "n 0" to "n <count-1>", each
-// once, in order (waiting a little: delivery may follow the status).
+// once, in order (waiting for them: delivery may follow the status).
 func (e *env) checkExactlyOnce(t *testing.T, id string, count int) {
 	t.Helper()
 	var got []string
-	for wait := time.Now().Add(20 * time.Second); time.Now().Before(wait); time.Sleep(200 * time.Millisecond) {
-		if got = e.numberedLines(id); len(got) >= count {
-			break
-		}
-	}
+	testwait.For(60*time.Second, func() bool { got = e.numberedLines(id); return len(got) >= count })
 	if len(got) != count {
 		t.Fatalf("log has %d numbered lines, want %d", len(got), count)
 	}
@@ -86,7 +84,10 @@ func (e *env) killedDuring(t *testing.T, name, code, line string) string {
 	id := e.task(name, "", code)
 	waitLog(t, e, id, line, 60*time.Second)
 	d.Signal(syscall.SIGKILL)
-	d.Wait(10 * time.Second)
+	d.Wait(60 * time.Second)
+	if pidAlive(d.Pid()) {
+		t.Fatal("the daemon did not die of SIGKILL")
+	}
 	return id
 }
 
@@ -97,9 +98,17 @@ func TestDaemonKilledTaskTakenBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	const count = 600
-	id := e.killedDuring(t, "survivor", fmt.Sprintf("import time\nfor i in range(%d):\n    print('n', i, flush=True)\n    time.sleep(0.01)\n", count), "n 50")
+	// Half-way, the task waits for the test: it cannot end before its
+	// daemon is killed, however late the test sees its lines.
+	release := filepath.Join(e.dir, "release")
+	id := e.killedDuring(t, "survivor", fmt.Sprintf("import os, time\nfor i in range(%d):\n"+
+		"    while i == %d and not os.path.exists(%q):\n        time.sleep(0.01)\n"+
+		"    print('n', i, flush=True)\n    time.sleep(0.01)\n", count, count/2, release), "n 50")
 	if len(processesOf(id)) == 0 {
 		t.Fatal("the task died with its daemon")
+	}
+	if err := os.WriteFile(release, nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	second := e.daemon("--queue", "default")
 	tk := e.waitStatus(id, 90*time.Second, "completed", "failed", "stopped")
@@ -118,22 +127,17 @@ func TestAbortAfterDaemonRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	id := e.killedDuring(t, "quiet", "import subprocess, time\nsubprocess.Popen(['sleep', '300'])\nprint('up', flush=True)\ntime.sleep(300)\n", "up")
-	time.Sleep(time.Second)
 	e.daemon("--queue", "default")
-	waitLog(t, e, id, "following the task again", 30*time.Second)
+	waitLog(t, e, id, "following the task again", 60*time.Second)
 	if err := e.api.Call(context.Background(), "", "tasks.stop", map[string]any{"task": id}, nil, apiclient.Default); err != nil {
 		t.Fatal(err)
 	}
-	tk := e.waitStatus(id, 30*time.Second, "stopped", "failed", "completed")
+	tk := e.waitStatus(id, 60*time.Second, "stopped", "failed", "completed")
 	if tk.Status != "stopped" || tk.StatusReason != "task was stopped by tasks.stop" {
 		t.Fatalf("task = %s %q", tk.Status, tk.StatusReason)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(processesOf(id)) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("processes of the aborted task survive: %v", processesOf(id))
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testwait.For(60*time.Second, func() bool { return len(processesOf(id)) == 0 }) {
+		t.Fatalf("processes of the aborted task survive: %v", processesOf(id))
 	}
 }
 
@@ -143,41 +147,91 @@ func TestTaskEndedWhileDaemonDead(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	id := e.killedDuring(t, "ends alone", "import time, sys\nfor i in range(100):\n    print('n', i, flush=True)\n    time.sleep(0.02)\nsys.exit(4)\n", "n 5")
-	for wait := time.Now().Add(30 * time.Second); len(processesOf(id)) > 0 && time.Now().Before(wait); {
-		time.Sleep(100 * time.Millisecond)
-	}
+	testwait.Until(t, 60*time.Second, func() bool { return len(processesOf(id)) == 0 }, "the task to end without its daemon")
 	e.daemon("--queue", "default")
-	tk := e.waitStatus(id, 30*time.Second, "completed", "failed", "stopped")
+	tk := e.waitStatus(id, 60*time.Second, "completed", "failed", "stopped")
 	if tk.Status != "failed" || tk.StatusReason != "worker execution exit code 4" {
 		t.Fatalf("task = %s %q", tk.Status, tk.StatusReason)
 	}
 	e.checkExactlyOnce(t, id, 100)
 }
 
-// When the task's processes died with the daemon (a crash that took the
-// whole tree, an OOM kill), the restarted daemon fails the task "agent
-// lost" at once instead of leaving it in progress for the watchdog.
-func TestTaskLostWithDaemonFailsAtRestart(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	id := e.killedDuring(t, "lost", "import time\nprint('up', flush=True)\ntime.sleep(300)\n", "up")
-	// The shim and the task go too.
-	for _, pid := range append(shimsOf(id), processesOf(id)...) {
+// procState is the state letter of a process in /proc ("" when gone).
+func procState(pid int) string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) == 0 {
+		return ""
+	}
+	return fields[0]
+}
+
+// killTree kills a task's shim and processes as one crash would: the
+// shim is stopped first, so that it cannot see the task die and record an
+// exit code, and everything is gone when killTree returns.
+func killTree(t *testing.T, id string) {
+	t.Helper()
+	shims := shimsOf(id)
+	if len(shims) != 1 {
+		t.Fatalf("task %s has shims %v, want one", id, shims)
+	}
+	shim := shims[0]
+	syscall.Kill(shim, syscall.SIGSTOP)
+	testwait.Until(t, 60*time.Second, func() bool { return procState(shim) == "T" }, "the shim to stop")
+	for _, pid := range processesOf(id) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	start := time.Now()
-	e.daemon("--queue", "default")
-	tk := e.waitStatus(id, 30*time.Second, "failed", "completed", "stopped")
-	if tk.Status != "failed" || tk.StatusReason != "agent lost" {
-		t.Fatalf("task = %s %q", tk.Status, tk.StatusReason)
-	}
-	if el := time.Since(start); el > 10*time.Second {
-		t.Errorf("the lost task was failed %v after the restart", el)
-	}
-	// And the daemon goes on with new tasks.
-	next := e.task("next", "", "print('fine')\n")
-	if tk := e.waitStatus(next, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
-		t.Fatalf("next task = %s %q", tk.Status, tk.StatusReason)
+	syscall.Kill(shim, syscall.SIGKILL) // (SIGKILL ends a stopped process too)
+	testwait.Until(t, 60*time.Second, func() bool { return len(processesOf(id))+len(shimsOf(id)) == 0 }, "the task's processes to die")
+}
+
+// When the task's processes died with the daemon (a crash that took the
+// whole tree, an OOM kill), the restarted daemon fails the task "agent
+// lost" instead of leaving it in progress for the server's watchdog (10
+// minutes), whether the tree was gone before it started or went while it
+// took the task back.
+func TestTaskLostWithDaemonFailsAtRestart(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// whileTakenBack: the tree dies after the restarted daemon took
+		// the task back (it found the shim alive), not before the restart.
+		whileTakenBack bool
+	}{{"gone before the restart", false}, {"dies while taken back", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			id := e.killedDuring(t, "lost", "import time\nprint('up', flush=True)\ntime.sleep(300)\n", "up")
+			var d *testbin.Process
+			if tc.whileTakenBack {
+				// The shim is stopped (alive to the daemon) until the
+				// daemon follows the task again.
+				shim := shimsOf(id)
+				if len(shim) != 1 {
+					t.Fatalf("shims %v", shim)
+				}
+				syscall.Kill(shim[0], syscall.SIGSTOP)
+				d = e.daemon("--queue", "default")
+				waitLog(t, e, id, "following the task again", 60*time.Second)
+				killTree(t, id)
+			} else {
+				killTree(t, id)
+				d = e.daemon("--queue", "default")
+			}
+			tk := e.waitStatus(id, 60*time.Second, "failed", "completed", "stopped")
+			if tk.Status != "failed" || tk.StatusReason != "agent lost" {
+				t.Fatalf("task = %s %q\n%s", tk.Status, tk.StatusReason, d.Output())
+			}
+			// And the daemon goes on with new tasks.
+			next := e.task("next", "", "print('fine')\n")
+			if tk := e.waitStatus(next, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
+				t.Fatalf("next task = %s %q\n%s", tk.Status, tk.StatusReason, d.Output())
+			}
+		})
 	}
 }
 
@@ -236,10 +290,8 @@ func TestSecretsNeverShown(t *testing.T) {
 	env := append(e.daemonEnv(), "MY_SERVICE_TOKEN="+envToken)
 	d := testbin.Start(t, env, "--config-file", e.srv.ConfigPath, "daemon", "--queue", "default", "--foreground",
 		"--polling-interval", "0.5", "--git-user", "someone", "--git-pass", gitPass)
-	for wait := time.Now().Add(30 * time.Second); !strings.Contains(d.Output(), "Listening to queues"); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(wait) {
-			t.Fatalf("daemon did not start:\n%s", d.Output())
-		}
+	if !testwait.For(60*time.Second, func() bool { return strings.Contains(d.Output(), "Listening to queues") }) {
+		t.Fatalf("daemon did not start:\n%s", d.Output())
 	}
 	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", d.Pid()))
 	if strings.Contains(string(cmdline), gitPass) {
@@ -262,7 +314,11 @@ func TestSecretsNeverShown(t *testing.T) {
 	if !strings.Contains(log, "token ********") || !strings.Contains(log, "db ********") || !strings.Contains(log, "git ********") {
 		t.Errorf("the task's lines are not there, masked:\n%s", log)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// All the daemon will ever print: its output once it stopped.
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(60 * time.Second); code != 0 {
+		t.Fatalf("daemon exit %d after SIGTERM\n%s", code, d.Output())
+	}
 	for _, s := range []string{gitPass, envToken, taskPass} {
 		if strings.Contains(log, s) {
 			t.Errorf("secret %q in the task log", s)

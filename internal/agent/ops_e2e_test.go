@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goclearml/agent/internal/agent"
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -26,6 +28,17 @@ func (e *env) run(args ...string) (int, string) {
 	return code, p.Output()
 }
 
+// draining says whether the env's daemon with pid took a stop signal (it
+// marks its instance file, in its TMPDIR).
+func (e *env) draining(pid int) bool {
+	for _, r := range agent.Running(filepath.Join(e.dir, "tmp")) {
+		if r.PID == pid {
+			return r.Draining
+		}
+	}
+	return false
+}
+
 func pidAlive(pid int) bool {
 	return processAlive(strconv.Itoa(pid))
 }
@@ -37,24 +50,24 @@ func pidAlive(pid int) bool {
 func TestDetachedDaemonStoppedWhileRunning(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	start := time.Now()
 	code, out := e.run("daemon", "--queue", "ops-queue", "--create-queue", "--detached", "--polling-interval", "0.5")
 	m := regexp.MustCompile(`\(pid (\d+)\), writing stdout/stderr to (\S+)`).FindStringSubmatch(out)
-	if code != 0 || m == nil || time.Since(start) > 30*time.Second {
-		t.Fatalf("detached start: exit %d after %v\n%s", code, time.Since(start), out)
+	if code != 0 || m == nil {
+		t.Fatalf("detached start: exit %d\n%s", code, out)
 	}
 	pid, _ := strconv.Atoi(m[1])
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	// The command returned while the daemon it started runs on.
+	if !pidAlive(pid) {
+		log, _ := os.ReadFile(m[2])
+		t.Fatalf("the detached daemon %d is not running\n%s", pid, log)
+	}
 	pidFile := filepath.Join(e.dir, "pids")
 	id := e.task("stopped by --stop", "ops-queue", fmt.Sprintf(
 		"import subprocess, time\np = subprocess.Popen(['sleep', '300'])\nopen(%q, 'w').write(str(p.pid))\nprint('working', flush=True)\ntime.sleep(300)\n", pidFile))
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(strings.Join(e.logLines(id), "\n"), "working") {
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(m[2])
-			t.Fatalf("task did not start under the detached daemon\n%s", log)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testwait.For(60*time.Second, func() bool { return strings.Contains(strings.Join(e.logLines(id), "\n"), "working") }) {
+		log, _ := os.ReadFile(m[2])
+		t.Fatalf("task did not start under the detached daemon\n%s", log)
 	}
 	code, out = e.run("daemon", "--queue", "ops-queue", "--create-queue", "--stop")
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("pid=%d", pid)) {
@@ -82,12 +95,21 @@ func TestStopOnlyTheMatchingDaemon(t *testing.T) {
 	a := e.daemon("--queue", "queue-a", "--create-queue")
 	b := e.daemon("--queue", "queue-b", "--create-queue")
 	for _, p := range []*testbin.Process{a, b} {
-		deadline := time.Now().Add(30 * time.Second)
-		for !strings.Contains(p.Output(), "Listening to queues") {
-			if time.Now().After(deadline) {
-				t.Fatalf("daemon did not start\n%s", p.Output())
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !testwait.For(60*time.Second, func() bool { return strings.Contains(p.Output(), "Listening to queues") }) {
+			t.Fatalf("daemon did not start\n%s", p.Output())
+		}
+	}
+	// a still serves: it takes and completes a task, and it was never
+	// asked to stop (a daemon that was takes no new task and marks itself
+	// draining at once).
+	stillServes := func(after string) {
+		t.Helper()
+		id := e.task("for daemon a", "queue-a", "print('ok')\n")
+		if tk := e.waitStatus(id, 60*time.Second, "completed", "failed", "stopped"); tk.Status != "completed" {
+			t.Fatalf("after %s, daemon a's task = %s %q\n%s", after, tk.Status, tk.StatusReason, a.Output())
+		}
+		if c := a.Wait(0); c != -1 || e.draining(a.Pid()) {
+			t.Fatalf("daemon a was stopped by %s (exit %d)\n%s", after, c, a.Output())
 		}
 	}
 	code, out := e.run("daemon", "--queue", "queue-b", "--stop")
@@ -97,16 +119,12 @@ func TestStopOnlyTheMatchingDaemon(t *testing.T) {
 	if c := b.Wait(30 * time.Second); c != 0 {
 		t.Fatalf("daemon b exit %d", c)
 	}
-	if c := a.Wait(2 * time.Second); c != -1 {
-		t.Fatalf("daemon a stopped too (exit %d)", c)
-	}
+	stillServes("the --stop of daemon b")
 	code, out = e.run("daemon", "--queue", "queue-c", "--stop")
 	if code != 1 || !strings.Contains(out, "Could not find a running clearml-agent instance") {
 		t.Fatalf("--stop without a match: exit %d\n%s", code, out)
 	}
-	if c := a.Wait(1 * time.Second); c != -1 {
-		t.Fatalf("daemon a stopped by a non-matching --stop")
-	}
+	stillServes("a non-matching --stop")
 }
 
 // TestMetricsEndpoint scrapes the daemon's /metrics (parsed with the
@@ -120,24 +138,21 @@ func TestMetricsEndpoint(t *testing.T) {
 	id := e.task("measured", "", "print('x' * 100)\n")
 	e.waitStatus(id, 60*time.Second, "completed", "failed")
 	var fams map[string]*dto.MetricFamily
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err == nil {
-			p := expfmt.NewTextParser(model.UTF8Validation)
-			fams, err = p.TextToMetricFamilies(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatalf("parsing /metrics: %v", err)
-			}
-			if f := fams["clearml_agent_tasks_total"]; f != nil && len(f.Metric) > 0 {
-				break
-			}
+	var err error
+	if !testwait.For(60*time.Second, func() bool {
+		var resp *http.Response
+		if resp, err = http.Get("http://" + addr + "/metrics"); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no task metrics: %v\n%s", err, d.Output())
+		defer resp.Body.Close()
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		if fams, err = p.TextToMetricFamilies(resp.Body); err != nil {
+			t.Fatalf("parsing /metrics: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		f := fams["clearml_agent_tasks_total"]
+		return f != nil && len(f.Metric) > 0
+	}) {
+		t.Fatalf("no task metrics: %v\n%s", err, d.Output())
 	}
 	var completed float64
 	for _, m := range fams["clearml_agent_tasks_total"].Metric {

@@ -132,6 +132,9 @@ func TestServicesModeParallelWithCap(t *testing.T) {
 		ids = append(ids, e.shTask(fmt.Sprintf("service %d", i), "", intervalScript(file, secs)))
 	}
 	waitLog(t, e, ids[3], "running as", 60*time.Second)
+	// Task 3 is stopped once a later one runs beside it: two at once at
+	// least, however slowly the daemon starts them.
+	waitLog(t, e, ids[4], "running as", 120*time.Second)
 	// Each running task is a worker of its own on the server.
 	var resp struct{ Workers []struct{ ID string } }
 	e.api.Call(context.Background(), "", "workers.get_all", nil, &resp, apiclient.Default)
@@ -328,7 +331,10 @@ func TestDynamicGPUsRestartKeepsAllocation(t *testing.T) {
 	first := testbin.Start(t, e.daemonEnv(), args...)
 	waitLog(t, e, long, "running as", 60*time.Second)
 	first.Signal(os.Kill)
-	first.Wait(10 * time.Second)
+	first.Wait(60 * time.Second)
+	if pidAlive(first.Pid()) {
+		t.Fatal("the daemon did not die of SIGKILL")
+	}
 	t.Cleanup(func() { killTaskProcesses(long) })
 	second := testbin.Start(t, e.daemonEnv(), args...)
 	next := e.shTask("next", "dual", intervalScript(file, 0.2))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // outsideNow is an uptime spec that does not contain the current hour.
@@ -20,25 +21,33 @@ func outsideNow() string {
 	return fmt.Sprintf("%d-%d SUN-SAT", (h+2)%24, (h+3)%24)
 }
 
+// waitOutsideSchedule waits until the daemon said that it is outside its
+// working schedule: it has then decided, in a polling pass made with the
+// task already queued, not to take it. (The window is hours away: every
+// later pass decides the same.)
+func waitOutsideSchedule(t *testing.T, d *testbin.Process) {
+	t.Helper()
+	if !testwait.For(60*time.Second, func() bool { return strings.Contains(d.Output(), "outside the working schedule") }) {
+		t.Fatalf("daemon did not say it is outside its schedule:\n%s", d.Output())
+	}
+}
+
 // TestUptimeWindowAndForceTag: outside its uptime window the daemon takes
 // no task; tagging the queue force_workers:on makes it take it.
 func TestUptimeWindowAndForceTag(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	d := e.daemon("--queue", "default", "--uptime", outsideNow())
 	id := e.task("waits for its window", "", "print('ran')\n")
-	time.Sleep(3 * time.Second)
+	d := e.daemon("--queue", "default", "--uptime", outsideNow())
+	waitOutsideSchedule(t, d)
 	if tk := e.get(id); tk.Status != "queued" {
 		t.Fatalf("task taken outside the uptime window: %s\n%s", tk.Status, d.Output())
-	}
-	if !strings.Contains(d.Output(), "outside the working schedule") {
-		t.Fatalf("daemon did not say it is outside its schedule:\n%s", d.Output())
 	}
 	q := e.queueID("default")
 	if err := e.api.Call(context.Background(), "", "queues.update", map[string]any{"queue": q, "tags": []string{"force_workers:on"}}, nil, apiclient.Default); err != nil {
 		t.Fatal(err)
 	}
-	if tk := e.waitStatus(id, 30*time.Second, "completed", "failed"); tk.Status != "completed" {
+	if tk := e.waitStatus(id, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
 		t.Fatalf("forced task = %s", tk.Status)
 	}
 }
@@ -60,12 +69,11 @@ func TestStatusAndScheduleErrors(t *testing.T) {
 	e.waitStatus(id, 60*time.Second, "in_progress")
 	var code int
 	var out string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+	// (The server learns the running task from the daemon's next report.)
+	testwait.For(60*time.Second, func() bool {
 		code, out = e.run("daemon", "--queue", "default", "--uptime", "17-20 TUE", "0-6 MON", "--status")
-		if strings.Contains(out, "running task "+id) || time.Now().After(deadline) {
-			break
-		}
-	}
+		return strings.Contains(out, "running task "+id)
+	})
 	if code != 0 || !strings.Contains(out, "Working hours uptime configurations") || !strings.Contains(out, "0:00-5:59 on MON") ||
 		!strings.Contains(out, "Listening to queue 'default'") || !strings.Contains(out, "running task "+id) {
 		t.Fatalf("--status: exit %d\n%s\n%s", code, out, d.Output())
@@ -96,15 +104,15 @@ func TestSIGHUPReloadsSchedule(t *testing.T) {
 		}
 	}
 	write(fmt.Sprintf("agent { uptime: [%q] }\n", outsideNow()))
-	d := testbin.Start(t, e.daemonEnv(), "--config-file", conf, "daemon", "--queue", "default", "--foreground", "--polling-interval", "0.5")
 	id := e.task("after reload", "", "print('ran')\n")
-	time.Sleep(3 * time.Second)
+	d := testbin.Start(t, e.daemonEnv(), "--config-file", conf, "daemon", "--queue", "default", "--foreground", "--polling-interval", "0.5")
+	waitOutsideSchedule(t, d)
 	if tk := e.get(id); tk.Status != "queued" {
 		t.Fatalf("task taken outside the configured uptime: %s\n%s", tk.Status, d.Output())
 	}
 	write("")
 	d.Signal(syscall.SIGHUP)
-	if tk := e.waitStatus(id, 40*time.Second, "completed", "failed"); tk.Status != "completed" {
+	if tk := e.waitStatus(id, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
 		t.Fatalf("task after reload = %s\n%s", tk.Status, d.Output())
 	}
 	if !strings.Contains(d.Output(), "configuration reloaded") {
@@ -131,17 +139,12 @@ func TestReportTagsAndCPUOnly(t *testing.T) {
 			Tags []string
 		}
 	}
-	deadline := time.Now().Add(40 * time.Second)
-	for {
+	if !testwait.For(60*time.Second, func() bool {
 		if err := e.api.Call(context.Background(), "", "workers.get_all", nil, &resp, apiclient.Default); err != nil {
 			t.Fatal(err)
 		}
-		if len(resp.Workers) == 1 && strings.Join(resp.Workers[0].Tags, ",") == "team-a,spot" && resp.Workers[0].ID == "e2ehost:cpu:0" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("workers = %+v", resp.Workers)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return len(resp.Workers) == 1 && strings.Join(resp.Workers[0].Tags, ",") == "team-a,spot" && resp.Workers[0].ID == "e2ehost:cpu:0"
+	}) {
+		t.Fatalf("workers = %+v", resp.Workers)
 	}
 }

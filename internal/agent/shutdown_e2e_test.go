@@ -1,10 +1,14 @@
 package agent_test
 
 import (
-	"strings"
+	"fmt"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // TestShutdownDrainsThenAborts: the first SIGTERM lets the running task
@@ -12,23 +16,22 @@ import (
 // which is reported stopped with reason "agent shutdown".
 func TestShutdownDrainsThenAborts(t *testing.T) {
 	t.Parallel()
-	waitRunning := func(e *env, id string) {
-		deadline := time.Now().Add(60 * time.Second)
-		for !strings.Contains(strings.Join(e.logLines(id), "\n"), "working") {
-			if time.Now().After(deadline) {
-				t.Fatalf("task %s did not start", id)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 	t.Run("drain", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
 		d := e.daemon("--queue", "default")
-		first := e.task("finishes", "", "import time\nprint('working', flush=True)\ntime.sleep(2)\nprint('finished')\n")
-		waitRunning(e, first)
+		// The running task ends when the test says so: after the daemon
+		// took the signal, with the second task waiting in the queue.
+		release := filepath.Join(e.dir, "release")
+		first := e.task("finishes", "", fmt.Sprintf("import os, time\nprint('working', flush=True)\n"+
+			"while not os.path.exists(%q):\n    time.sleep(0.05)\nprint('finished')\n", release))
+		waitLog(t, e, first, "working", 60*time.Second)
 		second := e.task("never taken", "", "print('should not run')\n")
 		d.Signal(syscall.SIGTERM)
+		testwait.Until(t, 60*time.Second, func() bool { return e.draining(d.Pid()) }, "the daemon to drain")
+		if err := os.WriteFile(release, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		if code := d.Wait(60 * time.Second); code != 0 {
 			t.Fatalf("daemon exit %d\n%s", code, d.Output())
 		}
@@ -44,9 +47,11 @@ func TestShutdownDrainsThenAborts(t *testing.T) {
 		e := newEnv(t)
 		d := e.daemon("--queue", "default")
 		id := e.task("long", "", "import time\nprint('working', flush=True)\ntime.sleep(300)\n")
-		waitRunning(e, id)
+		waitLog(t, e, id, "working", 60*time.Second)
 		d.Signal(syscall.SIGTERM)
-		time.Sleep(300 * time.Millisecond)
+		// The second signal once the daemon took the first: sent while
+		// the first is still pending, it would be lost.
+		testwait.Until(t, 60*time.Second, func() bool { return e.draining(d.Pid()) }, "the daemon to drain")
 		d.Signal(syscall.SIGTERM)
 		if code := d.Wait(60 * time.Second); code != 0 {
 			t.Fatalf("daemon exit %d\n%s", code, d.Output())

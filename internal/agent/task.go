@@ -409,6 +409,13 @@ func (a *Agent) report(ctx context.Context, tapi *apiclient.Client, slot *Slot, 
 	case reason == stopChanged || reason == stopReset || reason == stopNotFound:
 		// Someone else decided the task's status; leave it.
 		return "changed"
+	case exit.Lost:
+		// The task's supervisor went without recording how the task
+		// ended (killed with it), or stopped it because no daemon followed
+		// it: its exit code says nothing about the task's code.
+		streamer.Log("ERROR", "Process lost: its supervisor ended without recording how it exited (killed with it, or no daemon followed it)")
+		end("tasks.failed", reasonAgentLost)
+		return api.StatusFailed
 	case exit.Code == 0:
 		streamer.Log("INFO", "Process completed successfully")
 		end("tasks.completed", "worker execution done")

@@ -124,8 +124,26 @@ func Register(o IdentityOptions) (*Instance, error) {
 // Release removes the instance file.
 func (in *Instance) Release() {
 	if in != nil && in.path != "" {
-		os.Remove(in.path)
-		os.Remove(in.path + ".sig")
+		removeInstance(in.path)
+	}
+}
+
+func removeInstance(path string) {
+	os.Remove(path)
+	os.Remove(path + ".sig")
+	os.Remove(path + drainingSuffix)
+}
+
+// drainingSuffix names the side file that says a daemon is draining.
+const drainingSuffix = ".draining"
+
+// MarkDraining records that the daemon took its first stop signal (it
+// takes no new task). `--stop` waits for it before its second signal,
+// which aborts the running task: two signals sent at once can reach the
+// daemon as one.
+func (in *Instance) MarkDraining() {
+	if in != nil && in.path != "" {
+		os.WriteFile(in.path+drainingSuffix, nil, 0o644)
 	}
 }
 
@@ -135,6 +153,8 @@ type RunningInstance struct {
 	WorkerID  string
 	Slot      int
 	Signature string
+	// Draining: it took a stop signal (MarkDraining).
+	Draining bool
 }
 
 // Running lists the live daemons of this host (dead entries are removed).
@@ -144,16 +164,17 @@ func Running(dir string) []RunningInstance {
 	}
 	var out []RunningInstance
 	for _, e := range listInstances(dir) {
-		out = append(out, RunningInstance{PID: e.pid, WorkerID: e.id, Slot: e.slot, Signature: e.sig})
+		out = append(out, RunningInstance{PID: e.pid, WorkerID: e.id, Slot: e.slot, Signature: e.sig, Draining: e.draining})
 	}
 	return out
 }
 
 type instanceFile struct {
-	pid  int
-	id   string
-	slot int
-	sig  string
+	pid      int
+	id       string
+	slot     int
+	sig      string
+	draining bool
 }
 
 func listInstances(dir string) []instanceFile {
@@ -166,8 +187,7 @@ func listInstances(dir string) []instanceFile {
 			continue
 		}
 		if !alive(pid) {
-			os.Remove(m)
-			os.Remove(m + ".sig")
+			removeInstance(m)
 			continue
 		}
 		raw, err := os.ReadFile(m)
@@ -180,7 +200,8 @@ func listInstances(dir string) []instanceFile {
 			slot = -1
 		}
 		sig, _ := os.ReadFile(m + ".sig")
-		out = append(out, instanceFile{pid: pid, id: strings.TrimSpace(id), slot: slot, sig: string(sig)})
+		_, err = os.Stat(m + drainingSuffix)
+		out = append(out, instanceFile{pid: pid, id: strings.TrimSpace(id), slot: slot, sig: string(sig), draining: err == nil})
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -70,5 +71,32 @@ func TestRegisterGivesDistinctSlots(t *testing.T) {
 	}
 	if n := len(Running(dir)); n != 8 {
 		t.Fatalf("running = %d", n)
+	}
+}
+
+func TestMarkDraining(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	in, err := Register(IdentityOptions{WorkerName: "host", Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	draining := func() []bool {
+		var out []bool
+		for _, r := range Running(dir) {
+			out = append(out, r.Draining)
+		}
+		return out
+	}
+	if got := draining(); len(got) != 1 || got[0] {
+		t.Fatalf("before the mark: %v", got)
+	}
+	in.MarkDraining()
+	if got := draining(); len(got) != 1 || !got[0] {
+		t.Fatalf("after the mark: %v", got)
+	}
+	in.Release()
+	if left, _ := filepath.Glob(filepath.Join(dir, ".clearmlagent_*")); len(left) != 0 {
+		t.Fatalf("files left after Release: %v", left)
 	}
 }

@@ -281,7 +281,9 @@ func TestSingleFlightLogin(t *testing.T) {
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(offset) }
 	slowLogin := func(w http.ResponseWriter, r *http.Request, ep string, n int) bool {
 		if ep == "auth.login" {
-			time.Sleep(50 * time.Millisecond) // let the callers pile up
+			// A slow login, so that the callers pile up on it (a correct
+			// client logs in once however the calls interleave).
+			time.Sleep(50 * time.Millisecond)
 		}
 		return false
 	}

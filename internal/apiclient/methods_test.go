@@ -192,7 +192,13 @@ func TestTaskLifecycle(t *testing.T) {
 
 func TestLongPoll(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, server.Options{}, nil)
+	polling := make(chan struct{})
+	e := newEnv(t, server.Options{}, func(w http.ResponseWriter, r *http.Request, ep string, n int) bool {
+		if ep == "queues.get_next_task" && n == 1 {
+			close(polling)
+		}
+		return false
+	})
 	c := e.client(nil)
 	ctx := t.Context()
 	queue, _, err := c.GetDefaultQueue(ctx)
@@ -212,12 +218,14 @@ func TestLongPoll(t *testing.T) {
 		entry, err := c.GetNextTask(ctx, queue, 20000)
 		done <- result{entry, err, time.Since(start)}
 	}()
-	// Enqueue once the poll is waiting on the server.
-	deadline := time.Now().Add(5 * time.Second)
-	for e.count("queues.get_next_task") == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	// Enqueue once the poll has reached the server. (Whether the server
+	// is already waiting then or not, the answer is the task; the server's
+	// tests check that an enqueue wakes a waiting poll.)
+	select {
+	case <-polling:
+	case r := <-done:
+		t.Fatalf("long poll returned before the enqueue: %+v", r)
 	}
-	time.Sleep(100 * time.Millisecond)
 	enqueue(t, c, task, queue)
 	r := <-done
 	if r.err != nil || r.entry == nil || r.entry.Task != task {

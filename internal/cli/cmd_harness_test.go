@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/apiclient"
@@ -42,7 +44,7 @@ func newCmdEnv(t *testing.T) *cmdEnv {
 	if err := server.Bootstrap(ctx, st); err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
-	srv, err := server.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{})
+	srv, err := server.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{Now: distinctMilliseconds()})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -62,6 +64,25 @@ func newCmdEnv(t *testing.T) *cmdEnv {
 		t.Fatal(err)
 	}
 	return &cmdEnv{t: t, conf: conf, c: c, ctx: ctx, url: hs.URL, key: creds.AccessKey, secret: creds.SecretKey}
+}
+
+// distinctMilliseconds is the time of day, except that no two calls get
+// the same millisecond: records made one after the other (two tasks'
+// created times) are in order, as the server stores times to the
+// millisecond.
+func distinctMilliseconds() func() time.Time {
+	var mu sync.Mutex
+	var last time.Time
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		if next := last.Truncate(time.Millisecond).Add(time.Millisecond); now.Before(next) {
+			now = next
+		}
+		last = now
+		return now
+	}
 }
 
 // run calls Main with the environment's configuration file.

@@ -393,7 +393,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	}
 	var wg sync.WaitGroup
 	stopSignals := make(chan struct{})
-	wg.Go(func() { handleSignals(sigs, stopSignals, a, cancel, reload, log) })
+	wg.Go(func() { handleSignals(sigs, stopSignals, a, cancel, reload, inst.MarkDraining, log) })
 	defer func() { close(stopSignals); wg.Wait() }()
 
 	log.Info("clearml-agent daemon started", "version", version.Version, "worker", inst.WorkerID, "server", cfg.API.Server)

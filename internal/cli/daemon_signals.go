@@ -14,9 +14,10 @@ import (
 )
 
 // handleSignals: SIGHUP reloads the configuration; the first SIGINT/SIGTERM drains (no new task; the running
-// one finishes), the second aborts the running task (grace period, then
-// reported stopped with reason "agent shutdown"), the third exits at once.
-func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, cancel context.CancelFunc, reload func(), log *slog.Logger) {
+// one finishes) and calls drained, the second aborts the running task
+// (grace period, then reported stopped with reason "agent shutdown"), the
+// third exits at once.
+func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, cancel context.CancelFunc, reload, drained func(), log *slog.Logger) {
 	n := 0
 	for {
 		select {
@@ -33,9 +34,11 @@ func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, 
 			case n == 1 && running == 0:
 				log.Info("signal received: stopping (no task is running)", "signal", s.String())
 				a.Drain()
+				drained()
 			case n == 1:
 				log.Info("signal received: finishing the running task, taking no new one (signal again to abort it)", "signal", s.String(), "running", running)
 				a.Drain()
+				drained()
 			case n == 2:
 				log.Warn("second signal: aborting the running task", "signal", s.String(), "running", running)
 				cancel()

@@ -70,7 +70,7 @@ func stopDaemons(g args.Global, d *args.Daemon, workerName, workerID string, vis
 	}
 	for _, r := range targets {
 		fmt.Fprintf(stdout, "Terminating clearml-agent worker_id=%s pid=%d\n", r.WorkerID, r.PID)
-		if err := terminate(r.PID, 60*time.Second); err != nil {
+		if err := terminate(r.PID, 10*time.Second, 60*time.Second); err != nil {
 			fmt.Fprintf(stdout, "Could not stop worker_id=%s pid=%d: %v\n", r.WorkerID, r.PID, err)
 			failed = true
 		}
@@ -83,8 +83,11 @@ func stopDaemons(g args.Global, d *args.Daemon, workerName, workerID string, vis
 
 // terminate asks a daemon to stop its task and exit: two SIGTERMs (drain,
 // then abort the running task with its grace period), then SIGKILL after
-// timeout.
-func terminate(pid int, timeout time.Duration) error {
+// timeout. The second SIGTERM waits until the daemon has taken the first
+// (it marks its instance draining), for up to ack: a signal sent while the
+// same one is still pending is lost, and on a busy machine a daemon can
+// take longer than any fixed pause to receive the first.
+func terminate(pid int, ack, timeout time.Duration) error {
 	p, err := os.FindProcess(pid)
 	if err != nil {
 		return err
@@ -92,17 +95,38 @@ func terminate(pid int, timeout time.Duration) error {
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
-	time.Sleep(200 * time.Millisecond)
+	gone := func() bool { return syscall.Kill(pid, 0) != nil }
+	waitUntil(ack, func() bool { return gone() || draining(pid) })
 	p.Signal(syscall.SIGTERM)
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if syscall.Kill(pid, 0) != nil {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
+	if waitUntil(timeout, gone) {
+		return nil
 	}
 	p.Signal(syscall.SIGKILL)
 	return fmt.Errorf("did not exit within %v: killed", timeout)
+}
+
+// draining reports whether the daemon with pid marked itself draining.
+func draining(pid int) bool {
+	for _, r := range agent.Running("") {
+		if r.PID == pid {
+			return r.Draining
+		}
+	}
+	return false
+}
+
+// waitUntil checks cond every 50 ms for up to d and says whether it held.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		<-tick.C
+	}
+	return true
 }
 
 // detachedChildEnv marks the background copy of a --detached daemon.

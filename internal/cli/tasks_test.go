@@ -2,9 +2,11 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +19,6 @@ func twoTasks(t *testing.T, e *cmdEnv) (older, newer string) {
 	t.Helper()
 	script := writeFile(t, filepath.Join(t.TempDir(), "work.py"), "print('work')\n")
 	older = e.submit("--project", "Lists", "--name", "older task", "--script", script)
-	time.Sleep(5 * time.Millisecond) // distinct created times
 	newer = e.submit("--project", "Lists", "--name", "newer task", "--script", script, "--queue", "other", "--create-queue")
 	e.mustRun("tasks", "abort", older)
 	return older, newer
@@ -196,6 +197,31 @@ func TestTasksLogs(t *testing.T) {
 	}
 }
 
+// watchWriter collects output and closes seen once it holds want.
+type watchWriter struct {
+	mu   sync.Mutex
+	b    strings.Builder
+	want string
+	seen chan struct{}
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	had := strings.Contains(w.b.String(), w.want)
+	w.b.Write(p)
+	if !had && strings.Contains(w.b.String(), w.want) {
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
 func TestTasksLogsFollow(t *testing.T) {
 	t.Parallel()
 	e := newCmdEnv(t)
@@ -209,9 +235,16 @@ func TestTasksLogsFollow(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.logLines(id, []int64{time.Now().UnixMilli()}, "started")
+		following := &watchWriter{want: "started\n", seen: make(chan struct{})}
 		done := make(chan error, 1)
 		go func() {
-			time.Sleep(700 * time.Millisecond)
+			// The last line and the end come once the command follows.
+			var notSeen error
+			select {
+			case <-following.seen:
+			case <-time.After(60 * time.Second):
+				notSeen = errors.New("tasks logs --follow never printed the first line")
+			}
 			var out, errOut strings.Builder
 			ev, _ := json.Marshal(map[string]any{"type": "log", "task": id, "msg": "last words", "timestamp": time.Now().UnixMilli()})
 			if _, _, err := e.c.AddEvents(e.ctx, [][]byte{ev}, apiclient.Default); err != nil {
@@ -225,12 +258,16 @@ func TestTasksLogsFollow(t *testing.T) {
 					return
 				}
 			default:
-				done <- e.c.SetStatus(e.ctx, "tasks."+tc.end, id, true, "the end", "", apiclient.Default)
-				return
+				if err := e.c.SetStatus(e.ctx, "tasks."+tc.end, id, true, "the end", "", apiclient.Default); err != nil {
+					done <- err
+					return
+				}
 			}
-			done <- nil
+			done <- notSeen
 		}()
-		out, errOut, code := e.run("tasks", "logs", id, "--follow")
+		var errBuf strings.Builder
+		code := Main([]string{"--config-file", e.conf, "tasks", "logs", id, "--follow"}, following, &errBuf)
+		out, errOut := following.String(), errBuf.String()
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}

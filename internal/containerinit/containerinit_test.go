@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // The test binary doubles as the container's entry point: run as
@@ -84,16 +86,10 @@ func TestStopSignalReachesTheTask(t *testing.T) {
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
 	cmd, out := start(t, "", "sh", "-c", `trap 'echo "task got TERM"; exit 0' TERM; sleep 60 & touch `+ready+`; wait`)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task did not start\n%s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, 30*time.Second, func() bool {
+		_, err := os.Stat(ready)
+		return err == nil
+	}, "the task to start (its trap set)")
 	cmd.Process.Signal(syscall.SIGTERM)
 	if code := exitCode(t, cmd); code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)

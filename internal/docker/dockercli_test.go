@@ -123,11 +123,13 @@ func TestCleanupPolicy(t *testing.T) {
 	t.Cleanup(func() { exec.Command("docker", "rm", "-f", strings.TrimSpace(string(user))).Run() })
 
 	usage := docker.NewImageUsage(t.TempDir() + "/images.json")
+	// Two images last used two hours ago, one now.
+	docker.SetUsageClock(usage, func() time.Time { return time.Now().Add(-2 * time.Hour) })
 	usage.Used(old)
 	usage.Used(inUse)
-	time.Sleep(1100 * time.Millisecond)
+	docker.SetUsageClock(usage, time.Now)
 	usage.Used(recent)
-	p := docker.CleanupPolicy{Enabled: true, ContainerMaxAge: time.Nanosecond, ImageMaxAge: time.Second, Label: runLabel}
+	p := docker.CleanupPolicy{Enabled: true, ContainerMaxAge: time.Nanosecond, ImageMaxAge: time.Hour, Label: runLabel}
 	rep, err := p.Cleanup(ctx, c, usage, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -3,12 +3,15 @@ package executor
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // syncBuffer is a bytes.Buffer safe for the copy goroutine and the test.
@@ -31,16 +34,51 @@ func (s *syncBuffer) String() string {
 
 func run(t *testing.T, ctx context.Context, script string, grace time.Duration) (Exit, string) {
 	t.Helper()
-	var out syncBuffer
-	marker := strings.ReplaceAll(t.Name(), "/", "_")
-	exit, err := (&Executor{}).Run(ctx, Spec{Argv: []string{"sh", "-c", script}, Env: os.Environ(), Marker: marker, GracePeriod: grace}, &out)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
+	r := startRun(t, ctx, script, grace)
+	return r.wait(t)
+}
+
+// running is a Run in progress, started by startRun.
+type running struct {
+	out    syncBuffer
+	marker string
+	done   chan struct{}
+	exit   Exit
+	err    error
+}
+
+// startRun runs script under the executor in the background.
+func startRun(t *testing.T, ctx context.Context, script string, grace time.Duration) *running {
+	r := &running{marker: strings.ReplaceAll(t.Name(), "/", "_"), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.exit, r.err = (&Executor{}).Run(ctx, Spec{Argv: []string{"sh", "-c", script}, Env: os.Environ(), Marker: r.marker, GracePeriod: grace}, &r.out)
+	}()
+	return r
+}
+
+// waitOutput waits until the run has printed want.
+func (r *running) waitOutput(t *testing.T, want string) {
+	t.Helper()
+	testwait.Until(t, 30*time.Second, func() bool { return strings.Contains(r.out.String(), want) }, fmt.Sprintf("the task to print %q", want))
+}
+
+// wait returns how the run ended and its output, and checks that none of
+// its processes is left.
+func (r *running) wait(t *testing.T) (Exit, string) {
+	t.Helper()
+	select {
+	case <-r.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the run did not end; output %q", r.out.String())
 	}
-	if left := findMarked(marker); len(left) > 0 {
+	if r.err != nil {
+		t.Fatalf("Run: %v", r.err)
+	}
+	if left := findMarked(r.marker); len(left) > 0 {
 		t.Fatalf("processes of the run survived: %v", left)
 	}
-	return exit, out.String()
+	return r.exit, r.out.String()
 }
 
 func TestExitCodesAndOutput(t *testing.T) {
@@ -79,21 +117,27 @@ func TestCancelGracefulThenForced(t *testing.T) {
 	t.Run("honours SIGTERM", func(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithCancel(context.Background())
-		time.AfterFunc(300*time.Millisecond, cancel)
-		start := time.Now()
-		exit, out := run(t, ctx, "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done", 5*time.Second)
-		if !exit.Cancelled || exit.Code != 7 || !strings.Contains(out, "got TERM") || time.Since(start) > 4*time.Second {
-			t.Fatalf("exit %+v output %q after %v", exit, out, time.Since(start))
+		defer cancel()
+		// (Exit code 7 shows the trap ran, before the 5 s grace period's SIGKILL.)
+		r := startRun(t, ctx, "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done", 5*time.Second)
+		r.waitOutput(t, "ready")
+		cancel()
+		exit, out := r.wait(t)
+		if !exit.Cancelled || exit.Code != 7 || !strings.Contains(out, "got TERM") {
+			t.Fatalf("exit %+v output %q", exit, out)
 		}
 	})
 	t.Run("ignores SIGTERM", func(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithCancel(context.Background())
-		time.AfterFunc(300*time.Millisecond, cancel)
-		start := time.Now()
-		exit, _ := run(t, ctx, "trap '' TERM; while :; do sleep 0.05; done", 500*time.Millisecond)
-		if !exit.Cancelled || exit.Signal != syscall.SIGKILL || time.Since(start) < 700*time.Millisecond {
-			t.Fatalf("exit %+v after %v", exit, time.Since(start))
+		defer cancel()
+		r := startRun(t, ctx, "trap '' TERM; echo ready; while :; do sleep 0.05; done", 500*time.Millisecond)
+		r.waitOutput(t, "ready")
+		cancelled := time.Now()
+		cancel()
+		exit, _ := r.wait(t)
+		if took := time.Since(cancelled); !exit.Cancelled || exit.Signal != syscall.SIGKILL || took < 500*time.Millisecond {
+			t.Fatalf("exit %+v %v after the cancel, want SIGKILL after the 500ms grace period", exit, took)
 		}
 	})
 }
@@ -110,8 +154,15 @@ setsid sh -c 'trap "" TERM; sleep 302 & echo $! >> ` + pidFile + `; wait' &
 echo started
 wait`
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(500*time.Millisecond, cancel)
-	exit, out := run(t, ctx, script, time.Second)
+	defer cancel()
+	r := startRun(t, ctx, script, time.Second)
+	r.waitOutput(t, "started")
+	testwait.Until(t, 30*time.Second, func() bool {
+		raw, _ := os.ReadFile(pidFile)
+		return len(strings.Fields(string(raw))) == 3 && strings.HasSuffix(string(raw), "\n")
+	}, "the three background pids")
+	cancel()
+	exit, out := r.wait(t)
 	if !exit.Cancelled || !strings.Contains(out, "started") {
 		t.Fatalf("exit %+v output %q", exit, out)
 	}

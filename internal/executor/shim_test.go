@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // The test binary is also the shim (Executor.Self defaults to it).
@@ -35,10 +37,18 @@ func TestAbortKillsEnvClearingDaemon(t *testing.T) {
 	t.Parallel()
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	script := `setsid sh -c 'exec env -i /bin/sh -c "trap \"\" TERM; sleep 303 & echo \$! > ` + pidFile + `; wait"' &
-sleep 0.3; echo started; wait`
+echo started; wait`
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(800*time.Millisecond, cancel)
-	exit, out := run(t, ctx, script, 500*time.Millisecond)
+	defer cancel()
+	r := startRun(t, ctx, script, 500*time.Millisecond)
+	r.waitOutput(t, "started")
+	// The daemon is up (its trap set) once it wrote its child's pid.
+	testwait.Until(t, 30*time.Second, func() bool {
+		raw, _ := os.ReadFile(pidFile)
+		return strings.HasSuffix(string(raw), "\n")
+	}, "the daemon's pid file")
+	cancel()
+	exit, out := r.wait(t)
 	if !exit.Cancelled || !strings.Contains(out, "started") {
 		t.Fatalf("exit %+v output %q", exit, out)
 	}
@@ -71,19 +81,49 @@ func TestAttachToARunningTask(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	e := &Executor{}
-	spec := Spec{Argv: []string{"sh", "-c", "echo one; sleep 0.5; echo two; exit 5"}, Env: os.Environ(), Marker: "attach-" + t.Name(), RunDir: dir}
+	// The task prints a line, then waits for the test (on a FIFO) before
+	// it prints another and exits.
+	release := filepath.Join(t.TempDir(), "release")
+	if err := syscall.Mkfifo(release, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec{Argv: []string{"sh", "-c", "echo one; read x < " + release + "; echo two; exit 5"}, Env: os.Environ(),
+		Marker: "attach-" + t.Name(), RunDir: dir}
 	if err := e.startShim(spec, dir); err != nil {
 		t.Fatal(err)
 	}
-	// Nobody follows for a while (the daemon "died").
-	time.Sleep(200 * time.Millisecond)
+	// Nobody follows (the daemon "died"): the task runs on and prints.
+	testwait.Until(t, 30*time.Second, func() bool {
+		out, _ := os.ReadFile(filepath.Join(dir, OutputFile))
+		return string(out) == "one\n"
+	}, "the task's first line")
 	if !ShimAlive(dir) || Ended(dir) {
 		t.Fatal("the run did not go on alone")
 	}
+	type result struct {
+		exit Exit
+		err  error
+	}
 	var out syncBuffer
-	exit, err := (&Executor{}).Attach(context.Background(), spec, 4, &out)
-	if err != nil || exit.Code != 5 || out.String() != "two\n" {
-		t.Fatalf("attach: exit %+v err %v output %q", exit, err, out.String())
+	attached := make(chan result, 1)
+	go func() {
+		exit, err := (&Executor{}).Attach(context.Background(), spec, 4, &out)
+		attached <- result{exit, err}
+	}()
+	// Let the task go on (opening the FIFO waits for the task's read).
+	f, err := os.OpenFile(release, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\n")
+	f.Close()
+	select {
+	case r := <-attached:
+		if r.err != nil || r.exit.Code != 5 || out.String() != "two\n" {
+			t.Fatalf("attach: exit %+v err %v output %q", r.exit, r.err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("attach did not return; output %q", out.String())
 	}
 }
 
@@ -97,9 +137,23 @@ func TestAbortAfterAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel)
+	defer cancel()
 	var out syncBuffer
-	exit, err := (&Executor{}).Attach(ctx, spec, 0, &out)
+	var exit Exit
+	var err error
+	attached := make(chan struct{})
+	go func() {
+		defer close(attached)
+		exit, err = (&Executor{}).Attach(ctx, spec, 0, &out)
+	}()
+	// "up" comes after the trap is set.
+	testwait.Until(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "up") }, "the task's first line")
+	cancel()
+	select {
+	case <-attached:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("attach did not return after the cancel; output %q", out.String())
+	}
 	if err != nil || !exit.Cancelled || exit.Code != 9 || !strings.Contains(out.String(), "bye") {
 		t.Fatalf("exit %+v err %v output %q", exit, err, out.String())
 	}
@@ -115,13 +169,7 @@ func TestShimStopsAnUnfollowedTask(t *testing.T) {
 	}
 	// The owner is a process that exits at once.
 	os.WriteFile(filepath.Join(dir, ownerFile), []byte("999999999"), 0o600)
-	deadline := time.Now().Add(20 * time.Second)
-	for !Ended(dir) {
-		if time.Now().After(deadline) {
-			t.Fatal("the unfollowed task still runs")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testwait.Until(t, 30*time.Second, func() bool { return Ended(dir) }, "the shim to stop the unfollowed task")
 	x, _, _ := readExit(dir)
 	if !x.Lost || x.Code >= 0 {
 		t.Fatalf("exit = %+v", x)

@@ -13,12 +13,15 @@ import (
 )
 
 // fakeSender records the batches it accepts. respond, when set, decides
-// each call's answer; by default every event is added.
+// each call's answer; by default every event is added. Tests wait on what
+// it saw with waitFor.
 type fakeSender struct {
 	mu      sync.Mutex
-	calls   int
+	calls   int // AddEvents calls, counted when they start
+	failed  int // calls that returned an error
 	batches [][][]byte
 	respond func(call int, lines [][]byte) (int, error)
+	changed chan struct{} // closed (and replaced) when the above change
 }
 
 var _ Sender = (*fakeSender)(nil)
@@ -27,12 +30,17 @@ func (f *fakeSender) AddEvents(ctx context.Context, lines [][]byte) (int, error)
 	f.mu.Lock()
 	f.calls++
 	call, respond := f.calls, f.respond
+	f.notify()
 	f.mu.Unlock()
 	added, err := len(lines), error(nil)
 	if respond != nil {
 		added, err = respond(call, lines)
 	}
 	if err != nil {
+		f.mu.Lock()
+		f.failed++
+		f.notify()
+		f.mu.Unlock()
 		return 0, err
 	}
 	cp := make([][]byte, len(lines))
@@ -41,8 +49,42 @@ func (f *fakeSender) AddEvents(ctx context.Context, lines [][]byte) (int, error)
 	}
 	f.mu.Lock()
 	f.batches = append(f.batches, cp)
+	f.notify()
 	f.mu.Unlock()
 	return added, nil
+}
+
+// notify wakes waitFor. Called with mu held.
+func (f *fakeSender) notify() {
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
+}
+
+// waitFor returns once cond, called with mu held, is true; it is checked
+// again after every change of the fake's state.
+func (f *fakeSender) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	timeout := time.NewTimer(failSafe)
+	defer timeout.Stop()
+	for {
+		f.mu.Lock()
+		ok := cond()
+		if f.changed == nil {
+			f.changed = make(chan struct{})
+		}
+		changed := f.changed
+		f.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			t.Fatalf("timed out waiting for the sender to see %s", what)
+		}
+	}
 }
 
 func (f *fakeSender) setRespond(fn func(call int, lines [][]byte) (int, error)) {
@@ -77,7 +119,7 @@ func decodeEvent(t *testing.T, line []byte) event {
 }
 
 // testConfig is a fast configuration writing its spool under t.TempDir().
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	return Config{
 		TaskID:                 "task1",
 		Worker:                 "host:0",
@@ -111,10 +153,15 @@ func runStreamer(t *testing.T, st *Streamer, ctx context.Context) *started {
 	return ss
 }
 
+// failSafe bounds a wait that only a bug makes long. It is far above what
+// any test needs, even on a loaded machine (delivering megabytes of spool
+// in small batches there can take most of a minute).
+const failSafe = 5 * time.Minute
+
 // finish closes the stream, requires full delivery and Run's return.
 func (ss *started) finish(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), failSafe)
 	defer cancel()
 	if err := ss.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -129,7 +176,7 @@ func (ss *started) waitRun(t *testing.T, want error) {
 		if err != want {
 			t.Fatalf("Run returned %v, want %v", err, want)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(failSafe):
 		t.Fatal("Run did not return")
 	}
 }

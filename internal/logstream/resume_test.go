@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -40,8 +41,11 @@ func TestResumeAfterCrashExactlyOnce(t *testing.T) {
 	// idle flush would send it as a line of its own, and the resumed
 	// stream would carry its rest as another).
 	cfg.FlushInterval = time.Hour
+	// Small batches: several are delivered before the crash.
+	cfg.MaxBatchBytes = 2 << 10
 	sender := &checkingSender{}
-	// The first sender stops answering part-way, as a dying daemon does.
+	// The first sender stops answering part-way, as a dying daemon does:
+	// five batches are delivered, the sixth is in flight at the crash.
 	blocked := make(chan struct{})
 	sender.setRespond(func(call int, l [][]byte) (int, error) {
 		if call > 5 {
@@ -60,8 +64,8 @@ func TestResumeAfterCrashExactlyOnce(t *testing.T) {
 	cut += 7 // mid-line: a partial line is lost with the daemon
 	for off := 0; off < cut; off += 1000 {
 		st.Write(output[off:min(off+1000, cut)])
-		time.Sleep(time.Millisecond)
 	}
+	sender.waitFor(t, "the sixth batch", func() bool { return sender.calls >= 6 })
 	crash()
 	close(blocked)
 	ss.waitRun(t, context.Canceled)
@@ -104,11 +108,13 @@ func firstDiff(got, want []string) string {
 }
 
 // lossySender records a batch (or not) and then never answers: the
-// daemon dies waiting.
+// daemon dies waiting. inFlight is closed when the first such batch came.
 type lossySender struct {
 	checkingSender
-	arrive bool
-	cut    bool
+	arrive   bool
+	cut      bool
+	inFlight chan struct{}
+	once     sync.Once
 }
 
 func (l *lossySender) AddEvents(ctx context.Context, lines [][]byte) (int, error) {
@@ -121,6 +127,7 @@ func (l *lossySender) AddEvents(ctx context.Context, lines [][]byte) (int, error
 	if l.arrive {
 		l.checkingSender.AddEvents(ctx, lines)
 	}
+	l.once.Do(func() { close(l.inFlight) })
 	<-ctx.Done()
 	return 0, ctx.Err()
 }
@@ -131,17 +138,23 @@ func TestRecoverChecksTheBatchInFlight(t *testing.T) {
 	t.Parallel()
 	for _, arrived := range []bool{true, false} {
 		cfg := testConfig(t)
-		sender := &lossySender{arrive: arrived, cut: true}
+		sender := &lossySender{arrive: arrived, cut: true, inFlight: make(chan struct{})}
 		st, err := New(cfg, sender)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, crash := context.WithCancel(context.Background())
-		ss := runStreamer(t, st, ctx)
+		// All the lines are written before Run starts, so that its first
+		// flush puts them all into the one batch it sends.
 		for _, l := range numbered("x", 50) {
 			st.Write([]byte(l + "\n"))
 		}
-		time.Sleep(100 * time.Millisecond)
+		ctx, crash := context.WithCancel(context.Background())
+		ss := runStreamer(t, st, ctx)
+		select {
+		case <-sender.inFlight:
+		case <-time.After(failSafe):
+			t.Fatal("no batch was sent")
+		}
 		crash()
 		ss.waitRun(t, context.Canceled)
 		activeDirs.Delete(absPath(st.sp.dir))

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 func writeLines(t *testing.T, st *Streamer, lines []string) {
@@ -112,12 +112,11 @@ func TestOutageLosesNothing(t *testing.T) {
 	lines := numbered("out ", 3000)
 	for i, l := range lines {
 		if i == 2000 {
+			// The outage lasts until a send was refused.
+			f.waitFor(t, "a refused send", func() bool { return f.failed > 0 })
 			down.Store(false)
 		}
 		ss.Write([]byte(l + "\n"))
-		if i%100 == 0 {
-			time.Sleep(2 * time.Millisecond) // let flushes and retries interleave
-		}
 	}
 	ss.finish(t)
 	evs := f.events(t)
@@ -164,9 +163,8 @@ func TestServerErrors(t *testing.T) {
 			}
 			st.Log("INFO", "first\n")
 			ss := runStreamer(t, st, t.Context())
-			for ss.Stats().Pending > 0 {
-				time.Sleep(time.Millisecond)
-			}
+			// "first" is done with (delivered or refused) before "second".
+			testwait.Until(t, failSafe, func() bool { return ss.Stats().Pending == 0 }, "the first batch's outcome")
 			ss.Log("INFO", "second\n")
 			ss.finish(t)
 			var got []string
@@ -210,7 +208,11 @@ func TestRunReturnsOnCancel(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			ss := runStreamer(t, st, ctx)
 			ss.Log("INFO", "x\n")
-			time.Sleep(30 * time.Millisecond)
+			if tt.fail {
+				f.waitFor(t, "a retry", func() bool { return f.failed >= 2 })
+			} else {
+				f.waitFor(t, "the event", func() bool { return len(f.batches) == 1 })
+			}
 			cancel()
 			ss.waitRun(t, context.Canceled)
 			if !tt.fail {
@@ -230,12 +232,11 @@ func TestRunReturnsOnCancel(t *testing.T) {
 func TestSecondRunRefused(t *testing.T) {
 	t.Parallel()
 	ss := start(t, testConfig(t), &fakeSender{})
-	for running := false; !running; {
+	testwait.Until(t, failSafe, func() bool {
 		ss.mu.Lock()
-		running = ss.running
-		ss.mu.Unlock()
-		time.Sleep(time.Millisecond)
-	}
+		defer ss.mu.Unlock()
+		return ss.running
+	}, "Run to start")
 	if err := ss.Run(t.Context()); err == nil {
 		t.Error("second Run started")
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/server"
 	"github.com/goclearml/agent/internal/store"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // liveServer is our API server over real HTTP on a SQLite store. It can be
@@ -236,15 +237,11 @@ func TestRealServerOutage(t *testing.T) {
 		case 1000:
 			ls.stop() // the server goes away while the task keeps printing
 		case 2000:
-			if ss.Stats().Retries == 0 {
-				time.Sleep(200 * time.Millisecond) // make sure a send failed
-			}
+			// A send failed: the lines since the outage began are pending.
+			testwait.Until(t, failSafe, func() bool { return ss.Stats().Retries > 0 }, "a failed send")
 			ls.start(strings.TrimPrefix(ls.url(), "http://")) // same address, same database
 		}
 		ss.Write([]byte(l + "\n"))
-		if i%50 == 0 {
-			time.Sleep(time.Millisecond)
-		}
 	}
 	ss.finish(t)
 	evs := h.taskLog(t, cfg.TaskID)

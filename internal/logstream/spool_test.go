@@ -204,9 +204,7 @@ func TestRecoverResumesFromOffset(t *testing.T) {
 	writeLines(t, st, lines)
 	ctx, cancel := context.WithCancel(t.Context())
 	ss := runStreamer(t, st, ctx)
-	for calls.Load() < 6 {
-		time.Sleep(time.Millisecond)
-	}
+	first.waitFor(t, "six calls", func() bool { return first.calls >= 6 })
 	// The daemon dies: Run stops and nobody closes the stream.
 	cancel()
 	ss.waitRun(t, context.Canceled)

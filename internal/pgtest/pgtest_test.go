@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goclearml/agent/internal/testwait"
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -211,7 +213,9 @@ func TestCrashedParentLeavesNoServer(t *testing.T) {
 			os.Exit(1)
 		}
 		fmt.Println("READY", c.Port(), c.Dir())
-		time.Sleep(time.Minute) // wait to be killed
+		// Wait to be killed; should the parent die first, its end of
+		// stdin closes and this returns.
+		io.Copy(io.Discard, os.Stdin)
 		os.Exit(2)
 	}
 	if runtime.GOOS != "linux" {
@@ -228,6 +232,11 @@ func TestCrashedParentLeavesNoServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -248,13 +257,8 @@ func TestCrashedParentLeavesNoServer(t *testing.T) {
 
 	cmd.Process.Kill()
 	cmd.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for processAlive(pid) || portOpen(port) {
-		if time.Now().After(deadline) {
-			t.Fatalf("postmaster %d / port %d still alive 10s after the test binary died", pid, port)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, 30*time.Second, func() bool { return !processAlive(pid) && !portOpen(port) },
+		fmt.Sprintf("postmaster %d and port %d to go with the test binary", pid, port))
 
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("expected the crashed binary's directory to remain until swept: %v", err)

@@ -17,6 +17,7 @@ import (
 // (ensurepip never runs); a later task with requirements builds the seed
 // then and still works, and the no-requirements entry stays a hit.
 func TestPrepareNoRequirementsWithoutPip(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	o := f.opts()
 	o.seedDir = filepath.Join(t.TempDir(), "seeds") // empty: no seed yet
@@ -88,6 +89,7 @@ func TestPrepareNoRequirementsWithoutPip(t *testing.T) {
 // freeze prints, for packages from an index and a wheel installed by path
 // (a PEP 610 direct URL).
 func TestListScriptMatchesPipFreeze(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	repo := t.TempDir()
 	whl := writeWheel(t, repo, wheel{name: "zeta", version: "0.1"})
@@ -166,6 +168,7 @@ func TestProbeFields(t *testing.T) {
 // which runs; and an interpreter whose wheels do not fit falls back to
 // ensurepip.
 func TestSeedFromWheelsMatchesEnsurepip(t *testing.T) {
+	t.Parallel()
 	needVenv(t)
 	ctx := context.Background()
 	p := &prep{log: &syncBuf{}, lg: slog.New(slog.DiscardHandler), env: pythonEnv(testEnv())}

@@ -17,6 +17,7 @@ func needPython(t *testing.T) {
 }
 
 func TestFindInterpreter(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	ctx := context.Background()
 	env := pythonEnv(nil)

@@ -55,13 +55,47 @@ func (p *prep) lockInstall(ctx context.Context, dir string) error {
 			env = append(env, kv)
 		}
 	}
-	cmd.Env = env
+	cmd.Env = withoutDesktopKeyring(env)
 	out, err := cmd.CombinedOutput()
 	p.log.Write(out)
 	if err != nil {
 		return &InstallError{Tool: "poetry install", Err: err, Detail: lastLines(string(out), 10)}
 	}
 	return nil
+}
+
+// withoutDesktopKeyring turns the Python keyring off for a poetry run
+// (PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring) unless env picks
+// a keyring backend (that variable, or a keyringrc.cfg where the keyring
+// library reads it). poetry looks up every package source's credentials
+// in the keyring; on a machine without a desktop session, a desktop
+// backend (libsecret, Secret Service over D-Bus) fails with "Failed to
+// unlock the item!" or waits for a prompt nobody answers, and the task
+// fails. Credentials from POETRY_HTTP_BASIC_* or poetry's auth.toml still
+// apply.
+func withoutDesktopKeyring(env []string) []string {
+	get := func(key string) string {
+		v := ""
+		for _, kv := range env {
+			if val, ok := strings.CutPrefix(kv, key+"="); ok {
+				v = val
+			}
+		}
+		return v
+	}
+	if get("PYTHON_KEYRING_BACKEND") != "" {
+		return env
+	}
+	configHome := get("XDG_CONFIG_HOME")
+	if configHome == "" && get("HOME") != "" {
+		configHome = filepath.Join(get("HOME"), ".config")
+	}
+	if configHome != "" {
+		if _, err := os.Stat(filepath.Join(configHome, "python_keyring", "keyringrc.cfg")); err == nil {
+			return env
+		}
+	}
+	return append(env[:len(env):len(env)], "PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring")
 }
 
 func lastLines(s string, n int) string {

@@ -15,7 +15,9 @@ import (
 
 // TestPoetryLock: a repository with pyproject.toml and poetry.lock (locked
 // against a local package index) gets its environment from poetry; the
-// same lock again is a cache hit.
+// same lock again is a cache hit. (On a machine with a desktop keyring
+// library but no desktop session, as here, poetry install fails with
+// "Failed to unlock the item!" unless the agent turns the keyring off.)
 func TestPoetryLock(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("poetry"); err != nil {
@@ -59,7 +61,7 @@ build-backend = "poetry.core.masonry.api"
 		t.Fatal(err)
 	}
 	lock := exec.Command("poetry", "lock", "--no-update", "--no-interaction")
-	lock.Dir, lock.Env = repo, append(testEnv(), "HOME="+t.TempDir())
+	lock.Dir, lock.Env = repo, withoutDesktopKeyring(append(testEnv(), "HOME="+t.TempDir()))
 	if out, err := lock.CombinedOutput(); err != nil {
 		t.Fatalf("poetry lock: %v\n%s", err, out)
 	}
@@ -77,5 +79,41 @@ build-backend = "poetry.core.masonry.api"
 	defer e2.Release()
 	if !e2.CacheHit || e2.Dir != e.Dir {
 		t.Fatalf("same lock again was not a cache hit")
+	}
+}
+
+func TestWithoutDesktopKeyring(t *testing.T) {
+	t.Parallel()
+	// configured is a home whose ~/.config holds a keyring configuration.
+	home, configured := t.TempDir(), t.TempDir()
+	config := filepath.Join(configured, ".config")
+	if err := os.MkdirAll(filepath.Join(config, "python_keyring"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(config, "python_keyring", "keyringrc.cfg"), []byte("[backend]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const null = "PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring"
+	tests := []struct {
+		name string
+		env  []string
+		want string // the variable added, "" for none
+	}{
+		{"no keyring configured", []string{"HOME=" + home}, null},
+		{"no HOME", []string{"PATH=/bin"}, null},
+		{"backend chosen", []string{"HOME=" + home, "PYTHON_KEYRING_BACKEND=keyrings.alt.file.PlaintextKeyring"}, ""},
+		{"keyringrc.cfg in XDG_CONFIG_HOME", []string{"HOME=" + home, "XDG_CONFIG_HOME=" + config}, ""},
+		{"keyringrc.cfg in ~/.config", []string{"HOME=" + configured, "XDG_CONFIG_HOME="}, ""},
+		{"keyringrc.cfg elsewhere", []string{"HOME=" + configured, "XDG_CONFIG_HOME=" + home}, null},
+	}
+	for _, tt := range tests {
+		got := withoutDesktopKeyring(tt.env)
+		added := ""
+		if len(got) > len(tt.env) {
+			added = got[len(got)-1]
+		}
+		if added != tt.want || len(got) < len(tt.env) {
+			t.Errorf("%s: %q became %q", tt.name, tt.env, got)
+		}
 	}
 }

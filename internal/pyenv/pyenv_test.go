@@ -13,6 +13,7 @@ import (
 )
 
 func TestPrepareColdThenWarm(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	o := f.opts()
 	start := time.Now()
@@ -83,6 +84,7 @@ func TestPrepareColdThenWarm(t *testing.T) {
 }
 
 func TestPrepareUnsatisfiable(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, err := Prepare(context.Background(), f.opts(), Request{Binary: "python3", Requirements: "gamma\nalpha==9.9\n"})
 	if err == nil {
@@ -98,6 +100,7 @@ func TestPrepareUnsatisfiable(t *testing.T) {
 }
 
 func TestPrepareConcurrentSameKey(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	o := f.opts()
 	envs := make([]*Env, 3)
@@ -129,6 +132,7 @@ func TestPrepareConcurrentSameKey(t *testing.T) {
 }
 
 func TestEvictionKeepsLeased(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	o := f.opts()
 	o.MaxEntries = 2
@@ -172,6 +176,7 @@ func TestEvictionKeepsLeased(t *testing.T) {
 }
 
 func TestPrepareSkipInstall(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	path, _, err := FindInterpreter("python3", "")
 	if err != nil {
@@ -185,6 +190,7 @@ func TestPrepareSkipInstall(t *testing.T) {
 }
 
 func TestPrepareStandalone(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	o := f.opts()
 	_, err := Prepare(context.Background(), o, Request{Binary: "python3", Requirements: "pip>=1\nalpha==1.0\n", Standalone: true})
@@ -206,6 +212,7 @@ func TestPrepareStandalone(t *testing.T) {
 }
 
 func TestPrepareHostileLine(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	repo := t.TempDir()
 	for line, want := range map[string]string{
@@ -234,6 +241,7 @@ func TestPrepareHostileLine(t *testing.T) {
 }
 
 func TestPrepareUncachedRepoRequirements(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	repo := t.TempDir()
 	os.MkdirAll(filepath.Join(repo, "wheels"), 0o755)
@@ -257,6 +265,7 @@ func TestPrepareUncachedRepoRequirements(t *testing.T) {
 }
 
 func TestPrepareCacheDisabled(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	o := f.opts()
 	o.CacheDir = "" // plain `python -m venv` with ensurepip, as upstream
@@ -269,6 +278,7 @@ func TestPrepareCacheDisabled(t *testing.T) {
 }
 
 func TestPrepareSystemSitePackages(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	o := f.opts()
 	o.SystemSitePackages = true

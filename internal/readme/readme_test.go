@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // blocks returns the README's ```sh code blocks.
@@ -119,14 +120,12 @@ func TestREADMEQuickStart(t *testing.T) {
 			<-done
 		}
 	}()
-	deadline := time.Now().Add(5 * time.Minute) // includes the go build
-	for !strings.Contains(daemonOut.String(), "Listening to queues") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the daemon did not start:\n%s", daemonOut.String())
-		}
-		time.Sleep(200 * time.Millisecond)
+	daemonStart := time.Now()
+	// (The time includes the go build.)
+	if !testwait.For(5*time.Minute, func() bool { return strings.Contains(daemonOut.String(), "Listening to queues") }) {
+		t.Fatalf("the daemon did not start:\n%s", daemonOut.String())
 	}
-	t.Logf("daemon ready after %v", time.Since(deadline.Add(-5*time.Minute)).Round(time.Second))
+	t.Logf("daemon ready after %v", time.Since(daemonStart).Round(time.Second))
 	if !strings.Contains(daemonOut.String(), "No ClearML configuration found") {
 		t.Fatalf("the daemon did not say it runs the embedded server:\n%s", daemonOut.String())
 	}

@@ -3,8 +3,11 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // waiting returns how many acquires wait on g.
@@ -17,13 +20,7 @@ func (g *bodyGate) waiting() int {
 // waitFor polls until g has n waiters.
 func waitFor(t *testing.T, g *bodyGate, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for g.waiting() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d waiters, want %d", g.waiting(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Until(t, 30*time.Second, func() bool { return g.waiting() == n }, fmt.Sprintf("%d waiters", n))
 }
 
 func TestBodyGate(t *testing.T) {

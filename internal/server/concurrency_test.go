@@ -25,7 +25,9 @@ type procClient struct {
 
 func newProcClient(t testing.TB, s *testbin.Server) *procClient {
 	t.Helper()
-	pc := &procClient{url: s.URL, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}}
+	// (The timeout is a fail-safe: on a loaded machine a 27 MiB add_batch
+	// to a server on PostgreSQL has taken over a minute.)
+	pc := &procClient{url: s.URL, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Minute}}
 	req, _ := http.NewRequest("GET", s.URL+"/auth.login", nil)
 	req.SetBasicAuth(s.AccessKey, s.SecretKey)
 	var out api.LoginResponse
@@ -132,16 +134,21 @@ func drain(t *testing.T, servers []*procClient) {
 		wg.Go(func() {
 			pc := servers[p%len(servers)]
 			for {
+				// Read before the poll: an empty answer to a poll made
+				// after the last enqueue means the queue is drained.
+				more := producing.Load()
 				var next api.GetNextTaskResponse
-				if err := pc.call("queues.get_next_task", map[string]any{"queue": queue.ID}, &next); err != nil {
+				// While the queue is empty the server holds the poll until
+				// a task comes (or 100 ms pass: an enqueue through the
+				// other server does not wake it).
+				if err := pc.call("queues.get_next_task", map[string]any{"queue": queue.ID, "wait_ms": 100}, &next); err != nil {
 					errs <- err
 					return
 				}
 				if next.Entry == nil {
-					if !producing.Load() {
+					if !more {
 						return
 					}
-					time.Sleep(2 * time.Millisecond)
 					continue
 				}
 				mu.Lock()

@@ -19,6 +19,7 @@ import (
 	"github.com/goclearml/agent/internal/server"
 	"github.com/goclearml/agent/internal/store"
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -213,14 +214,7 @@ func str(v any) string {
 // eventually polls cond for up to d.
 func eventually(t *testing.T, d time.Duration, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testwait.Until(t, d, cond, what)
 }
 
 var _ = strings.TrimSpace

@@ -37,6 +37,7 @@ func queuesGetNextTask(s *Server, c *call) (any, error) {
 			return resp, nil
 		}
 		t := time.NewTimer(min(left, repollInterval))
+		s.waker.waiting(req.Queue)
 		select {
 		case <-woken:
 		case <-t.C:
@@ -117,6 +118,18 @@ func (s *Server) popNext(c *call, req *api.QueueTaskRequest) (*api.GetNextTaskRe
 type queueWaker struct {
 	mu sync.Mutex
 	ch map[string]chan struct{}
+	// onWait, when set (by tests), is called when a long poll found its
+	// queue empty and waits for a wake.
+	onWait func(queue string)
+}
+
+func (w *queueWaker) waiting(queue string) {
+	w.mu.Lock()
+	f := w.onWait
+	w.mu.Unlock()
+	if f != nil {
+		f(queue)
+	}
 }
 
 func newQueueWaker() *queueWaker { return &queueWaker{ch: map[string]chan struct{}{}} }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/server"
 	"github.com/goclearml/agent/internal/store"
 )
 
@@ -134,6 +135,13 @@ func TestLongPollWakesOnEnqueue(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, c *client) {
 		q := c.defaultQueue()
 		id := c.createTask("long polled")
+		waiting := make(chan struct{}, 1)
+		server.OnLongPollWait(c.ts.Srv, func(string) {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		})
 		var wg sync.WaitGroup
 		var got map[string]any
 		var waited time.Duration
@@ -142,7 +150,11 @@ func TestLongPollWakesOnEnqueue(t *testing.T) {
 			got = c.ok("queues.get_next_task", map[string]any{"queue": q, "wait_ms": 20000})
 			waited = time.Since(start)
 		})
-		time.Sleep(300 * time.Millisecond)
+		select {
+		case <-waiting:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the long poll never waited")
+		}
 		c.ok("tasks.enqueue", map[string]any{"task": id, "queue": q})
 		wg.Wait()
 		if got["entry"] == nil || got["entry"].(map[string]any)["task"] != id {

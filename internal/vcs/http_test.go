@@ -22,7 +22,7 @@ type gitServer struct {
 	url      string // repository URL without credentials
 }
 
-func newGitServer(t *testing.T, f *fixture, user, pass string, delay time.Duration) *gitServer {
+func newGitServer(t *testing.T, f *fixture, user, pass string) *gitServer {
 	t.Helper()
 	out, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
@@ -42,7 +42,6 @@ func newGitServer(t *testing.T, f *fixture, user, pass string, delay time.Durati
 	s := &gitServer{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
-		time.Sleep(delay)
 		u, p, ok := r.BasicAuth()
 		if !ok || u != user || p != pass {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
@@ -85,7 +84,7 @@ func TestHTTPCredentials(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	const user, pass = "alice", "s3cr3t-Pa55word"
-	srv := newGitServer(t, f, user, pass, 0)
+	srv := newGitServer(t, f, user, pass)
 
 	t.Run("configured credentials", func(t *testing.T) {
 		t.Parallel()
@@ -178,10 +177,13 @@ func TestHTTPCredentials(t *testing.T) {
 	})
 }
 
-func TestCacheHitIsFaster(t *testing.T) {
+// The second checkout of a pinned commit comes from the cache: it makes
+// no request to the server. (How much faster that is belongs in a
+// benchmark, not in a timed test.)
+func TestCacheHitNeedsNoServer(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	srv := newGitServer(t, f, "bob", "hunter2hunter2", 150*time.Millisecond)
+	srv := newGitServer(t, f, "bob", "hunter2hunter2")
 	cache := t.TempDir()
 	o, log, _ := testOptions(t, cache)
 	o.Credentials = Credentials{User: "bob", Password: "hunter2hunter2"}
@@ -200,9 +202,6 @@ func TestCacheHitIsFaster(t *testing.T) {
 	}
 	if n := srv.requests.Load() - before; n != 0 {
 		t.Errorf("the second checkout of a pinned commit made %d requests, want 0", n)
-	}
-	if second.Duration >= first.Duration {
-		t.Errorf("second checkout took %v, first %v", second.Duration, first.Duration)
 	}
 	t.Logf("first checkout %v (clone), second %v (cache hit)", first.Duration, second.Duration)
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // venvCache is the virtualenv cache the daemons of these tests share (the
@@ -49,19 +51,11 @@ func (s *uiServer) status(id string) string {
 // waitStatus polls the API until the task has one of the statuses.
 func (s *uiServer) waitStatus(id string, d time.Duration, want ...string) string {
 	s.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		st := s.status(id)
-		for _, w := range want {
-			if st == w {
-				return st
-			}
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("task %s is %s, want %v", id, st, want)
-		}
-		time.Sleep(100 * time.Millisecond) // polling the API for the condition, with a deadline
+	var st string
+	if !testwait.For(d, func() bool { st = s.status(id); return slices.Contains(want, st) }) {
+		s.t.Fatalf("task %s is %s, want %v", id, st, want)
 	}
+	return st
 }
 
 // TestConsoleLiveAndAbort: a task run by the real daemon prints lines; the
