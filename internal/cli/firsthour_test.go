@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/goclearml/agent/internal/apiclient"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // A misspelt queue is an error that names the closest queue, and creates
@@ -76,11 +77,11 @@ func TestFollowQueuedTaskSaysWhere(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- printLogs(ctx, e.c, id, true, 20*time.Millisecond, &strings.Builder{}, &notes) }()
 	want := `Task ` + id + ` is queued in "lonely", position 2 of 2; no worker listens to this queue (start one: clearml-agent daemon --queue lonely)`
-	waitFor(t, 30*time.Second, func() bool { return strings.Contains(notes.String(), want) }, "the queued note")
+	testwait.Until(t, 30*time.Second, func() bool { return strings.Contains(notes.String(), want) }, "the queued note")
 	if err := e.c.RegisterWorker(e.ctx, "listener", []string{e.queueID("lonely")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, func() bool { return strings.Contains(notes.String(), "; 1 worker listens to this queue") }, "the note about the worker")
+	testwait.Until(t, 30*time.Second, func() bool { return strings.Contains(notes.String(), "; 1 worker listens to this queue") }, "the note about the worker")
 	cancel()
 	<-done
 }
@@ -113,35 +114,4 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// waitFor polls cond until it holds, or fails the test after d.
-func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("no %s within %v", what, d)
-		case <-tick.C:
-		}
-	}
-}
-
-// The detail view shows a failure reason whole, however long.
-func TestShowKeepsLongReason(t *testing.T) {
-	t.Parallel()
-	e := newCmdEnv(t)
-	id := e.submit("--script", writeFile(t, t.TempDir()+"/job.py", "print(1)\n"))
-	reason := "could not install the task's requirements: pip install failed (exit status 1): ERROR: No matching distribution found for " +
-		strings.Repeat("averylongpackagename", 5) + "==9.9"
-	if err := e.c.SetStatus(e.ctx, "tasks.failed", id, true, reason, "", apiclient.Default); err != nil {
-		t.Fatal(err)
-	}
-	if out := e.mustRun("tasks", "show", id); !strings.Contains(out, reason) {
-		t.Fatalf("tasks show cut the reason:\n%s", out)
-	}
 }

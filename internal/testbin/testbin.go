@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 var (
@@ -230,21 +232,25 @@ func StartServerAt(t testing.TB, dataDir, listen string, extra ...string) *Serve
 // fails the test (with the output) when it does not.
 func (p *Process) WaitOutput(t testing.TB, want string, d time.Duration) {
 	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !strings.Contains(p.Output(), want) {
-		select {
-		case <-deadline.C:
-			t.Fatalf("no %q in the output within %v:\n%s", want, d, p.Output())
-		case <-p.done:
-			if strings.Contains(p.Output(), want) {
-				return
-			}
-			t.Fatalf("the process exited without printing %q:\n%s", want, p.Output())
-		case <-tick.C:
+	exited := false
+	found := testwait.For(d, func() bool {
+		if strings.Contains(p.Output(), want) {
+			return true
 		}
+		select {
+		case <-p.done:
+			exited = true
+			return true // nothing more will come
+		default:
+			return false
+		}
+	})
+	switch {
+	case found && strings.Contains(p.Output(), want):
+	case exited:
+		t.Fatalf("the process exited without printing %q:\n%s", want, p.Output())
+	default:
+		t.Fatalf("no %q in the output within %v:\n%s", want, d, p.Output())
 	}
 }
 
