@@ -88,6 +88,9 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 		defer lock.release()
 		dsn = filepath.Join(cfg.DataDir, "clearml.db")
 	}
+	if err := privateDataFiles(cfg.DataDir, cfg.DB == "", log.Warn); err != nil {
+		return err
+	}
 	st, err := store.OpenWith(ctx, dsn, store.Options{SQLiteSync: cfg.SQLiteSync})
 	if err != nil {
 		return fmt.Errorf("opening database: %w", err)
