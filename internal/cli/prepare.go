@@ -87,7 +87,7 @@ func prepareTask(ctx context.Context, cfg *config.Config, client *apiclient.Clie
 	switch repo := str("repository"); {
 	case repo != "":
 		start := time.Now()
-		fmt.Fprintf(out, "Cloning %s\n", repo)
+		fmt.Fprintf(out, "Cloning %s\n", vcs.RedactURL(repo))
 		res, err := vcs.Checkout(ctx, gitOpts, vcs.Source{Repository: repo, Branch: str("branch"), Tag: str("tag"), Commit: str("version_num"), Diff: diff}, code)
 		if err != nil {
 			var ve *vcs.Error
