@@ -145,6 +145,8 @@ func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self s
 	}
 	merge.AllowHostEnv, err = boolKey(cfg, "agent.docker_allow_host_environ", false)
 	keep(err)
+	merge.Hardened, err = boolKey(cfg, "agent.docker_args_hardened", false)
+	keep(err)
 
 	var init docker.InitOptions
 	init.Preprocess, err = scriptLines(cfg, "agent.docker_preprocess_bash_script")
