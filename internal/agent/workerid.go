@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 )
 
 // Identity inputs (spec 2.3).
@@ -82,6 +83,11 @@ func Register(o IdentityOptions) (*Instance, error) {
 	if dir == "" {
 		dir = os.TempDir()
 	}
+	for _, v := range []struct{ what, value string }{{"worker id", o.WorkerID}, {"worker name", o.WorkerName}} {
+		if err := checkName(v.what, v.value); err != nil {
+			return nil, err
+		}
+	}
 	name, id := ComputeName(o)
 	unlock, err := lockHost(filepath.Join(dir, lockName))
 	if err != nil {
@@ -119,6 +125,19 @@ func Register(o IdentityOptions) (*Instance, error) {
 		}
 	}
 	return &Instance{WorkerID: id, WorkerName: name, Slot: slot, path: path}, nil
+}
+
+// checkName refuses a worker id or name with a control character: the
+// instance files hold one id per line, and the server's worker list, the
+// logs and the console show it.
+func checkName(what, v string) error {
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%s %q has a control character (agent.%s, CLEARML_%s): use printable characters only",
+				what, v, strings.ReplaceAll(what, " ", "_"), strings.ToUpper(strings.ReplaceAll(what, " ", "_")))
+		}
+	}
+	return nil
 }
 
 // Release removes the instance file.

@@ -39,6 +39,11 @@ func checkModes(d *args.Daemon) error {
 	if services {
 		d.CPUOnly, d.GPUs = true, ""
 	}
+	if d.GPUs != "" && !d.DynamicGPUs {
+		if err := gpu.CheckVisible(d.GPUs); err != nil {
+			return &UsageError{Msg: "daemon: " + err.Error()}
+		}
+	}
 	if d.DynamicGPUs {
 		if _, err := gpu.ParseDevices(d.GPUs); err != nil {
 			return &UsageError{Msg: "daemon: " + err.Error()}
