@@ -219,6 +219,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) (any, er
 			return nil, err
 		}
 		c.ident, c.claims = ident, claims
+		if err := checkRole(ident, name); err != nil {
+			return nil, err
+		}
 	}
 	if !rt.batch {
 		if perr := parseBody(c, body, r.URL.Query()); perr != nil {
