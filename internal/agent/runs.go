@@ -133,6 +133,9 @@ func (a *Agent) recoverRuns(ctx context.Context) []*resumed {
 			if rec.Slot.Child {
 				a.api.UnregisterWorker(ctx, rec.Slot.WorkerID)
 			}
+			if a.cfg.AfterTask != nil {
+				a.cfg.AfterTask(rec.Task) // its folder
+			}
 			a.dropRecord(rec.Task)
 		}
 	}

@@ -298,6 +298,9 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slo
 	if a.cfg.RunsDir != "" {
 		spec.RunDir = filepath.Join(a.runDir(taskID), "run")
 	}
+	if a.cfg.LostCommand != nil {
+		spec.OnLost = a.cfg.LostCommand(taskID, marker, a.cfg.Launcher != nil)
+	}
 	var exec Executor = a.exec
 	var launchErr error
 	if l := a.cfg.Launcher; l != nil {
@@ -409,6 +412,12 @@ func (a *Agent) report(ctx context.Context, tapi *apiclient.Client, slot *Slot, 
 	case reason == stopChanged || reason == stopReset || reason == stopNotFound:
 		// Someone else decided the task's status; leave it.
 		return "changed"
+	case exit.Lost:
+		// Its supervisor stopped it (no daemon followed it in time), or
+		// the supervisor itself vanished.
+		streamer.Log("WARNING", "Process stopped: no agent followed it")
+		end("tasks.failed", reasonAgentLost)
+		return api.StatusFailed
 	case exit.Code == 0:
 		streamer.Log("INFO", "Process completed successfully")
 		end("tasks.completed", "worker execution done")

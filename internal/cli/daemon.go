@@ -359,6 +359,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		SuppressCarriageReturn: cfg.Agent.SuppressCarriageReturn, Console: console,
 		Metrics: m, Schedule: sched, UseOwnerToken: d.UseOwnerToken,
 		AfterTask: afterTask, Launcher: launcher, RunsDir: runsDir(inst.WorkerID), Leftovers: leftovers,
+		LostCommand: lostCommand(self, g, childEnv),
 	}, client, ex, &sysstats.Sampler{DiskPath: firstNonEmpty(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
 
 	if d.Status {
