@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"path"
 	"strings"
+
+	"github.com/goclearml/agent/internal/httpguard"
 )
 
 // Config configures a Handler.
@@ -67,6 +69,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE, OPTIONS")
 		w.Header().Set("Access-Control-Allow-Headers", "*")
 		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if why := httpguard.CrossSite(r); why != "" {
+		// A web page on another origin (a form upload, an img tag).
+		w.Header().Set("Connection", "close")
+		http.Error(w, "Forbidden: "+why, http.StatusForbidden)
 		return
 	}
 	if h.cfg.Authorize != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/goclearml/agent/internal/clientconf"
 	"github.com/goclearml/agent/internal/fileserver"
+	"github.com/goclearml/agent/internal/httpguard"
 	"github.com/goclearml/agent/internal/store"
 )
 
@@ -131,7 +132,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	url = strings.TrimRight(url, "/")
 	info := Started{URL: url, FilesURL: url, ClientConfig: filepath.Join(cfg.DataDir, "clearml.conf")}
 	servers := []*http.Server{newHTTPServer(handler, log)}
-	listeners := []net.Listener{ln}
+	listeners := []net.Listener{httpguard.LimitPerClient(ln, maxConnsPerClient)}
 	switch {
 	case files != nil && cfg.Files.Listen != "":
 		fln, err := net.Listen("tcp", cfg.Files.Listen)
@@ -141,7 +142,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 		}
 		info.FilesURL = "http://" + fln.Addr().String()
 		servers = append(servers, newHTTPServer(files, log))
-		listeners = append(listeners, fln)
+		listeners = append(listeners, httpguard.LimitPerClient(fln, maxConnsPerClient))
 	case files != nil:
 		info.FilesURL = url + DefaultFilesPrefix
 	}
@@ -212,10 +213,22 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	return result
 }
 
+// Limits of the listeners against clients that hold connections: the
+// headers must arrive within headerTimeout and be at most maxHeaderBytes
+// (bodies have their own minimum rate, Options.BodyMinRate), and one
+// client address holds at most maxConnsPerClient connections (a daemon in
+// services mode with its tasks' SDKs uses a few dozen).
+const (
+	headerTimeout     = 10 * time.Second
+	maxHeaderBytes    = 64 << 10
+	maxConnsPerClient = 256
+)
+
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
