@@ -195,6 +195,9 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer inst.Release()
+	for _, w := range inst.Warnings {
+		log.Warn(w)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
