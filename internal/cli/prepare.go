@@ -90,6 +90,28 @@ func describeUser(uid int) string {
 	return fmt.Sprintf("uid %d", uid)
 }
 
+// gitOptions are the checkout settings of a configuration: the mirror
+// cache (agent.vcs_cache.*; read_only, ours, is set in a container's
+// configuration, which sees the host's mirror read-only), the git
+// credentials and protocol. Progress goes to out.
+func gitOptions(cfg *config.Config, out io.Writer, log *slog.Logger) vcs.Options {
+	o := vcs.Options{
+		CacheDir:    expandHome(cfg.Raw.String("agent.vcs_cache.path", "~/.clearml/vcs-cache")),
+		Credentials: vcs.Credentials{User: cfg.Agent.GitUser, Password: cfg.Agent.GitPass, Host: cfg.Agent.GitHost},
+		Log:         out, Logger: log,
+	}
+	if on, err := cfg.Raw.Bool("agent.vcs_cache.enabled", true); err == nil && !on {
+		o.CacheDir = ""
+	}
+	if on, err := cfg.Raw.Bool("agent.vcs_cache.read_only", false); err == nil {
+		o.ReadOnlyCache = on
+	}
+	if on, err := cfg.Raw.Bool("agent.force_git_ssh_protocol", false); err == nil {
+		o.ForceSSH = on
+	}
+	return o
+}
+
 // taskOptions are the execute flags that shape the task's command.
 type taskOptions struct {
 	optimization int  // -O count
@@ -136,17 +158,7 @@ func prepareTask(ctx context.Context, cfg *config.Config, client *apiclient.Clie
 		return nil, &setupError{err.Error()}
 	}
 	timings := []string{}
-	gitOpts := vcs.Options{
-		CacheDir:    expandHome(cfg.Raw.String("agent.vcs_cache.path", "~/.clearml/vcs-cache")),
-		Credentials: vcs.Credentials{User: cfg.Agent.GitUser, Password: cfg.Agent.GitPass, Host: cfg.Agent.GitHost},
-		Log:         out, Logger: log,
-	}
-	if on, err := cfg.Raw.Bool("agent.vcs_cache.enabled", true); err == nil && !on {
-		gitOpts.CacheDir = ""
-	}
-	if on, err := cfg.Raw.Bool("agent.force_git_ssh_protocol", false); err == nil {
-		gitOpts.ForceSSH = on
-	}
+	gitOpts := gitOptions(cfg, out, log)
 	code := filepath.Join(root, "code")
 	scriptDir := code
 	switch repo := str("repository"); {

@@ -190,8 +190,11 @@ func (u repoURL) name() string {
 }
 
 // mirrorName is the mirror's directory name in the cache.
+//
+// The key names the layout too: mirrors of earlier versions, which task
+// containers could write, are never used (they age out with the cache).
 func (u repoURL) mirrorName() string {
-	sum := sha256.Sum256([]byte(u.cacheKey()))
+	sum := sha256.Sum256([]byte("mirror-v2\x00" + u.cacheKey()))
 	return u.name() + "-" + hex.EncodeToString(sum[:8])
 }
 
