@@ -94,6 +94,11 @@ type Config struct {
 	// Leftovers removes what a lost docker run left (its containers, by
 	// run marker); nil outside docker mode.
 	Leftovers func(ctx context.Context, marker string)
+	// LostCommand, when set, gives the command a task's supervisor runs
+	// when it stopped the task because no daemon followed it within the
+	// reattach timeout: it reports the task failed, "agent lost", and
+	// removes what the run left (its folder, its container).
+	LostCommand func(taskID, marker string, docker bool) *executor.Command
 }
 
 func (c *Config) setDefaults() {

@@ -97,6 +97,10 @@ func (a *Agent) recoverRuns(ctx context.Context) []*resumed {
 		if err != nil {
 			a.log.Warn("reading the log spool of an earlier run", "task", rec.Task, "err", err)
 		}
+		// The spools are delivered and removed below, and the new one has
+		// no mark until its first line: the resume point is kept with the
+		// run, so that a crash before then does not start the log over.
+		r = a.keepResume(rec.Task, r)
 		resumes[rec.Task] = r
 	}
 	if a.cfg.SpoolDir != "" {
@@ -133,10 +137,45 @@ func (a *Agent) recoverRuns(ctx context.Context) []*resumed {
 			if rec.Slot.Child {
 				a.api.UnregisterWorker(ctx, rec.Slot.WorkerID)
 			}
+			if a.cfg.AfterTask != nil {
+				a.cfg.AfterTask(rec.Task) // its folder
+			}
 			a.dropRecord(rec.Task)
 		}
 	}
 	return back
+}
+
+// resumeFile, in a run's folder, holds the furthest resume point any
+// daemon found for the run's log (see keepResume).
+const resumeFile = "resume.json"
+
+// keepResume returns the furthest of r and the resume point recorded with
+// the run, and records it (atomically) before the spools it came from are
+// delivered and removed. Both only grow: a resume point says that the
+// task's output before it was spooled (and, once the spool is gone,
+// delivered).
+func (a *Agent) keepResume(task string, r logstream.Resume) logstream.Resume {
+	if a.cfg.RunsDir == "" {
+		return r
+	}
+	path := filepath.Join(a.runDir(task), resumeFile)
+	var kept logstream.Resume
+	if data, err := os.ReadFile(path); err == nil && json.Unmarshal(data, &kept) == nil {
+		r.SourceOffset = max(r.SourceOffset, kept.SourceOffset)
+		r.LastTimestamp = max(r.LastTimestamp, kept.LastTimestamp)
+		r.Found = r.Found || kept.Found
+	}
+	data, _ := json.Marshal(r)
+	tmp := path + ".tmp"
+	err := os.WriteFile(tmp, data, 0o600)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		a.log.Warn("recording where the task's log resumes; a crash now may send some lines twice", "task", task, "err", err)
+	}
+	return r
 }
 
 // stopLeftover stops what may remain of a run that is not taken back.

@@ -298,6 +298,9 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slo
 	if a.cfg.RunsDir != "" {
 		spec.RunDir = filepath.Join(a.runDir(taskID), "run")
 	}
+	if a.cfg.LostCommand != nil {
+		spec.OnLost = a.cfg.LostCommand(taskID, marker, a.cfg.Launcher != nil)
+	}
 	var exec Executor = a.exec
 	var launchErr error
 	if l := a.cfg.Launcher; l != nil {

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
+	"unicode"
 )
 
 // Identity inputs (spec 2.3).
@@ -40,7 +40,10 @@ type Instance struct {
 	WorkerID   string
 	WorkerName string
 	Slot       int
-	path       string
+	// Warnings say what other users' files the registration worked
+	// around, for the daemon's log.
+	Warnings []string
+	path     string
 }
 
 // ErrDuplicateWorker means a live daemon on this host has the same id.
@@ -82,21 +85,26 @@ func Register(o IdentityOptions) (*Instance, error) {
 	if dir == "" {
 		dir = os.TempDir()
 	}
+	for _, v := range []struct{ what, value string }{{"worker id", o.WorkerID}, {"worker name", o.WorkerName}} {
+		if err := checkName(v.what, v.value); err != nil {
+			return nil, err
+		}
+	}
 	name, id := ComputeName(o)
-	unlock, err := lockHost(filepath.Join(dir, lockName))
+	unlock, warnings, err := lockHost(filepath.Join(dir, lockName))
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	used := map[int]bool{}
-	ids := map[string]int{}
+	ids := map[string]instanceFile{}
 	for _, e := range listInstances(dir) {
 		used[e.slot] = true
-		ids[e.id] = e.pid
+		ids[e.id] = e
 	}
 	if id != "" {
-		if pid, ok := ids[id]; ok {
-			return nil, fmt.Errorf("%w: worker id %q (pid %d)", ErrDuplicateWorker, id, pid)
+		if e, ok := ids[id]; ok {
+			return nil, fmt.Errorf("%w: worker id %q is claimed by %s (owner %s, pid %d)", ErrDuplicateWorker, id, e.path, fileOwner(e.path), e.pid)
 		}
 	}
 	slot := 0
@@ -109,16 +117,29 @@ func Register(o IdentityOptions) (*Instance, error) {
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	path := filepath.Join(dir, fmt.Sprintf(".clearmlagent_%d_%s.tmp", os.Getpid(), hex.EncodeToString(rnd[:])))
-	if err := os.WriteFile(path, []byte(fmt.Sprintf("%s\n%d", id, slot)), 0o644); err != nil {
+	if err := writeNew(path, fmt.Sprintf("%s\n%d", id, slot)); err != nil {
 		return nil, fmt.Errorf("writing instance file: %w", err)
 	}
 	if o.Signature != "" {
-		if err := os.WriteFile(path+".sig", []byte(o.Signature), 0o644); err != nil {
+		if err := writeNew(path+".sig", o.Signature); err != nil {
 			os.Remove(path)
 			return nil, fmt.Errorf("writing instance file: %w", err)
 		}
 	}
-	return &Instance{WorkerID: id, WorkerName: name, Slot: slot, path: path}, nil
+	return &Instance{WorkerID: id, WorkerName: name, Slot: slot, Warnings: warnings, path: path}, nil
+}
+
+// checkName refuses a worker id or name with a control character: the
+// instance files hold one id per line, and the server's worker list, the
+// logs and the console show it.
+func checkName(what, v string) error {
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%s %q has a control character (agent.%s, CLEARML_%s): use printable characters only",
+				what, v, strings.ReplaceAll(what, " ", "_"), strings.ToUpper(strings.ReplaceAll(what, " ", "_")))
+		}
+	}
+	return nil
 }
 
 // Release removes the instance file.
@@ -170,11 +191,30 @@ func Running(dir string) []RunningInstance {
 }
 
 type instanceFile struct {
+	path     string
 	pid      int
 	id       string
 	slot     int
 	sig      string
 	draining bool
+}
+
+// writeNew creates a file that must not exist yet (never through a link
+// planted in the shared folder), readable by every user: other agents
+// read the instance files.
+func writeNew(path, text string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }
 
 func listInstances(dir string) []instanceFile {
@@ -186,9 +226,15 @@ func listInstances(dir string) []instanceFile {
 		if err != nil {
 			continue
 		}
+		if st, err := os.Lstat(m); err != nil || !st.Mode().IsRegular() {
+			continue // a link or a folder another user planted
+		}
 		if !alive(pid) {
 			removeInstance(m)
 			continue
+		}
+		if !trustedInstance(m, pid) {
+			continue // another user's file for a process that is no agent of theirs
 		}
 		raw, err := os.ReadFile(m)
 		if err != nil {
@@ -201,7 +247,7 @@ func listInstances(dir string) []instanceFile {
 		}
 		sig, _ := os.ReadFile(m + ".sig")
 		_, err = os.Stat(m + drainingSuffix)
-		out = append(out, instanceFile{pid: pid, id: strings.TrimSpace(id), slot: slot, sig: string(sig), draining: err == nil})
+		out = append(out, instanceFile{path: m, pid: pid, id: strings.TrimSpace(id), slot: slot, sig: string(sig), draining: err == nil})
 	}
 	return out
 }
@@ -209,25 +255,4 @@ func listInstances(dir string) []instanceFile {
 func alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-// lockHost takes the host-wide registration lock (flock; released by the
-// kernel if this process dies). It waits up to 10 s.
-func lockHost(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		return nil, fmt.Errorf("opening instance lock: %w", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("taking instance lock %s: %w", path, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -1,5 +1,10 @@
 package args
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Daemon is the parsed "clearml-agent daemon" command line. Pointer and nil
 // fields distinguish "not given" from "given bare", as upstream's defaults
 // (None/False versus []) do.
@@ -99,6 +104,9 @@ func daemonOptions(d *Daemon) []*option {
 				if err != nil {
 					return err
 				}
+				if f < 0 {
+					return fmt.Errorf("%s is negative: give the seconds between polls (%g or more)", strings.TrimSpace(v[0]), MinPollingInterval)
+				}
 				d.PollingInterval, d.PollingIntervalSet = max(f, MinPollingInterval), true
 				return nil
 			},
@@ -117,6 +125,9 @@ func daemonOptions(d *Daemon) []*option {
 					var err error
 					if n, err = pyInt(v[0]); err != nil {
 						return err
+					}
+					if n < 0 {
+						return fmt.Errorf("%s is negative: give the most tasks to run at once, or no value for no limit", strings.TrimSpace(v[0]))
 					}
 				}
 				d.ServicesMode = &n

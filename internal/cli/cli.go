@@ -134,6 +134,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return &exitError{code: code, err: errSilent}
 		}
 		return nil
+	case taskLostCommand:
+		// Run by a task's supervisor when no daemon followed the task.
+		return runTaskLost(g, rest, stdout)
 	case "container-run":
 		// Inside a task's container only (docker mode's entry point).
 		return runContainerRun(rest, stdout)

@@ -39,6 +39,11 @@ func checkModes(d *args.Daemon) error {
 	if services {
 		d.CPUOnly, d.GPUs = true, ""
 	}
+	if d.GPUs != "" && !d.DynamicGPUs {
+		if err := gpu.CheckVisible(d.GPUs); err != nil {
+			return &UsageError{Msg: "daemon: " + err.Error()}
+		}
+	}
 	if d.DynamicGPUs {
 		if _, err := gpu.ParseDevices(d.GPUs); err != nil {
 			return &UsageError{Msg: "daemon: " + err.Error()}
@@ -190,6 +195,9 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer inst.Release()
+	for _, w := range inst.Warnings {
+		log.Warn(w)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -354,6 +362,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		SuppressCarriageReturn: cfg.Agent.SuppressCarriageReturn, Console: console,
 		Metrics: m, Schedule: sched, UseOwnerToken: d.UseOwnerToken,
 		AfterTask: afterTask, Launcher: launcher, RunsDir: runsDir(inst.WorkerID), Leftovers: leftovers,
+		LostCommand: lostCommand(self, g, childEnv),
 	}, client, ex, &sysstats.Sampler{DiskPath: firstNonEmpty(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
 
 	if d.Status {

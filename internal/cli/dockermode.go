@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"github.com/goclearml/agent/internal/docker"
 	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/shellwords"
+	"github.com/goclearml/agent/internal/vcs"
 )
 
 // dockerPassEnv are host variables every container receives by name when
@@ -152,6 +155,8 @@ func readContainerChoice(cfg *config.Config, cli []string) (containerChoice, err
 	}
 	merge.AllowHostEnv, err = boolKey(cfg, "agent.docker_allow_host_environ", false)
 	keep(err)
+	merge.Hardened, err = boolKey(cfg, "agent.docker_args_hardened", false)
+	keep(err)
 
 	var init docker.InitOptions
 	init.Preprocess, err = scriptLines(cfg, "agent.docker_preprocess_bash_script")
@@ -193,17 +198,8 @@ func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self s
 	keep(err)
 	venvsOn, err := boolKey(cfg, "agent.venvs_cache.enabled", true)
 	keep(err)
-	caches := docker.HostCaches{
-		Pip: expandHome(cfg.Raw.String("agent.docker_pip_cache", "~/.clearml/pip-cache")),
-		Apt: expandHome(cfg.Raw.String("agent.docker_apt_cache", "~/.clearml/apt-cache")),
-		SDK: expandHome(cfg.Raw.String("sdk.storage.cache.default_base_dir", "~/.clearml/cache")),
-	}
-	if vcsOn {
-		caches.VCS = expandHome(cfg.Raw.String("agent.vcs_cache.path", "~/.clearml/vcs-cache"))
-	}
-	if venvsOn {
-		caches.Venvs = expandHome(cfg.Raw.String("agent.venvs_cache.path", "~/.clearml/venvs-cache"))
-	}
+	caches, err := containerCaches(cfg, vcsOn, venvsOn)
+	keep(err)
 	noSSH, err := boolKey(cfg, "agent.disable_ssh_mount", false)
 	keep(err)
 	if v := os.Getenv("CLEARML_AGENT_DISABLE_SSH_MOUNT"); v != "" && v != "0" && !strings.EqualFold(v, "false") {
@@ -240,9 +236,11 @@ func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self s
 		Client: client, Defaults: defaults, Extra: extra, Merge: merge, Init: init, Standalone: d.StandaloneMode,
 		ForcePull: forcePull, Mounts: mounts, Caches: caches, SSHAuthSock: os.Getenv("SSH_AUTH_SOCK"), SSHDir: sshDir,
 		GitFiles: gitFiles, ConfigTree: tree,
-		Conf:   docker.ConfOptions{Mounts: mounts, VCSCache: vcsOn, VenvsCache: venvsOn, OwnerToken: d.UseOwnerToken, SystemSitePackages: systemSite},
-		GPUs:   docker.GPUs{Visible: visible, HostHasGPUs: hostHasGPUs(), SkipFlag: skipGPUs != "" && skipGPUs != "0"},
-		Labels: labels, NameFormat: cfg.Raw.String("agent.docker_container_name_format", ""),
+		Conf: docker.ConfOptions{Mounts: mounts, VCSCache: vcsOn, VenvsCache: caches.Venvs != "", OwnerToken: d.UseOwnerToken,
+			SystemSitePackages: systemSite},
+		PrepareRepo: prepareRepo(cfg, log),
+		GPUs:        docker.GPUs{Visible: visible, HostHasGPUs: hostHasGPUs(), SkipFlag: skipGPUs != "" && skipGPUs != "0"},
+		Labels:      labels, NameFormat: cfg.Raw.String("agent.docker_container_name_format", ""),
 		Masker:      docker.Masker{Keys: hideKeys, Secrets: cfg.Secrets(), Disabled: !hide},
 		HostNetwork: docker.IsLoopbackServer(cfg.API.Server), Self: self, InnerArgv: inner, PassEnv: dockerPassEnv,
 		WorkDir: os.TempDir(), ParentWorker: workerID, Images: images, Exec: ex, Log: log,
@@ -298,6 +296,52 @@ func hostHasGPUs() bool {
 		return true
 	}
 	return false
+}
+
+// containerCaches reads agent.docker_cache_isolation (ours): "task" (the
+// default) gives each container caches of its own, which go with it;
+// "shared" mounts folders that every container of the agent shares and
+// that the host never uses: agent.docker_pip_cache, agent.docker_apt_cache,
+// agent.docker_venvs_cache and agent.docker_sdk_cache (ours). Either way
+// the host's git mirror of a task's repository is mounted read-only.
+func containerCaches(cfg *config.Config, vcsOn, venvsOn bool) (docker.HostCaches, error) {
+	var c docker.HostCaches
+	if vcsOn {
+		c.VCS = expandHome(cfg.Raw.String("agent.vcs_cache.path", "~/.clearml/vcs-cache"))
+	}
+	switch mode := cfg.Raw.String("agent.docker_cache_isolation", "task"); mode {
+	case "task":
+	case "shared":
+		c.Shared = true
+		c.Pip = expandHome(cfg.Raw.String("agent.docker_pip_cache", "~/.clearml/pip-cache"))
+		c.Apt = expandHome(cfg.Raw.String("agent.docker_apt_cache", "~/.clearml/apt-cache"))
+		c.SDK = expandHome(cfg.Raw.String("agent.docker_sdk_cache", "~/.clearml/docker-cache/sdk"))
+		if venvsOn {
+			c.Venvs = expandHome(cfg.Raw.String("agent.docker_venvs_cache", "~/.clearml/docker-cache/venvs"))
+		}
+		host := expandHome(cfg.Raw.String("agent.venvs_cache.path", "~/.clearml/venvs-cache"))
+		if c.Venvs != "" && filepath.Clean(c.Venvs) == filepath.Clean(host) {
+			return c, fmt.Errorf("agent.docker_venvs_cache must not be the host's venv cache (%s): containers could write what the host imports", host)
+		}
+	default:
+		return c, fmt.Errorf("agent.docker_cache_isolation: %q is not task or shared", mode)
+	}
+	return c, nil
+}
+
+// prepareRepo is docker.Settings.PrepareRepo: the host fetches the task's
+// revision into its mirror cache, which the container then sees read-only.
+func prepareRepo(cfg *config.Config, log *slog.Logger) func(context.Context, map[string]any, func(string, string)) (string, error) {
+	return func(ctx context.Context, script map[string]any, logf func(string, string)) (string, error) {
+		str := func(k string) string { s, _ := script[k].(string); return strings.TrimSpace(s) }
+		var out bytes.Buffer
+		o := gitOptions(cfg, &out, log)
+		dir, err := vcs.Prefetch(ctx, o, vcs.Source{Repository: str("repository"), Branch: str("branch"), Tag: str("tag"), Commit: str("version_num")})
+		if text := strings.TrimSpace(out.String()); text != "" {
+			logf("INFO", text)
+		}
+		return dir, err
+	}
 }
 
 func cacheBase() string {

@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/goclearml/agent/internal/api"
@@ -19,9 +22,94 @@ import (
 )
 
 // TaskDir is where execute prepares a task's code; the daemon removes it
-// when the task ends.
+// when the task ends. It is in the user's own cache folder, not in the
+// shared temp folder, where another local user could make it first.
 func TaskDir(taskID string) string {
-	return filepath.Join(os.TempDir(), ".clearml_agent_task_"+taskID)
+	return filepath.Join(taskRoot(), taskID)
+}
+
+// taskRoot holds the task folders: ~/.cache/clearml-agent/tasks (or
+// $XDG_CACHE_HOME/...), or a folder of this user's in the temp folder
+// when there is no home.
+func taskRoot() string {
+	base, err := os.UserCacheDir()
+	if err != nil || base == "" {
+		return filepath.Join(os.TempDir(), fmt.Sprintf("clearml-agent-%d", os.Geteuid()), "tasks")
+	}
+	return filepath.Join(base, "clearml-agent", "tasks")
+}
+
+// makeTaskDir creates a task's folder, fresh (whatever was there is
+// removed), 0700, in a parent that must be this user's and private.
+func makeTaskDir(taskID string) (string, error) {
+	root := taskRoot()
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return "", fmt.Errorf("creating task folder: %w", err)
+	}
+	for _, p := range []string{filepath.Dir(root), root} {
+		if err := ownPrivateDir(p); err != nil {
+			return "", err
+		}
+	}
+	dir := TaskDir(taskID)
+	if err := os.RemoveAll(dir); err != nil {
+		return "", fmt.Errorf("removing the task's old folder: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating task folder: %w", err)
+	}
+	return dir, nil
+}
+
+// ownPrivateDir checks that p is a folder (not a link) of this user, and
+// takes group and other access away from it.
+func ownPrivateDir(p string) error {
+	st, err := os.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("checking task folder: %w", err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	switch {
+	case !st.IsDir():
+		return fmt.Errorf("the task folders' parent %s is not a folder (%v): remove it", p, st.Mode().Type())
+	case ok && int(sys.Uid) != os.Geteuid():
+		return fmt.Errorf("the task folders' parent %s belongs to %s, not to this user (uid %d): remove it", p, describeUser(int(sys.Uid)), os.Geteuid())
+	case st.Mode().Perm()&0o077 != 0:
+		if err := os.Chmod(p, 0o700); err != nil {
+			return fmt.Errorf("making %s private: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// describeUser is "name (uid N)", or "uid N" for a user without a name.
+func describeUser(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return fmt.Sprintf("%s (uid %d)", u.Username, uid)
+	}
+	return fmt.Sprintf("uid %d", uid)
+}
+
+// gitOptions are the checkout settings of a configuration: the mirror
+// cache (agent.vcs_cache.*; read_only, ours, is set in a container's
+// configuration, which sees the host's mirror read-only), the git
+// credentials and protocol. Progress goes to out.
+func gitOptions(cfg *config.Config, out io.Writer, log *slog.Logger) vcs.Options {
+	o := vcs.Options{
+		CacheDir:    expandHome(cfg.Raw.String("agent.vcs_cache.path", "~/.clearml/vcs-cache")),
+		Credentials: vcs.Credentials{User: cfg.Agent.GitUser, Password: cfg.Agent.GitPass, Host: cfg.Agent.GitHost},
+		Log:         out, Logger: log,
+	}
+	if on, err := cfg.Raw.Bool("agent.vcs_cache.enabled", true); err == nil && !on {
+		o.CacheDir = ""
+	}
+	if on, err := cfg.Raw.Bool("agent.vcs_cache.read_only", false); err == nil {
+		o.ReadOnlyCache = on
+	}
+	if on, err := cfg.Raw.Bool("agent.force_git_ssh_protocol", false); err == nil {
+		o.ForceSSH = on
+	}
+	return o
 }
 
 // taskOptions are the execute flags that shape the task's command.
@@ -65,29 +153,18 @@ func prepareTask(ctx context.Context, cfg *config.Config, client *apiclient.Clie
 		workingDir, entry, _ = strings.Cut(entry, ":")
 	}
 	diff, _ := t.Script["diff"].(string)
-	root := TaskDir(t.ID)
-	os.RemoveAll(root)
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return nil, fmt.Errorf("creating task folder: %w", err)
+	root, err := makeTaskDir(t.ID)
+	if err != nil {
+		return nil, &setupError{err.Error()}
 	}
 	timings := []string{}
-	gitOpts := vcs.Options{
-		CacheDir:    expandHome(cfg.Raw.String("agent.vcs_cache.path", "~/.clearml/vcs-cache")),
-		Credentials: vcs.Credentials{User: cfg.Agent.GitUser, Password: cfg.Agent.GitPass, Host: cfg.Agent.GitHost},
-		Log:         out, Logger: log,
-	}
-	if on, err := cfg.Raw.Bool("agent.vcs_cache.enabled", true); err == nil && !on {
-		gitOpts.CacheDir = ""
-	}
-	if on, err := cfg.Raw.Bool("agent.force_git_ssh_protocol", false); err == nil {
-		gitOpts.ForceSSH = on
-	}
+	gitOpts := gitOptions(cfg, out, log)
 	code := filepath.Join(root, "code")
 	scriptDir := code
 	switch repo := str("repository"); {
 	case repo != "":
 		start := time.Now()
-		fmt.Fprintf(out, "Cloning %s\n", repo)
+		fmt.Fprintf(out, "Cloning %s\n", vcs.RedactURL(repo))
 		res, err := vcs.Checkout(ctx, gitOpts, vcs.Source{Repository: repo, Branch: str("branch"), Tag: str("tag"), Commit: str("version_num"), Diff: diff}, code)
 		if err != nil {
 			var ve *vcs.Error

@@ -14,6 +14,7 @@ import (
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/args"
+	"github.com/goclearml/agent/internal/vcs"
 )
 
 const tasksUsage = `Usage:
@@ -238,7 +239,7 @@ func tasksShow(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	kv.add("created:", fmtTime(t.Created))
 	kv.add("started:", fmtTime(t.Started))
 	kv.add("completed:", fmtTime(t.Completed))
-	kv.add("repository:", script("repository"))
+	kv.add("repository:", vcs.RedactURL(script("repository")))
 	kv.add("branch:", script("branch"))
 	kv.add("commit:", script("version_num"))
 	kv.add("working_dir:", script("working_dir"))

@@ -41,7 +41,9 @@ func (m InternalMounts) WithOverrides(get func(key string) string) InternalMount
 // ConfOptions shape the container's configuration file.
 type ConfOptions struct {
 	Mounts InternalMounts
-	// VCSCache and VenvsCache: the caches are mounted (and used) inside.
+	// VCSCache: the host's mirror of the task's repository may be mounted
+	// inside, read-only. VenvsCache: a venv cache is mounted (and used)
+	// inside (agent.docker_cache_isolation: shared).
 	VCSCache, VenvsCache bool
 	// OwnerToken: the task runs with its owner's token (CLEARML_AUTH_TOKEN),
 	// so the agent's own credentials stay out of the container.
@@ -66,7 +68,10 @@ func ContainerConfig(tree map[string]any, o ConfOptions) ([]byte, error) {
 	set("agent.pip_download_cache.path", o.Mounts.PipDownload)
 	set("agent.venvs_dir", o.Mounts.VenvBuild)
 	if o.VCSCache {
+		// The host's mirror of the task's repository, mounted read-only
+		// when there is one (see Launcher.Launch).
 		set("agent.vcs_cache.path", o.Mounts.VCSCache)
+		set("agent.vcs_cache.read_only", true)
 	} else {
 		set("agent.vcs_cache.enabled", false)
 	}

@@ -14,10 +14,19 @@ import (
 	"github.com/goclearml/agent/internal/executor"
 )
 
-// HostCaches are the host folders mounted into containers; "" leaves one
-// out.
+// HostCaches are the host folders containers see; "" leaves one out.
+//
+// Nothing a container can write is ever run or imported outside it: the
+// host's own caches are never mounted writable. The git mirror of the
+// task's repository (in VCS, the host's mirror cache) is brought up to
+// date on the host and mounted read-only. Pip, Apt, Venvs and SDK are
+// folders of containers only, never used on the host, and mounted only
+// when Shared (agent.docker_cache_isolation: shared); by default each
+// container fills caches of its own, which go with it.
 type HostCaches struct {
-	Pip, Apt, VCS, Venvs, SDK string
+	VCS                  string
+	Pip, Apt, Venvs, SDK string
+	Shared               bool
 }
 
 // Settings is docker mode as the daemon's configuration and flags set it.
@@ -55,6 +64,11 @@ type Settings struct {
 	// PassEnv names host variables given to every container when set
 	// (pip resolution settings, skip switches), by name only.
 	PassEnv []string
+	// PrepareRepo, when set, brings the host's git mirror of a task's
+	// repository up to date for its revision (script is the task's script
+	// section) and returns the mirror's folder, which the container sees
+	// read-only.
+	PrepareRepo func(ctx context.Context, script map[string]any, logf func(level, msg string)) (string, error)
 	// WorkDir holds the per-task files (configuration, set-up script).
 	WorkDir      string
 	ParentWorker string
@@ -110,13 +124,21 @@ func (l *Launcher) Launch(ctx context.Context, tapi *apiclient.Client, taskID st
 	if err != nil {
 		return spec, nil, err
 	}
-	choice, merged := prep.Choice, prep.Merged
+	task, choice, merged := prep.Task, prep.Choice, prep.Merged
 	if s.ForcePull {
 		if err := l.pull(ctx, choice.Image, logf); err != nil {
 			return spec, nil, err
 		}
 	}
-	run, cleanup, err := l.runSpec(taskID, spec, choice, merged)
+	mirror := ""
+	if repo, _ := task.Script["repository"].(string); strings.TrimSpace(repo) != "" && s.PrepareRepo != nil && s.Caches.VCS != "" {
+		if mirror, err = s.PrepareRepo(ctx, task.Script, logf); err != nil {
+			// The container clones the repository itself, privately.
+			logf("WARNING", "bringing the cached mirror of the repository up to date on the host: "+err.Error())
+			mirror = ""
+		}
+	}
+	run, cleanup, err := l.runSpec(taskID, spec, choice, merged, mirror)
 	if err != nil {
 		return spec, nil, err
 	}

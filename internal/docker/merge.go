@@ -19,8 +19,8 @@ type MergeOptions struct {
 	// dashes; default privileged, security-opt, network, ipc).
 	Protected []string
 	// Filters is agent.docker_args_filters: when set, a task option is kept
-	// only if one expression matches the start of "--name" or
-	// "--name=value".
+	// only if one expression matches one of its forms as a whole (see
+	// filterForms): "--name", "--name=value", "-x", "-x value".
 	Filters []*regexp.Regexp
 	// Forbidden is agent.forbidden_docker_args (default entrypoint): task
 	// options that are dropped.
@@ -35,6 +35,9 @@ type MergeOptions struct {
 	// into an nvidia.com/gpu request, capped by the pod template); docker
 	// mode drops it, GPU access being the agent's --gpus.
 	TaskGPUs bool
+	// Hardened is agent.docker_args_hardened (ours): task options that
+	// reach the host are dropped (see hardenedRefusal).
+	Hardened bool
 }
 
 // DefaultProtected is upstream's protected_docker_extra_args default.
@@ -92,6 +95,7 @@ func Merge(extra, task []string, o MergeOptions) (Merged, error) {
 	if o.LookupEnv == nil {
 		o.LookupEnv = os.LookupEnv
 	}
+	o.Filters = anchor(o.Filters)
 	var m Merged
 	agentArgs, err := ParseArgs(extra)
 	if err != nil {
@@ -143,6 +147,9 @@ func (m *Merged) prepare(args []Arg, fromAgent bool, o MergeOptions) ([]Arg, err
 		case fromAgent:
 		case contains(o.Forbidden, a.Name):
 			m.Notes = append(m.Notes, fmt.Sprintf("task docker argument %s dropped (agent.forbidden_docker_args)", a))
+			continue
+		case o.Hardened && hardenedRefusal(a) != "":
+			m.Notes = append(m.Notes, fmt.Sprintf("task docker argument %s dropped (agent.docker_args_hardened: %s)", a, hardenedRefusal(a)))
 			continue
 		case len(o.Filters) > 0 && !allowed(a, o.Filters):
 			m.Notes = append(m.Notes, fmt.Sprintf("task docker argument %s dropped (not allowed by agent.docker_args_filters)", a))
@@ -197,18 +204,6 @@ func (m *Merged) expandEnv(a *Arg, hostEnv bool, lookup func(string) (string, bo
 	}
 	a.Value = name + "=" + expanded
 	return true, nil
-}
-
-func allowed(a Arg, filters []*regexp.Regexp) bool {
-	forms := []string{"--" + a.Name, a.String()}
-	for _, f := range filters {
-		for _, s := range forms {
-			if loc := f.FindStringIndex(s); loc != nil && loc[0] == 0 {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // contains reports whether list names option s; entries may have dashes

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"github.com/goclearml/agent/internal/api"
 	"log/slog"
 	"strings"
 
@@ -25,6 +26,7 @@ type Selection struct {
 // Prepared is a task's container: the image chosen and the merged docker
 // arguments.
 type Prepared struct {
+	Task   *api.Task
 	Choice Choice
 	Merged Merged
 }
@@ -40,6 +42,7 @@ func PrepareTask(ctx context.Context, tapi *apiclient.Client, taskID string, s S
 	if err != nil {
 		return p, fmt.Errorf("reading the task: %w", err)
 	}
+	p.Task = task
 	section, err := tapi.TaskContainer(ctx, taskID)
 	if err != nil {
 		return p, fmt.Errorf("reading the task's container: %w", err)

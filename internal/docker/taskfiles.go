@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 
 	"github.com/goclearml/agent/internal/executor"
@@ -18,7 +19,9 @@ var secretPassEnv = []string{"CLEARML_AUTH_TOKEN", "CLEARML_AGENT_GIT_USER", "CL
 
 // runSpec writes the task's files (configuration, set-up script, ssh
 // copy) and assembles its container. cleanup removes the files.
-func (l *Launcher) runSpec(taskID string, spec executor.Spec, c Choice, m Merged) (RunSpec, func(), error) {
+// mirror, when set, is the host's git mirror of the task's repository,
+// mounted read-only.
+func (l *Launcher) runSpec(taskID string, spec executor.Spec, c Choice, m Merged, mirror string) (RunSpec, func(), error) {
 	s := l.s
 	// Beside the run folder when there is one: the files stay while the
 	// container runs, through a daemon restart, and go with the run.
@@ -64,17 +67,23 @@ func (l *Launcher) runSpec(taskID string, spec executor.Spec, c Choice, m Merged
 		}
 	}
 	r.Mounts = []Mount{{Host: s.Self, Container: AgentBinary, ReadOnly: true}, {Host: confPath, Container: ConfigPath, ReadOnly: true}}
-	for _, cm := range []struct{ host, inside string }{
-		{s.Caches.Pip, s.Mounts.PipCache}, {s.Caches.Apt, s.Mounts.AptCache}, {s.Caches.VCS, s.Mounts.VCSCache},
-		{s.Caches.Venvs, s.Mounts.VenvsCache}, {s.Caches.SDK, s.Mounts.SDKCache},
-	} {
-		if cm.host == "" {
-			continue
+	if mirror != "" {
+		r.Mounts = append(r.Mounts, Mount{Host: mirror, Container: path.Join(s.Mounts.VCSCache, filepath.Base(mirror)), ReadOnly: true})
+	}
+	if s.Caches.Shared {
+		// Folders of the containers only: never used on the host.
+		for _, cm := range []struct{ host, inside string }{
+			{s.Caches.Pip, s.Mounts.PipCache}, {s.Caches.Apt, s.Mounts.AptCache},
+			{s.Caches.Venvs, s.Mounts.VenvsCache}, {s.Caches.SDK, s.Mounts.SDKCache},
+		} {
+			if cm.host == "" {
+				continue
+			}
+			if err := os.MkdirAll(cm.host, 0o700); err != nil {
+				return fail(fmt.Errorf("creating cache folder %s: %w", cm.host, err))
+			}
+			r.Mounts = append(r.Mounts, Mount{Host: cm.host, Container: cm.inside})
 		}
-		if err := os.MkdirAll(cm.host, 0o755); err != nil {
-			return fail(fmt.Errorf("creating cache folder %s: %w", cm.host, err))
-		}
-		r.Mounts = append(r.Mounts, Mount{Host: cm.host, Container: cm.inside})
 	}
 	r.Mounts = append(r.Mounts, s.GitFiles...)
 	init := s.Init

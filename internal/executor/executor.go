@@ -45,6 +45,17 @@ type Spec struct {
 	// (docker mode: docker stop with the grace period); the shim's SIGKILL
 	// follows if the run has not ended 30 s after the grace period.
 	Stop func(ctx context.Context, grace time.Duration)
+	// OnLost, when set, is what the shim runs after it stopped the task
+	// because no daemon followed it for LostAfter: it reports the task
+	// lost and removes what the run left (see ShimMain).
+	OnLost *Command
+}
+
+// Command is a process to run: its argument list and its whole
+// environment.
+type Command struct {
+	Argv []string `json:"argv"`
+	Env  []string `json:"env"`
 }
 
 // Exit is how the process ended.

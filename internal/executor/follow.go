@@ -28,8 +28,13 @@ func (e *Executor) startShim(spec Spec, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating the task's run folder: %w", err)
 	}
-	for _, f := range []string{exitFile, shimFile, OutputFile} {
+	for _, f := range []string{exitFile, shimFile, OutputFile, onLostFile} {
 		os.Remove(filepath.Join(dir, f))
+	}
+	if spec.OnLost != nil {
+		if err := writeJSON(filepath.Join(dir, onLostFile), spec.OnLost); err != nil {
+			return fmt.Errorf("recording the run's lost-task command: %w", err)
+		}
 	}
 	if err := e.Own(dir); err != nil {
 		return err

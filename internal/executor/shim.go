@@ -28,6 +28,8 @@ import (
 //	shim.json  the shim's and the task's pids
 //	owner      the pid of the daemon following the run
 //	exit.json  how the task ended, written (atomically) when it has
+//	onlost.json  the command to run when the shim stopped the task because
+//	           no daemon followed it (Spec.OnLost), if any
 //
 // Signals to the shim: SIGTERM/SIGINT/SIGQUIT/SIGHUP are passed to every
 // process of the task; SIGUSR1 kills them all.
@@ -36,7 +38,12 @@ const (
 	shimFile   = "shim.json"
 	ownerFile  = "owner"
 	exitFile   = "exit.json"
+	onLostFile = "onlost.json"
 )
+
+// onLostTimeout bounds the lost-task command (it reports to the server,
+// which may be slow or down: it retries within this time).
+const onLostTimeout = 2 * time.Minute
 
 // ShimCommand is the hidden sub-command that runs a shim.
 const ShimCommand = "task-shim"
@@ -140,7 +147,11 @@ func runShim(dir string, argv []string, lostAfter time.Duration) error {
 			if ws.Signaled() {
 				info.Code, info.Signal = -int(ws.Signal()), int(ws.Signal())
 			}
-			return writeJSON(filepath.Join(dir, exitFile), info)
+			if err := writeJSON(filepath.Join(dir, exitFile), info); err != nil || !lost {
+				return err
+			}
+			runOnLost(dir)
+			return nil
 		case s := <-sigs:
 			if s == syscall.SIGUSR1 {
 				signalTree(os.Getpid(), syscall.SIGKILL)
@@ -165,6 +176,28 @@ func runShim(dir string, argv []string, lostAfter time.Duration) error {
 				go func() { time.Sleep(10 * time.Second); signalTree(os.Getpid(), syscall.SIGKILL) }()
 			}
 		}
+	}
+}
+
+// runOnLost runs the run's lost-task command, if it has one, and waits for
+// it (at most onLostTimeout). Its output goes to the shim's log.
+func runOnLost(dir string) {
+	var c Command
+	if err := readJSON(filepath.Join(dir, onLostFile), &c); err != nil || len(c.Argv) == 0 {
+		return
+	}
+	proc, err := os.StartProcess(c.Argv[0], c.Argv, &os.ProcAttr{Env: c.Env, Files: []*os.File{nil, os.Stdout, os.Stderr}})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "task-shim: reporting the lost task: %v\n", err)
+		return
+	}
+	done := make(chan struct{})
+	go func() { proc.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(onLostTimeout):
+		proc.Kill()
+		<-done
 	}
 }
 

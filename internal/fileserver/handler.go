@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"path"
 	"strings"
+
+	"github.com/goclearml/agent/internal/httpguard"
 )
 
 // Config configures a Handler.
@@ -17,7 +19,8 @@ type Config struct {
 	Blobs Blobs
 	// Authorize checks a request's credentials (the API server's tokens,
 	// as the reference file server does when its auth is on); it returns
-	// an error for a request to refuse. nil lets every request through.
+	// an error for a request to refuse: 403 when it wraps ErrForbidden
+	// (signed in, not allowed), else 401. nil lets every request through.
 	Authorize func(r *http.Request) error
 	// MaxUploadBytes limits one upload request's body (5 GiB when 0).
 	MaxUploadBytes int64
@@ -53,6 +56,10 @@ func New(cfg Config) *Handler {
 	return &Handler{cfg: cfg}
 }
 
+// ErrForbidden is an Authorize error for a caller who may not make the
+// request (a guest deleting a file).
+var ErrForbidden = errors.New("forbidden")
+
 // maxFilesPerUpload bounds the parts of one multipart request.
 const maxFilesPerUpload = 1000
 
@@ -64,8 +71,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	if why := httpguard.CrossSite(r); why != "" {
+		// A web page on another origin (a form upload, an img tag).
+		w.Header().Set("Connection", "close")
+		http.Error(w, "Forbidden: "+why, http.StatusForbidden)
+		return
+	}
 	if h.cfg.Authorize != nil {
-		if err := h.cfg.Authorize(r); err != nil {
+		if err := h.cfg.Authorize(r); errors.Is(err, ErrForbidden) {
+			http.Error(w, "Forbidden: "+err.Error(), http.StatusForbidden)
+			return
+		} else if err != nil {
 			http.Error(w, "Unauthorized: "+err.Error(), http.StatusUnauthorized)
 			return
 		}

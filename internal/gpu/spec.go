@@ -10,6 +10,7 @@ package gpu
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -116,4 +117,27 @@ func ParseDevices(s string) ([]string, error) {
 		out = append(out, item)
 	}
 	return out, nil
+}
+
+// visibleItem is one device of NVIDIA_VISIBLE_DEVICES: an index, a MIG
+// slice (0:1, written 0.1 in worker ids), or a GPU or MIG UUID.
+var visibleItem = regexp.MustCompile(`^(\d+([:.]\d+)?|(GPU|MIG)-[0-9A-Za-z/-]+)$`)
+
+// CheckVisible checks the --gpus of a daemon without --dynamic-gpus: all,
+// none, or a comma-separated list of devices (0,1; 0:1; GPU-<uuid>).
+func CheckVisible(s string) error {
+	t := strings.TrimSpace(s)
+	if t == "all" || t == "none" {
+		return nil
+	}
+	for _, item := range strings.Split(t, ",") {
+		if !visibleItem.MatchString(strings.TrimSpace(item)) {
+			hint := "use all, a device (0), a list (0,1), a MIG slice (0:1) or GPU UUIDs"
+			if strings.Contains(item, "-") && !strings.Contains(item, "GPU-") && !strings.Contains(item, "MIG-") {
+				hint = "a range such as 0-3 is for --dynamic-gpus; list the devices instead (0,1,2,3)"
+			}
+			return fmt.Errorf("--gpus: %q is not a GPU list: %s", s, hint)
+		}
+	}
+	return nil
 }

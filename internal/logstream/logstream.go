@@ -228,6 +228,15 @@ func New(cfg Config, s Sender) (*Streamer, error) {
 	}
 	st.sp = sp
 	activeDirs.Store(absPath(sp.dir), true)
+	if cfg.TrackSource && cfg.SourceOffset > 0 {
+		// A resumed log: the spool says where it resumes before any line
+		// is written, so that a crash now does not start the log over.
+		if err := sp.write(appendMark(nil, cfg.SourceOffset)); err != nil {
+			cfg.Logger.Warn("task log spool: writing the resume mark", "task", cfg.TaskID, "err", err)
+		} else {
+			st.lastMark = cfg.SourceOffset
+		}
+	}
 	return st, nil
 }
 

@@ -170,3 +170,26 @@ func TestRecoverChecksTheBatchInFlight(t *testing.T) {
 		}
 	}
 }
+
+// A Streamer that resumes a task's log marks where it resumes in its
+// spool at once: a crash before its first line (the earlier spools
+// delivered and gone) must not make the next start read the output from
+// the beginning again.
+func TestResumedSpoolMarksItsStart(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.TrackSource = true
+	cfg.SourceOffset = 12345
+	st, err := New(cfg, &fakeSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st // abandoned, as by a daemon killed now
+	r, err := ResumePoint(cfg.SpoolDir, cfg.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Found || r.SourceOffset != 12345 {
+		t.Fatalf("resume point of a fresh resumed spool = %+v, want offset 12345", r)
+	}
+}

@@ -18,7 +18,7 @@ const (
 	usedFile    = ".clearml-used"             // mtime = last use, for LRU
 	reqFileName = ".clearml-requirements.txt" // the normalised requirements pip installed
 	locksDir    = ".locks"
-	seedDirName = ".seed"
+	seedDirName = ".seed-2"
 	keyDirLen   = 16 // hex digits of the key naming an entry (64 bits)
 )
 

@@ -118,11 +118,14 @@ func stripUserinfo(s string) string { return userinfoRE.ReplaceAllString(s, "$1"
 // redact hides "user:pass@" in URLs for logging.
 func redact(s string) string { return userinfoRE.ReplaceAllString(s, "${1}***@") }
 
-// cacheKey hashes everything that decides the content of a venv.
+// cacheKey hashes everything that decides the content of a venv. The
+// format names the cache's layout: format 2 began when containers stopped
+// seeing the cache (entries of format 1 may hold what a task's container
+// wrote, and are never used; they age out with the cache's eviction).
 func cacheKey(in *interpreter, lines, pipArgs, env []string, cuda string, systemSite bool) string {
 	h := sha256.New()
 	field := func(h hash.Hash, name, v string) { fmt.Fprintf(h, "%s=%q\n", name, v) }
-	field(h, "format", "goclearml-pyenv/1")
+	field(h, "format", "goclearml-pyenv/2")
 	field(h, "platform", platformID())
 	field(h, "python", in.Full)
 	field(h, "base_prefix", in.BasePrefix)
@@ -152,7 +155,7 @@ func cacheKey(in *interpreter, lines, pipArgs, env []string, cuda string, system
 func bareKey(in *interpreter, systemSite bool) string {
 	h := sha256.New()
 	field := func(name, v string) { fmt.Fprintf(h, "%s=%q\n", name, v) }
-	field("format", "goclearml-pyenv/1")
+	field("format", "goclearml-pyenv/2")
 	field("venv", "without-pip")
 	field("platform", platformID())
 	field("python", in.Full)

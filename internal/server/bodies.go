@@ -14,21 +14,29 @@ import (
 	"time"
 
 	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/httpguard"
 )
 
 // Request bodies and memory.
 //
 // A request's memory is a small multiple of its body: the body itself (or,
 // for events.add_batch, which is decoded line by line as it arrives, the
-// stored form of its events) and the decoded values. Bodies over
-// largeBody therefore pass a gate that admits at most Options.BodyBudget
-// bytes of them at once; the others wait their turn (their clients block
-// on TCP, sending nothing) for up to Options.BodyWait, then get a 503,
-// which the ClearML clients retry. When the last large body is done, the
-// freed memory is handed back to the operating system at once instead of
-// when the runtime gets round to it.
+// stored form of its events) and the decoded values, which measureJSON
+// bounds (shape.go). Bodies of gateMin bytes or more pass a gate that
+// admits at most Options.BodyBudget bytes of that memory at once, counted
+// after the caller signed in; the others wait their turn (their clients
+// block on TCP, sending nothing) for up to Options.BodyWait, then get a
+// 503, which the ClearML clients retry. A body must also keep up a
+// minimum rate (httpguard.MinRate), so a slow client cannot hold its share
+// for long. When the last large body is done, the freed memory is handed
+// back to the operating system at once instead of when the runtime gets
+// round to it.
 
-// largeBody is the size from which a body must pass the gate.
+// gateMin is the size from which a body must pass the gate; smaller ones
+// cost at most densityFactor*gateMin+decodeSlack each.
+const gateMin = 64 << 10
+
+// largeBody is the answer size from which its memory is handed back.
 const largeBody = 1 << 20
 
 // bodyGate is a weighted FIFO semaphore over body bytes.
@@ -114,33 +122,79 @@ func (g *bodyGate) grantLocked() {
 	}
 }
 
-// admitBody passes a large body through the gate. It returns the function
-// that gives its bytes back (nil when there is nothing to give back).
-func (s *Server) admitBody(w http.ResponseWriter, r *http.Request) (release func(), err error) {
+// reservation is a request's share of the body budget.
+type reservation struct {
+	s   *Server
+	w   http.ResponseWriter
+	got int64
+}
+
+// release gives the share back, after the answer (nil-safe).
+func (r *reservation) release() {
+	if r == nil || r.got == 0 {
+		return
+	}
+	if r.s.bodies.release(r.got) {
+		flushAndFreeMemory(r.w)
+	}
+	r.got = 0
+}
+
+// shrink gives back what the request turned out not to need beyond keep.
+func (r *reservation) shrink(keep int64) {
+	if r == nil || keep >= r.got {
+		return
+	}
+	r.s.bodies.release(r.got - keep)
+	r.got = keep
+}
+
+// admitBody passes a body of gateMin bytes or more through the gate,
+// reserving the memory it may take: the body and its decoded values, or
+// for a batch (decoded as it arrives) the body, its stored events and one
+// line's decoding. Smaller bodies pass at once (nil reservation).
+func (s *Server) admitBody(w http.ResponseWriter, r *http.Request, batch bool) (*reservation, error) {
 	n := r.ContentLength
-	if n >= 0 && n < largeBody {
+	if n == 0 || (n > 0 && n < gateMin) {
 		return nil, nil
 	}
 	if n < 0 {
 		n = s.opts.MaxBodyBytes // unknown length: assume the worst
 	}
-	got, err := s.bodies.acquire(r.Context(), n, s.opts.BodyWait)
+	need := n + densityFactor*n + decodeSlack
+	if batch {
+		need = 2*n + decodeSlack
+	}
+	got, err := s.bodies.acquire(r.Context(), need, s.opts.BodyWait)
 	if err != nil {
 		if errors.Is(err, errBusy) {
 			// Read the body (into nothing) so that the client, which sends
 			// all of it before reading an answer, gets the 503.
-			io.Copy(io.Discard, io.LimitReader(r.Body, s.opts.MaxBodyBytes+1))
+			discardBody(r, s.opts.MaxBodyBytes)
 			w.Header().Set("Retry-After", "5")
 			return nil, &api.Error{Code: http.StatusServiceUnavailable,
 				Msg: "Server busy: too many large requests in progress, retry later", Data: map[string]any{}}
 		}
 		return nil, err
 	}
-	return func() {
-		if s.bodies.release(got) {
-			flushAndFreeMemory(w)
-		}
-	}, nil
+	return &reservation{s: s, w: w, got: got}, nil
+}
+
+// discardBody reads what is left of a refused request's body (at most
+// limit bytes, at the minimum rate) into nothing, so that the client,
+// which sends its body before it reads the answer, gets the answer. It
+// costs no memory.
+func discardBody(r *http.Request, limit int64) {
+	io.Copy(io.Discard, io.LimitReader(r.Body, limit+1))
+}
+
+// bodyReadError is the error of a failed body read: 408 when the client
+// sent it too slowly (the connection is then closed), else 400.
+func bodyReadError(err error) error {
+	if errors.Is(err, httpguard.ErrTooSlow) {
+		return &api.Error{Code: http.StatusRequestTimeout, Msg: "Request timeout: the request body arrived too slowly", Data: map[string]any{}}
+	}
+	return api.ErrBadRequest.New("reading request body: " + err.Error())
 }
 
 // flushAndFreeMemory sends the answer, then hands the memory the runtime
@@ -161,7 +215,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	}
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return nil, api.ErrBadRequest.New("reading request body: " + err.Error())
+		return nil, bodyReadError(err)
 	}
 	if n > limit {
 		return nil, api.ErrTooLarge.New(fmt.Sprintf("body exceeds %d bytes", limit))
@@ -191,7 +245,7 @@ func eachLine(body io.Reader, limit int64, fn func(n int, line []byte) error) er
 			return api.ErrTooLarge.New(fmt.Sprintf("body exceeds %d bytes", limit))
 		}
 		if err != nil && err != io.EOF {
-			return api.ErrBadRequest.New("reading request body: " + err.Error())
+			return bodyReadError(err)
 		}
 		if t := replaceNULEscapes(bytes.TrimSpace(line)); len(t) > 0 {
 			if err := fn(n, t); err != nil {

@@ -100,3 +100,37 @@ func DataDirHolder(dir string) (Holder, bool) {
 	pid, _ := strconv.Atoi(pidText)
 	return Holder{PID: pid, URL: url}, true
 }
+
+// databaseFiles are the SQLite database and the files SQLite keeps beside
+// it. The database holds the token-signing secret.
+var databaseFiles = []string{"clearml.db", "clearml.db-wal", "clearml.db-shm", "clearml.db-journal"}
+
+// privateDataFiles makes the server's files in a data folder readable by
+// their owner only: it creates the database 0600 before SQLite opens it
+// (SQLite gives its WAL the database's mode) and takes group and other
+// access away from files an earlier version created. It warns when the
+// folder itself can be read by other users, which the server leaves to
+// the operator (the folder may be shared on purpose).
+func privateDataFiles(dir string, sqlite bool, warn func(msg string, args ...any)) error {
+	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o077 != 0 {
+		warn(fmt.Sprintf("data folder %s can be read by other users (mode %#o): run chmod 700 on it", dir, st.Mode().Perm()))
+	}
+	if sqlite {
+		f, err := os.OpenFile(filepath.Join(dir, databaseFiles[0]), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("creating the database file: %w", err)
+		}
+		f.Close()
+	}
+	for _, name := range append(append([]string{}, databaseFiles...), "clearml.conf", lockFileName) {
+		p := filepath.Join(dir, name)
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, st.Mode().Perm()&0o700); err != nil {
+			return fmt.Errorf("making %s private: %w", p, err)
+		}
+	}
+	return nil
+}

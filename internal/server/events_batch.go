@@ -20,6 +20,9 @@ func (s *Server) readEventLines(c *call, b *eventBatch) error {
 		if !json.Valid(line) {
 			return &api.Error{Code: 400, Msg: fmt.Sprintf("Invalid JSON on line %d: %s", n, jsonError(line)), Data: map[string]any{}}
 		}
+		if err := measureJSON(line).tooDense(len(line)); err != nil {
+			return api.ErrValidation.New(fmt.Sprintf("line %d: %v", n, err))
+		}
 		switch line[0] {
 		case '{':
 			return b.add(s, c, line)

@@ -16,13 +16,13 @@ const DefaultFilesPrefix = "/files"
 // Authorize checks a file-server request's credentials as the API does:
 // a Bearer token from auth.login (or the clearml_token_basic cookie) or a
 // Basic key pair. The SDK sends its token to the configured files_server.
-// A guest may only download.
+// A guest may only download (fileserver.ErrForbidden otherwise).
 func (s *Server) Authorize(r *http.Request) error {
 	ident, _, err := s.authenticate(r.Context(), r)
 	if err != nil {
 		return err
 	}
-	return checkFileRole(r, ident)
+	return fileMethodAllowed(ident, r.Method)
 }
 
 // WithFiles serves files under prefix and everything else as the API.

@@ -277,7 +277,7 @@ func FuzzEndpoint(f *testing.F) {
 }
 
 // FuzzQueryMerge checks the query-to-body merge (spec 1.3) through
-// debug.ping, which echoes the merged body: every plain key comes back with
+// debug.ping, which echoes the merged body to a signed-in caller: every plain key comes back with
 // the reference's number/boolean conversion, and the query wins over the body.
 func FuzzQueryMerge(f *testing.F) {
 	ft := newFuzzTarget(f)
@@ -288,6 +288,7 @@ func FuzzQueryMerge(f *testing.F) {
 	f.Fuzz(func(t *testing.T, query string, body []byte) {
 		req := httptest.NewRequest("GET", "/", bytes.NewReader(body))
 		req.URL.Path, req.URL.RawQuery = "/debug.ping", query
+		req.Header.Set("Authorization", "Bearer "+ft.token) // signed in: the body and query are echoed
 		rec := httptest.NewRecorder()
 		ft.srv.ServeHTTP(rec, req)
 		var env struct {

@@ -63,6 +63,8 @@ type call struct {
 	release func()
 	// fields is body decoded generically, built on first use.
 	fields map[string]any
+	// decodeCost is the heap that decoding body may take (measureJSON).
+	decodeCost int64
 }
 
 // below reports whether the requested version is lower than major.minor.
@@ -117,13 +119,21 @@ func parseBody(c *call, body []byte, query url.Values) *api.Error {
 		if !json.Valid(body) {
 			return &api.Error{Code: 400, Msg: "Invalid JSON: " + jsonError(body), Data: map[string]any{}}
 		}
-		if n := longestArray(body); n > MaxListItems {
-			return api.ErrValidation.New(fmt.Sprintf("a list in the request has %d items; the limit is %d", n, MaxListItems))
+		sh := measureJSON(body)
+		if sh.longest > MaxListItems {
+			return api.ErrValidation.New(fmt.Sprintf("a list in the request has %d items; the limit is %d", sh.longest, MaxListItems))
 		}
+		if err := sh.tooDense(len(body)); err != nil {
+			return api.ErrValidation.New(err.Error())
+		}
+		c.decodeCost = sh.cost
 	}
 	if len(query) == 0 {
 		c.body = body
 		return nil
+	}
+	if n := querySegments(query); n > maxQuerySegments {
+		return api.ErrValidation.New(fmt.Sprintf("the query names %d fields; the limit is %d", n, maxQuerySegments))
 	}
 	fields := map[string]any{}
 	if len(body) > 0 {
@@ -159,56 +169,17 @@ func jsonError(body []byte) string {
 // size instead.
 const MaxListItems = 100_000
 
-// longestArray returns the item count of the longest array in a valid JSON
-// document, without decoding it.
-func longestArray(doc []byte) int {
-	type frame struct {
-		array  bool
-		commas int
-		items  bool // an array with at least one item
+// maxQuerySegments bounds the fields (the dotted parts of every key) a
+// query string may name: each makes an object of the merged body.
+const maxQuerySegments = 1000
+
+// querySegments counts the fields a query names, with its dotted parts.
+func querySegments(query url.Values) int {
+	n := 0
+	for key, values := range query {
+		n += strings.Count(key, ".") + len(values)
 	}
-	var stack []frame
-	longest := 0
-	inString := false
-	for i := 0; i < len(doc); i++ {
-		b := doc[i]
-		if inString {
-			switch b {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch b {
-		case ' ', '\t', '\n', '\r':
-			continue
-		}
-		if n := len(stack); n > 0 && b != ']' && b != '}' && stack[n-1].array {
-			stack[n-1].items = true
-		}
-		switch b {
-		case '"':
-			inString = true
-		case '{', '[':
-			stack = append(stack, frame{array: b == '['})
-		case ']', '}':
-			if len(stack) == 0 {
-				return longest // not valid JSON; the caller checked it is
-			}
-			f := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if f.array && f.items && f.commas+1 > longest {
-				longest = f.commas + 1
-			}
-		case ',':
-			if n := len(stack); n > 0 && stack[n-1].array {
-				stack[n-1].commas++
-			}
-		}
-	}
-	return longest
+	return n
 }
 
 // mergeQuery adds query parameters to fields with the reference server's

@@ -5,10 +5,10 @@ import (
 	"testing"
 )
 
-// TestGuestIsReadOnly: a guest reads tasks, queues, logs and files, and
+// TestGuestRoleEndpoints: a guest reads tasks, queues, logs and files, and
 // every call that would change something is refused with 403/20, the
 // file server's uploads and deletions included.
-func TestGuestIsReadOnly(t *testing.T) {
+func TestGuestRoleEndpoints(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, c *client) {
 		id := c.createTask("owned by the admin")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/goclearml/agent/internal/clientconf"
 	"github.com/goclearml/agent/internal/fileserver"
+	"github.com/goclearml/agent/internal/httpguard"
 	"github.com/goclearml/agent/internal/store"
 )
 
@@ -92,6 +93,9 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 		defer lock.release()
 		dsn = filepath.Join(cfg.DataDir, "clearml.db")
 	}
+	if err := privateDataFiles(cfg.DataDir, cfg.DB == "", log.Warn); err != nil {
+		return err
+	}
 	st, err := store.OpenWith(ctx, dsn, store.Options{SQLiteSync: cfg.SQLiteSync})
 	if err != nil {
 		return fmt.Errorf("opening database: %w", err)
@@ -133,7 +137,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	url = strings.TrimRight(url, "/")
 	info := Started{URL: url, FilesURL: url, WebURL: url, ClientConfig: filepath.Join(cfg.DataDir, "clearml.conf")}
 	servers := []*http.Server{newHTTPServer(handler, log)}
-	listeners := []net.Listener{ln}
+	listeners := []net.Listener{httpguard.LimitPerClient(ln, maxConnsPerClient)}
 	switch {
 	case files != nil && cfg.Files.Listen != "":
 		fln, err := net.Listen("tcp", cfg.Files.Listen)
@@ -143,7 +147,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 		}
 		info.FilesURL = "http://" + fln.Addr().String()
 		servers = append(servers, newHTTPServer(files, log))
-		listeners = append(listeners, fln)
+		listeners = append(listeners, httpguard.LimitPerClient(fln, maxConnsPerClient))
 	case files != nil:
 		info.FilesURL = url + DefaultFilesPrefix
 	}
@@ -226,10 +230,22 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	return result
 }
 
+// Limits of the listeners against clients that hold connections: the
+// headers must arrive within headerTimeout and be at most maxHeaderBytes
+// (bodies have their own minimum rate, Options.BodyMinRate), and one
+// client address holds at most maxConnsPerClient connections (a daemon in
+// services mode with its tasks' SDKs uses a few dozen).
+const (
+	headerTimeout     = 10 * time.Second
+	maxHeaderBytes    = 64 << 10
+	maxConnsPerClient = 256
+)
+
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

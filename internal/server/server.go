@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/httpguard"
 	"github.com/goclearml/agent/internal/store"
 )
 
@@ -43,6 +44,11 @@ type Options struct {
 	// BodyWait is how long a large body waits for the budget before the
 	// request is answered 503 (30 s).
 	BodyWait time.Duration
+	// BodyMinRate is the slowest a request body may arrive, in bytes per
+	// second on average after BodyRateGrace (16 KiB/s and 10 s); a slower
+	// one is answered 408 and its connection closed.
+	BodyMinRate   int64
+	BodyRateGrace time.Duration
 	// RevocationRefresh is how often the list of sessions ended by
 	// auth.logout is read again (1 s): a logout through another replica
 	// takes effect here within this time; through this one, at once.
@@ -74,6 +80,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.BodyWait == 0 {
 		o.BodyWait = 30 * time.Second
+	}
+	if o.BodyMinRate == 0 {
+		o.BodyMinRate = 16 << 10
+	}
+	if o.BodyRateGrace == 0 {
+		o.BodyRateGrace = 10 * time.Second
 	}
 	if o.RevocationRefresh == 0 {
 		o.RevocationRefresh = time.Second
@@ -152,6 +164,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &call{ctx: r.Context(), header: r.Header, respHeader: w.Header()}
+	if why := httpguard.CrossSite(r); why != "" {
+		// Sent by a web page on another origin, maybe with the user's
+		// cookie: refused before anything is read.
+		w.Header().Set("Connection", "close")
+		s.writeResponse(w, r, c, nil, &api.Error{Code: http.StatusForbidden,
+			Msg: "Forbidden: " + why + " (a browser must ask with a CORS preflight, as for application/json)", Data: map[string]any{}})
+		return
+	}
 	var data any
 	var err error
 	defer func() {
@@ -196,41 +216,51 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) (any, er
 	if !ok || c.below(rt.minMajor, rt.minMinor) {
 		return nil, &api.Error{Code: 404, Msg: fmt.Sprintf("Unable to find endpoint for name %s and version %s", name, version), Data: map[string]any{}}
 	}
+	// Every read of the body from here on must keep up a minimum rate.
+	httpguard.MinRate(w, r, s.opts.BodyMinRate, s.opts.BodyRateGrace)
+	c.worker = firstHeader(r, "X-ClearML-Worker", "X-Trains-Worker")
+	c.realIP = realIP(r)
+	// Credentials first: a caller who is not signed in makes the server
+	// read nothing into memory and take none of the body budget.
+	ident, claims, err := s.authenticate(c.ctx, r)
+	switch {
+	case err != nil && rt.noAuth:
+		// Served without its body or query (debug.ping).
+		discardBody(r, s.opts.MaxBodyBytes)
+		return rt.fn(s, c)
+	case err != nil:
+		discardBody(r, s.opts.MaxBodyBytes)
+		return nil, err
+	}
+	c.ident, c.claims = ident, claims
+	if err := checkRole(ident, name); err != nil {
+		discardBody(r, s.opts.MaxBodyBytes)
+		return nil, err
+	}
 	if r.ContentLength > s.opts.MaxBodyBytes {
-		// Read what the limit allows (into nothing), so that the client,
-		// which sends its body before reading the answer, gets the 413.
-		io.Copy(io.Discard, io.LimitReader(r.Body, s.opts.MaxBodyBytes+1))
+		discardBody(r, s.opts.MaxBodyBytes)
 		return nil, api.ErrTooLarge.New(fmt.Sprintf("body exceeds %d bytes", s.opts.MaxBodyBytes))
 	}
-	release, err := s.admitBody(w, r)
+	res, err := s.admitBody(w, r, rt.batch)
 	if err != nil {
 		return nil, err
 	}
-	c.release = release
-	c.worker = firstHeader(r, "X-ClearML-Worker", "X-Trains-Worker")
-	c.realIP = realIP(r)
-	var body []byte
+	c.release = res.release
 	if rt.batch {
 		// Decoded line by line as it arrives, by the handler.
 		c.stream = r.Body
-	} else if body, err = readBody(r, s.opts.MaxBodyBytes); err != nil {
+		return rt.fn(s, c)
+	}
+	body, err := readBody(r, s.opts.MaxBodyBytes)
+	if err != nil {
 		return nil, err
 	}
-	if !rt.noAuth {
-		ident, claims, err := s.authenticate(c.ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		c.ident, c.claims = ident, claims
-		if err := checkRole(name, ident); err != nil {
-			return nil, err
-		}
+	if perr := parseBody(c, body, r.URL.Query()); perr != nil {
+		return nil, perr
 	}
-	if !rt.batch {
-		if perr := parseBody(c, body, r.URL.Query()); perr != nil {
-			return nil, perr
-		}
-	}
+	// What the body turned out to need; the rest of the reservation goes
+	// back at once.
+	res.shrink(int64(len(body)) + c.decodeCost)
 	return rt.fn(s, c)
 }
 

@@ -64,7 +64,7 @@ func gitEnv(o Options, creds Credentials, host string) (env []string, cleanup fu
 		return env, cleanup, nil
 	}
 	dir := o.CacheDir
-	if dir == "" {
+	if dir == "" || o.ReadOnlyCache {
 		dir = os.TempDir()
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -135,7 +135,10 @@ func newRunner(o Options, u repoURL, creds Credentials) (*runner, func(), error)
 			base = append(base, e)
 		}
 	}
-	cfg := [][2]string{{"safe.directory", "*"}, {"advice.detachedHead", "false"}}
+	// No hook or file-system monitor of any repository ever runs: the
+	// mirrors' are the agent's (checked before use, see trust.go), and a
+	// checkout's own come from nowhere but templates.
+	cfg := [][2]string{{"safe.directory", "*"}, {"advice.detachedHead", "false"}, {"core.hooksPath", os.DevNull}, {"core.fsmonitor", "false"}}
 	if u.Scheme == "https" && u.Host != "" {
 		// Submodules on the same host written as ssh URLs go over https too.
 		cfg = append(cfg, [2]string{"url.https://" + u.Host + "/.insteadOf", "git@" + u.Host + ":"},

@@ -19,13 +19,14 @@ const DefaultLockTimeout = 5 * time.Minute
 
 // mirror is a bare mirror clone of one repository, locked while in use.
 type mirror struct {
-	r       *runner
-	u       repoURL
-	dir     string
-	hit     bool // the mirror existed before this checkout
-	fetched bool // the mirror is as fresh as this checkout can make it
-	unlock  func()
-	tmp     string // private mirror's parent, removed on close
+	r        *runner
+	u        repoURL
+	dir      string
+	hit      bool // the mirror existed before this checkout
+	fetched  bool // the mirror is as fresh as this checkout can make it
+	readOnly bool // someone else's mirror, used as it is (Options.ReadOnlyCache)
+	unlock   func()
+	tmp      string // private mirror's parent, removed on close
 }
 
 // openMirror locks the repository's mirror in o.CacheDir and makes sure it
@@ -33,6 +34,19 @@ type mirror struct {
 func openMirror(ctx context.Context, r *runner, o Options, u repoURL) (*mirror, error) {
 	m := &mirror{r: r, u: u}
 	if o.CacheDir == "" {
+		return m, m.private(ctx, "")
+	}
+	if o.ReadOnlyCache {
+		dir := filepath.Join(o.CacheDir, u.mirrorName()+".git")
+		if isMirror(dir) {
+			if why := untrustedMirror(ctx, r, dir); why != "" {
+				r.logf("not using the read-only mirror %s: %s", dir, why)
+				return m, m.private(ctx, "")
+			}
+			r.logf("using the read-only mirror of %s (cached mirror hit)", u)
+			m.dir, m.hit, m.readOnly, m.fetched = dir, true, true, true
+			return m, nil
+		}
 		return m, m.private(ctx, "")
 	}
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
@@ -53,6 +67,16 @@ func openMirror(ctx context.Context, r *runner, o Options, u repoURL) (*mirror, 
 	}
 	m.unlock = unlock
 	m.dir = filepath.Join(o.CacheDir, name+".git")
+	if isMirror(m.dir) {
+		if why := untrustedMirror(ctx, r, m.dir); why != "" {
+			// Written by something other than the agent: never used.
+			r.logf("the cached mirror %s was changed outside the agent (%s): cloning it again", m.dir, why)
+			if err := os.RemoveAll(m.dir); err != nil {
+				m.close()
+				return nil, &Error{Kind: KindGit, Op: "clone", Reason: fmt.Sprintf("cannot remove the changed mirror %s: %v", m.dir, err), Err: err}
+			}
+		}
+	}
 	if isMirror(m.dir) {
 		m.hit = true
 		r.logf("using the cached mirror of %s (cached mirror hit)", u)
@@ -107,11 +131,37 @@ func (m *mirror) private(ctx context.Context, parent string) error {
 }
 
 func (m *mirror) clone(ctx context.Context, dir string) error {
-	if _, err := m.r.run(ctx, "", nil, "clone", "--mirror", "--quiet", "--", m.u.String(), dir); err != nil {
+	// Hooks stay off in the mirror's own configuration too (every git
+	// command of the agent also turns them off, see newRunner).
+	if _, err := m.r.run(ctx, "", nil, "clone", "--mirror", "--quiet", "--config", "core.hooksPath="+os.DevNull,
+		"--", m.u.String(), dir); err != nil {
 		return m.r.remoteFail("clone", m.u, err)
 	}
 	m.fetched = true
 	return nil
+}
+
+// privateCopy replaces a read-only mirror with a private copy of it whose
+// origin is the repository, to fetch into.
+func (m *mirror) privateCopy(ctx context.Context) (*mirror, error) {
+	p := &mirror{r: m.r, u: m.u, hit: true}
+	tmp, err := os.MkdirTemp("", ".mirror-"+m.u.name()+"-")
+	if err != nil {
+		return nil, &Error{Kind: KindGit, Op: "clone", Reason: fmt.Sprintf("cannot create a temporary mirror: %v", err), Err: err}
+	}
+	p.tmp, p.dir = tmp, filepath.Join(tmp, "mirror.git")
+	m.close()
+	// Copied, not hard-linked: the copy shares nothing with the mirror.
+	if _, err := p.r.run(ctx, "", nil, "clone", "--mirror", "--quiet", "--no-hardlinks", "--config", "core.hooksPath="+os.DevNull,
+		"--", m.dir, p.dir); err != nil {
+		p.close()
+		return nil, p.r.fail(KindGit, "clone", err, "could not copy the read-only mirror of %s", m.u)
+	}
+	if err := p.setURL(ctx); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
 }
 
 // isMirror reports whether dir looks like a complete bare repository.
@@ -143,6 +193,10 @@ func (m *mirror) git(ctx context.Context, args ...string) (string, error) {
 
 // fetch brings the mirror up to date.
 func (m *mirror) fetch(ctx context.Context) error {
+	if m.readOnly {
+		// Never written: the caller fetches into a private copy instead.
+		return &Error{Kind: KindNotFound, Op: "fetch", Reason: "the revision is not in the read-only mirror of " + m.u.String()}
+	}
 	m.r.logf("fetching %s into the cached mirror", m.u)
 	if _, err := m.git(ctx, "fetch", "--prune", "--quiet", "origin"); err != nil {
 		return m.r.remoteFail("fetch", m.u, err)

@@ -190,9 +190,42 @@ func (u repoURL) name() string {
 }
 
 // mirrorName is the mirror's directory name in the cache.
+//
+// The key names the layout too: mirrors of earlier versions, which task
+// containers could write, are never used (they age out with the cache).
 func (u repoURL) mirrorName() string {
-	sum := sha256.Sum256([]byte(u.cacheKey()))
+	sum := sha256.Sum256([]byte("mirror-v2\x00" + u.cacheKey()))
 	return u.name() + "-" + hex.EncodeToString(sum[:8])
+}
+
+// RedactURL replaces the password in a URL's user information with
+// ******** (https://user:********@host/...), for messages: the user name
+// stays, so that the reader sees which account is used. A user name alone
+// in an http(s) URL is masked too: that is where tokens go
+// (https://TOKEN@github.com/...). Text that is not such a URL is returned
+// as it is.
+func RedactURL(raw string) string {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPass := strings.Cut(rest[:at], ":")
+	switch scheme := strings.ToLower(raw[:i]); {
+	case hasPass:
+		return raw[:i+3] + user + ":********" + rest[at:]
+	case scheme == "http" || scheme == "https":
+		return raw[:i+3] + "********" + rest[at:]
+	}
+	return raw
 }
 
 // redactURL removes a password from an http(s) URL for messages about

@@ -124,3 +124,21 @@ func TestRedactURL(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+func TestRedactURLKeepsUser(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://alice:p%40ss@github.com/org/repo.git": "https://alice:********@github.com/org/repo.git",
+		"http://someone:S3CRET@127.0.0.1:80/r.git":     "http://someone:********@127.0.0.1:80/r.git",
+		"https://ghp_T0KEN@github.com/org/repo":        "https://********@github.com/org/repo",
+		"ssh://git:secret@host:2222/org/repo.git":      "ssh://git:********@host:2222/org/repo.git",
+		"ssh://git@host/org/repo.git":                  "ssh://git@host/org/repo.git",
+		"git@github.com:org/repo.git":                  "git@github.com:org/repo.git",
+		"https://github.com/org/repo.git?a=b@c":        "https://github.com/org/repo.git?a=b@c",
+		"/srv/git/repo.git":                            "/srv/git/repo.git",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

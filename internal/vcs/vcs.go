@@ -76,6 +76,11 @@ type Options struct {
 	// LockTimeout bounds the wait for a mirror's lock (default 5 minutes,
 	// as the Python agent); after it a private temporary mirror is used.
 	LockTimeout time.Duration
+	// ReadOnlyCache says that CacheDir is kept by someone else (a task's
+	// container sees the host's mirror of its repository read-only): a
+	// mirror found there is used as it is, never fetched into or locked,
+	// and a revision it lacks is fetched into a private copy.
+	ReadOnlyCache bool
 }
 
 func (o Options) git() string {
@@ -258,12 +263,27 @@ func checkout(ctx context.Context, r *runner, o Options, u repoURL, src Source, 
 	if err != nil {
 		return nil, err
 	}
-	defer m.close()
+	defer func() { m.close() }()
 	rev, err := m.resolve(ctx, src)
+	if err != nil && m.readOnly {
+		// The read-only mirror lacks the revision: fetch it into a
+		// private copy of it.
+		r.logf("%s; fetching into a private copy of the read-only mirror", firstLine(err.Error()))
+		p, perr := m.privateCopy(ctx)
+		if perr != nil {
+			return nil, perr
+		}
+		m = p
+		rev, err = m.resolve(ctx, src)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.run(ctx, "", nil, "clone", "--no-checkout", "--quiet", "--", m.dir, dir); err != nil {
+	cloneArgs := []string{"clone", "--no-checkout", "--quiet"}
+	if m.readOnly {
+		cloneArgs = append(cloneArgs, "--no-hardlinks") // someone else's objects are not shared
+	}
+	if _, err := r.run(ctx, "", nil, append(cloneArgs, "--", m.dir, dir)...); err != nil {
 		return nil, r.fail(KindGit, "clone", err, "could not copy the cached mirror of %s into %s", u, dir)
 	}
 	m.close() // the copy is independent of the mirror from here on
@@ -308,6 +328,43 @@ func checkout(ctx context.Context, r *runner, o Options, u repoURL, src Source, 
 	}
 	res.Commit = strings.TrimSpace(out)
 	return res, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// Prefetch brings the cached mirror of src's repository up to date for
+// src's revision (cloning it on a miss), as Checkout does, without making
+// a checkout, and returns the mirror's folder. The daemon calls it on the
+// host before a task's container starts, so that the container can see
+// the mirror read-only and never needs to write it.
+func Prefetch(ctx context.Context, o Options, src Source) (string, error) {
+	if o.CacheDir == "" || o.ReadOnlyCache {
+		return "", invalidf("no writable git cache to prefetch into")
+	}
+	u, creds, err := prepare(ctx, o, src)
+	if err != nil {
+		return "", err
+	}
+	r, cleanup, err := newRunner(o, u, creds)
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	m, err := openMirror(ctx, r, o, u)
+	if err != nil {
+		return "", err
+	}
+	defer m.close()
+	if m.tmp != "" {
+		return "", &Error{Kind: KindGit, Op: "clone", Reason: "the cached mirror of " + u.String() + " is locked by another checkout"}
+	}
+	if _, err := m.resolve(ctx, src); err != nil {
+		return "", err
+	}
+	return m.dir, nil
 }
 
 func orNone(s string) string {

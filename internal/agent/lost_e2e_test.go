@@ -1,0 +1,70 @@
+package agent_test
+
+import (
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goclearml/agent/internal/dockertest"
+	"github.com/goclearml/agent/internal/testbin"
+)
+
+// lostAfter is the reattach timeout of these tests' daemons.
+const lostAfter = "2"
+
+// A task whose daemon died and that no daemon took back within
+// agent.reattach_timeout_sec is stopped by its supervisor and reported at
+// once: failed, "agent lost", with its folder removed. Before, it stayed
+// in_progress until the server's watchdog (2 h), and a later daemon
+// reported it stopped, "user abort"; its folder stayed in /tmp.
+func TestSupervisorReportsAgentLost(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	env := append(e.daemonEnv(), "CLEARML_AGENT__AGENT__REATTACH_TIMEOUT_SEC="+lostAfter)
+	d := testbin.Start(t, env, "--config-file", e.srv.ConfigPath, "daemon", "--foreground", "--polling-interval", "0.5", "--queue", "default")
+	id := e.task("orphan", "", "import os, time\nprint('cwd', os.getcwd(), flush=True)\ntime.sleep(600)\n")
+	waitLog(t, e, id, "cwd ", 60*time.Second)
+	var folder string
+	for _, l := range e.logLines(id) {
+		if rest, ok := strings.CutPrefix(l, "cwd "); ok {
+			folder = strings.TrimSpace(rest)
+		}
+	}
+	if _, err := os.Stat(folder); err != nil {
+		t.Fatalf("the task's folder %q: %v", folder, err)
+	}
+	d.Signal(syscall.SIGKILL)
+	d.Wait(10 * time.Second)
+	// No daemon comes back: the supervisor reports.
+	tk := e.waitStatus(id, 60*time.Second, "failed", "stopped", "completed")
+	if tk.Status != "failed" || tk.StatusReason != "agent lost" {
+		t.Fatalf("task = %s %q, want failed \"agent lost\"", tk.Status, tk.StatusReason)
+	}
+	for wait := time.Now().Add(20 * time.Second); len(processesOf(id)) > 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(wait) {
+			t.Fatalf("processes of the lost task remain: %v", processesOf(id))
+		}
+	}
+	if _, err := os.Stat(folder); !os.IsNotExist(err) {
+		t.Errorf("the lost task's folder %s is still there (%v)", folder, err)
+	}
+}
+
+// The same in docker mode: the container goes too.
+func TestDockerSupervisorReportsAgentLost(t *testing.T) {
+	t.Parallel()
+	de := newDockerEnv(t)
+	image := dockertest.Busybox(t)
+	d := de.daemon([]string{"CLEARML_AGENT__AGENT__REATTACH_TIMEOUT_SEC=" + lostAfter}, "", "--queue", "default", "--cpu-only", "--docker", image)
+	id := de.shellTask("orphan in docker", "echo up\nsleep 600\n", nil)
+	waitLog(t, de.env, id, "up", 90*time.Second)
+	d.Signal(syscall.SIGKILL)
+	d.Wait(10 * time.Second)
+	tk := de.waitStatus(id, 90*time.Second, "failed", "stopped", "completed")
+	if tk.Status != "failed" || tk.StatusReason != "agent lost" {
+		t.Fatalf("task = %s %q, want failed \"agent lost\"", tk.Status, tk.StatusReason)
+	}
+	de.noContainersLeft()
+}
