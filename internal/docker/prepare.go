@@ -94,5 +94,6 @@ func PrepareTask(ctx context.Context, tapi *apiclient.Client, taskID string, s S
 	for _, n := range merged.Notes {
 		logf("WARNING", n)
 	}
-	return Prepared{Choice: choice, Merged: merged}, nil
+	p.Choice, p.Merged = choice, merged
+	return p, nil
 }

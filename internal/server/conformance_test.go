@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/server"
@@ -123,6 +124,16 @@ func freshQueue(c *client) string {
 	return str(c.ok("queues.create", map[string]any{"name": uniq(c, "queue")})["id"])
 }
 
+// queueOfTwo makes a queue holding two tasks and returns it and the second.
+func queueOfTwo(c *client) (queue, second string) {
+	queue = freshQueue(c)
+	for range 2 {
+		second = freshTask(c)
+		c.ok("tasks.enqueue", map[string]any{"task": second, "queue": queue})
+	}
+	return queue, second
+}
+
 func freshProject(c *client) string {
 	return str(c.ok("projects.create", map[string]any{"name": uniq(c, "project")})["id"])
 }
@@ -216,6 +227,22 @@ var conformanceCases = map[string]conformanceCase{
 		return map[string]any{"queue": q}
 	}),
 	"queues.get_num_entries": on("queues.get_num_entries", false, func(c *client) any { return map[string]any{"queue": freshQueue(c)} }),
+	"queues.move_task_forward": on("queues.move_task_forward", false, func(c *client) any {
+		q, task := queueOfTwo(c)
+		return map[string]any{"queue": q, "task": task}
+	}),
+	"queues.move_task_backward": on("queues.move_task_backward", false, func(c *client) any {
+		q, task := queueOfTwo(c)
+		return map[string]any{"queue": q, "task": task}
+	}),
+	"queues.move_task_to_front": on("queues.move_task_to_front", false, func(c *client) any {
+		q, task := queueOfTwo(c)
+		return map[string]any{"queue": q, "task": task}
+	}),
+	"queues.move_task_to_back": on("queues.move_task_to_back", false, func(c *client) any {
+		q, task := queueOfTwo(c)
+		return map[string]any{"queue": q, "task": task}
+	}),
 
 	"tasks.create":    answer("tasks.create", map[string]any{"name": "conformance task", "type": "training"}),
 	"tasks.get_by_id": on("tasks.get_by_id", true, func(c *client) any { return map[string]any{"task": freshTask(c)} }),
@@ -348,6 +375,15 @@ func init() {
 			c.ok("workers.register", map[string]any{"worker": w, "queues": []string{c.defaultQueue()}})
 			c.ok("workers.status_report", map[string]any{"worker": w, "timestamp": 1717000000, "task": taskIn(c, api.StatusInProgress)})
 			return nil
+		}),
+
+		"workers.get_stats": on("workers.get_stats", false, func(c *client) any {
+			w := uniq(c, "worker")
+			c.ok("workers.register", map[string]any{"worker": w})
+			now := time.Now().Unix()
+			c.ok("workers.status_report", map[string]any{"worker": w, "timestamp": now, "machine_stats": map[string]any{"cpu_usage": []float64{10, 30}, "memory_used": 1000}})
+			return map[string]any{"worker_ids": []string{w}, "from_date": now - 60, "to_date": now + 60, "interval": 10,
+				"items": []any{map[string]any{"key": "cpu_usage", "category": "avg"}, map[string]any{"key": "memory_used", "category": "max"}}}
 		}),
 
 		"events.add": on("events.add", false, func(c *client) any {
