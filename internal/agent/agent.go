@@ -290,13 +290,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		slot := r.rec.Slot
 		if a.par == nil {
 			// One task at a time: it is finished before polling starts.
-			a.runTask(ctx, r.rec.Task, q, r.rec.Owner, &slot, r)
+			a.runTask(ctx, r.rec.Task, "", q, r.rec.Owner, &slot, r)
 			continue
 		}
 		a.track(r.rec.Task, q.ID, &slot)
 		a.par.tasks.Go(func() {
 			defer a.parallelDone(r.rec.Task)
-			a.runTask(ctx, r.rec.Task, q, r.rec.Owner, &slot, r)
+			a.runTask(ctx, r.rec.Task, "", q, r.rec.Owner, &slot, r)
 		})
 	}
 	if a.par != nil {

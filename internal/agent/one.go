@@ -70,7 +70,7 @@ func (a *Agent) RunOne(ctx context.Context, taskID string, requireQueue bool) (s
 	var wg sync.WaitGroup
 	wg.Go(func() { a.reportLoop(loopCtx) })
 	a.runCtx = ctx
-	a.runTask(ctx, taskID, q, "", a.ownSlot(), nil)
+	a.runTask(ctx, taskID, "", q, "", a.ownSlot(), nil)
 	stopLoop()
 	wg.Wait()
 	status, _, err := a.api.TaskStatus(final, taskID)

@@ -324,7 +324,7 @@ func (a *Agent) startReserved(ctx context.Context, q QueueRef, res *reservation,
 			a.parallelDone("")
 		}()
 		// The daemon's shutdown, not the long poll's end, stops the task.
-		a.runTask(a.runCtx, entry.Task, q, owner, slot, nil)
+		a.runTask(a.runCtx, entry.Task, entry.Lease, q, owner, slot, nil)
 	})
 	return true
 }

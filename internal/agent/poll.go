@@ -141,7 +141,7 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 			if entry == nil {
 				continue
 			}
-			a.runTask(ctx, entry.Task, q, owner, a.ownSlot(), nil)
+			a.runTask(ctx, entry.Task, entry.Lease, q, owner, a.ownSlot(), nil)
 			ran = true
 			if a.draining.Load() || ctx.Err() != nil {
 				break
@@ -244,7 +244,7 @@ func (a *Agent) idleWait(ctx context.Context, active []bool) error {
 	}
 	a.problems.clear(a.log, "could not access task queue")
 	if entry != nil && !errors.Is(ctx.Err(), context.Canceled) {
-		a.runTask(ctx, entry.Task, q, "", a.ownSlot(), nil)
+		a.runTask(ctx, entry.Task, entry.Lease, q, "", a.ownSlot(), nil)
 	}
 	return nil
 }

@@ -124,7 +124,12 @@ func (a *Agent) untrack(task string) {
 
 // runTask runs one task popped from q, from "pulled" to its final status
 // (spec 2.8, 2.8.2). Nothing in it can stop the daemon.
-func (a *Agent) runTask(ctx context.Context, taskID string, q QueueRef, owner string, slot *Slot, res *resumed) {
+//
+// lease is the hand-out id of the pop (empty when the server has no
+// leases): the task is marked started with it, and if the server says the
+// hand-out expired (the task went back to its queue, maybe to another
+// worker), the task is left alone.
+func (a *Agent) runTask(ctx context.Context, taskID, lease string, q QueueRef, owner string, slot *Slot, res *resumed) {
 	start := time.Now()
 	final := context.WithoutCancel(ctx) // status and log delivery outlive a shutdown
 	defer func() {
@@ -158,7 +163,10 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q QueueRef, owner st
 		return
 	}
 	if res == nil {
-		if err := tapi.SetStatus(ctx, "tasks.started", taskID, true, "", "pulled by agent", apiclient.Default); err != nil {
+		if err := tapi.Started(ctx, taskID, "pulled by agent", lease, apiclient.Default); api.ErrLeaseLost.Is(err) {
+			log.Warn("skipping task: its hand-out expired before this worker started it, and it went back to its queue", "err", err)
+			return
+		} else if err != nil {
 			log.Warn("could not mark task pulled", "err", err)
 		}
 	}
@@ -230,7 +238,11 @@ func (a *Agent) runTask(ctx context.Context, taskID string, q QueueRef, owner st
 		if err := tapi.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
 			log.Warn("failed setting hostname for task", "err", err)
 		}
-		if err := tapi.SetStatus(ctx, "tasks.started", taskID, true, "", "launch by agent", apiclient.Default); err != nil {
+		if err := tapi.Started(ctx, taskID, "launch by agent", lease, apiclient.Default); api.ErrLeaseLost.Is(err) {
+			log.Warn("skipping task: its hand-out expired before this worker started it, and it went back to its queue", "err", err)
+			streamer.Log("WARNING", "clearml-agent: the hand-out of this task to worker "+slot.WorkerID+" expired before it started; the task went back to its queue")
+			return
+		} else if err != nil {
 			log.Warn("could not set status=in_progress; skipping task", "err", err)
 			streamer.Log("ERROR", "Could not set task status to in_progress: "+err.Error())
 			return

@@ -59,21 +59,24 @@ var (
 	ErrTaskAlreadyQueued     = ErrorCode{400, 706, "task already in queue"}
 	ErrNoDefaultQueue        = ErrorCode{400, 707, "no queue is tagged as the default queue for this company"}
 	ErrMultipleDefaultQueues = ErrorCode{400, 708, "more than one queue is tagged as the default queue for this company"}
-	ErrDataValidation        = ErrorCode{400, 800, "data validation error"}
-	ErrExpectedUniqueData    = ErrorCode{400, 801, "value combination already exists (unique field already contains this value)"}
-	ErrInvalidWorkerID       = ErrorCode{400, 1001, "invalid worker id"}
-	ErrWorkerRegistration    = ErrorCode{400, 1002, "worker registration failed"}
-	ErrWorkerNotRegistered   = ErrorCode{400, 1004, "worker is not registered"}
-	ErrBadAuthType           = ErrorCode{401, 10, "authorization type not supported"}
-	ErrNoCredentials         = ErrorCode{401, 20, "missing credentials"}
-	ErrBadCredentials        = ErrorCode{401, 21, "malformed credentials"}
-	ErrInvalidCredentials    = ErrorCode{401, 22, "invalid user credentials"}
-	ErrInvalidToken          = ErrorCode{401, 30, "invalid token"}
-	ErrRoleNotAllowed        = ErrorCode{403, 20, "role not allowed"}
-	ErrNoWritePermission     = ErrorCode{403, 21, "no write permission"}
-	ErrNotFound              = ErrorCode{404, 0, "not found"}
-	ErrTooLarge              = ErrorCode{413, 0, "request entity too large"}
-	ErrGeneral               = ErrorCode{500, 0, "general error"}
+	// ErrLeaseLost is our extension: a tasks.started naming a hand-out
+	// that expired, after which the task went back to its queue.
+	ErrLeaseLost           = ErrorCode{400, 790, "the task's hand-out expired before it was acknowledged"}
+	ErrDataValidation      = ErrorCode{400, 800, "data validation error"}
+	ErrExpectedUniqueData  = ErrorCode{400, 801, "value combination already exists (unique field already contains this value)"}
+	ErrInvalidWorkerID     = ErrorCode{400, 1001, "invalid worker id"}
+	ErrWorkerRegistration  = ErrorCode{400, 1002, "worker registration failed"}
+	ErrWorkerNotRegistered = ErrorCode{400, 1004, "worker is not registered"}
+	ErrBadAuthType         = ErrorCode{401, 10, "authorization type not supported"}
+	ErrNoCredentials       = ErrorCode{401, 20, "missing credentials"}
+	ErrBadCredentials      = ErrorCode{401, 21, "malformed credentials"}
+	ErrInvalidCredentials  = ErrorCode{401, 22, "invalid user credentials"}
+	ErrInvalidToken        = ErrorCode{401, 30, "invalid token"}
+	ErrRoleNotAllowed      = ErrorCode{403, 20, "role not allowed"}
+	ErrNoWritePermission   = ErrorCode{403, 21, "no write permission"}
+	ErrNotFound            = ErrorCode{404, 0, "not found"}
+	ErrTooLarge            = ErrorCode{413, 0, "request entity too large"}
+	ErrGeneral             = ErrorCode{500, 0, "general error"}
 )
 
 // New builds an error with the reference message format: the default message

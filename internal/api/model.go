@@ -84,6 +84,9 @@ type ConfigItem struct {
 type QueueEntry struct {
 	Task  string `json:"task"`
 	Added Time   `json:"added"`
+	// Lease is the hand-out id of a popped entry (from the answer's lease,
+	// see GetNextTaskResponse), for the client; never sent.
+	Lease string `json:"-"`
 }
 
 // Queue is a queue document.

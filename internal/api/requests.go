@@ -96,6 +96,15 @@ type QueueTaskRequest struct {
 type GetNextTaskResponse struct {
 	Entry    *QueueEntry     `json:"entry,omitempty"`
 	TaskInfo *map[string]any `json:"task_info,omitempty"`
+	// Lease is our extension ("lease" in server.info): the hand-out is
+	// final only once tasks.started names it before it expires.
+	Lease *Lease `json:"lease,omitempty"`
+}
+
+// Lease identifies a hand-out of queues.get_next_task.
+type Lease struct {
+	ID         string  `json:"id"`
+	TimeoutSec float64 `json:"timeout_sec"`
 }
 
 // StatusChangeRequest is the body shared by the status-changing endpoints.
@@ -104,6 +113,9 @@ type StatusChangeRequest struct {
 	Force         bool   `json:"force"`
 	StatusReason  string `json:"status_reason"`
 	StatusMessage string `json:"status_message"`
+	// Lease (our extension, tasks.started) acknowledges the hand-out of
+	// queues.get_next_task that gave the task to the caller.
+	Lease string `json:"lease"`
 	// endpoint-specific extras
 	Publish              bool    `json:"publish"`
 	Queue                string  `json:"queue"`

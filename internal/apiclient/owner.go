@@ -22,6 +22,9 @@ func (c *Client) GetNextTaskWithOwner(ctx context.Context, queue string) (entry 
 	if resp.Entry == nil || resp.Entry.Task == "" {
 		return nil, "", "", nil
 	}
+	if resp.Lease != nil {
+		resp.Entry.Lease = resp.Lease.ID
+	}
 	if resp.TaskInfo != nil {
 		user, _ = (*resp.TaskInfo)["user"].(string)
 		company, _ = (*resp.TaskInfo)["company"].(string)

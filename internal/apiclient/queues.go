@@ -105,6 +105,9 @@ func (c *Client) GetNextTask(ctx context.Context, queue string, waitMS int) (*ap
 	if resp.Entry == nil || resp.Entry.Task == "" {
 		return nil, nil
 	}
+	if resp.Lease != nil {
+		resp.Entry.Lease = resp.Lease.ID
+	}
 	return resp.Entry, nil
 }
 

@@ -63,6 +63,22 @@ func (c *Client) SetStatus(ctx context.Context, endpoint string, task string, fo
 	return c.Call(ctx, "2.5", endpoint, req, nil, p)
 }
 
+// Started marks a task in_progress (/v2.5/tasks.started, forced) with
+// message as its status message. A non-empty lease (the hand-out id of the
+// queues.get_next_task that gave the task, from a server with the "lease"
+// extension) acknowledges that hand-out: if it expired and the task went
+// back to its queue, the server refuses with api.ErrLeaseLost and the
+// caller must not run the task.
+func (c *Client) Started(ctx context.Context, task, message, lease string, p Policy) error {
+	req := struct {
+		Task          string `json:"task"`
+		Force         bool   `json:"force"`
+		StatusMessage string `json:"status_message,omitempty"`
+		Lease         string `json:"lease,omitempty"`
+	}{task, true, message, lease}
+	return c.Call(ctx, "2.5", "tasks.started", req, nil, p)
+}
+
 // Dequeue is the execute step's safety net (unversioned tasks.dequeue with
 // new_status "in_progress"): it takes the task out of its queue and returns
 // how many tasks were updated; upstream calls tasks.started only when it

@@ -64,6 +64,8 @@ type client struct {
 	token string
 	// version is the URL version prefix ("" = unversioned).
 	version string
+	// worker is the X-ClearML-Worker header ("testhost" when empty).
+	worker string
 }
 
 func openStore(t testing.TB, dsn string) store.Store {
@@ -109,6 +111,13 @@ func (c *client) login() {
 	var data api.LoginResponse
 	json.Unmarshal(env.Data, &data)
 	c.token = data.Token
+}
+
+// as returns a client that sends worker as its X-ClearML-Worker.
+func (c *client) as(worker string) *client {
+	cp := *c
+	cp.worker = worker
+	return &cp
 }
 
 // at returns a client that calls /vX.Y/ paths.
@@ -157,7 +166,11 @@ func (c *client) raw(endpoint string, body any) (int, api.Envelope) {
 	}
 	req, _ := http.NewRequest("GET", c.ts.URL+path, bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-ClearML-Worker", "testhost")
+	worker := c.worker
+	if worker == "" {
+		worker = "testhost"
+	}
+	req.Header.Set("X-ClearML-Worker", worker)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

@@ -77,12 +77,16 @@ func (s *Server) popNext(c *call, req *api.QueueTaskRequest) (*api.GetNextTaskRe
 					return err
 				}
 			}
-			e, err := tx.PopEntry(req.Queue)
+			lease := store.Lease{ID: newID(), Worker: c.worker, Until: s.opts.Now().Add(s.opts.LeaseTimeout)}
+			e, err := tx.LeaseEntry(req.Queue, lease)
 			if err != nil || e == nil {
 				return err
 			}
 			status, _, err := tx.TaskStatus(e.Task)
 			if errors.Is(err, store.ErrNotFound) {
+				if err := tx.SetLeaseState(e.Task, store.LeaseAcked); err != nil {
+					return err
+				}
 				continue
 			}
 			if err != nil {
@@ -107,6 +111,7 @@ func (s *Server) popNext(c *call, req *api.QueueTaskRequest) (*api.GetNextTaskRe
 				}
 			}
 			resp.Entry = e
+			resp.Lease = &api.Lease{ID: lease.ID, TimeoutSec: s.opts.LeaseTimeout.Seconds()}
 			return nil
 		}
 	})

@@ -200,6 +200,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.RunWatchdog(runCtx, cfg.Watchdog) })
+	wg.Go(func() { srv.RunLeases(runCtx) })
 	serveErr := make(chan error, len(servers))
 	for i, hs := range servers {
 		wg.Go(func() { serveErr <- hs.Serve(listeners[i]) })

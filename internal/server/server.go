@@ -53,6 +53,10 @@ type Options struct {
 	// auth.logout is read again (1 s): a logout through another replica
 	// takes effect here within this time; through this one, at once.
 	RevocationRefresh time.Duration
+	// LeaseTimeout is how long a task handed out by queues.get_next_task
+	// waits for the worker's tasks.started before it goes back to its
+	// queue (30 s; see leases.go).
+	LeaseTimeout time.Duration
 	// HiddenQueueTags hide queues from unfiltered listings (["k8s-glue"]).
 	HiddenQueueTags []string
 	// Now is the clock; tests inject one.
@@ -89,6 +93,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.RevocationRefresh == 0 {
 		o.RevocationRefresh = time.Second
+	}
+	if o.LeaseTimeout <= 0 {
+		o.LeaseTimeout = 30 * time.Second
 	}
 	if o.HiddenQueueTags == nil {
 		o.HiddenQueueTags = []string{"k8s-glue"}

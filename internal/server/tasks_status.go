@@ -95,6 +95,13 @@ func leaveQueues(tx store.Tx, t *api.Task, prev string) error {
 	if _, err := tx.RemoveTaskEntries(t.ID, ""); err != nil {
 		return fmt.Errorf("removing task from its queues: %w", err)
 	}
+	// A hand-out still waiting is settled: the task is no longer queued,
+	// so it must not go back to its queue when the lease runs out.
+	if prev == api.StatusQueued {
+		if err := tx.SetLeaseState(t.ID, store.LeaseAcked); err != nil {
+			return fmt.Errorf("settling the task's hand-out: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -119,6 +126,11 @@ func statusEndpoint(to string) handlerFunc {
 		}
 		resp := map[string]any{}
 		err := s.withTask(c, req.Task, notFound, func(tx store.Tx, t *api.Task) error {
+			if to == api.StatusInProgress {
+				if err := s.acknowledge(tx, c, t, req.Lease); err != nil {
+					return err
+				}
+			}
 			prev, prevStarted := t.Status, t.Started
 			fields, err := s.setStatus(c, t, to, req.Force, req.StatusReason, req.StatusMessage)
 			if err != nil {

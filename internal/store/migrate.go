@@ -51,6 +51,13 @@ var migrations = []string{
 	// 5: the machine statistics of worker status reports (workers.get_stats).
 	`CREATE TABLE worker_stats (company TEXT NOT NULL, worker_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, doc TEXT NOT NULL);
 	CREATE INDEX worker_stats_worker ON worker_stats (company, worker_id, ts_ms);`,
+	// 6: hand-outs of queues.get_next_task (leases.go): one row per task,
+	// its latest hand-out, kept after the acknowledgement so that a late
+	// one for an older hand-out is recognised.
+	`CREATE TABLE task_leases (task_id TEXT PRIMARY KEY, lease_id TEXT NOT NULL, worker TEXT NOT NULL,
+		queue_id TEXT NOT NULL, seq BIGINT NOT NULL, added_ms BIGINT NOT NULL, until_ms BIGINT NOT NULL,
+		state TEXT NOT NULL);
+	CREATE INDEX task_leases_due ON task_leases (state, until_ms);`,
 }
 
 // migrationSteps run in Go after the statements of a migration (by

@@ -163,6 +163,20 @@ type Tx interface {
 	// PopEntry atomically removes and returns the head of a queue, or nil
 	// when it is empty. Concurrent callers never get the same entry.
 	PopEntry(queueID string) (*api.QueueEntry, error)
+	// LeaseEntry takes the head of a queue like PopEntry and leases it to a
+	// worker (leases.go); nil when the queue is empty.
+	LeaseEntry(queueID string, l Lease) (*api.QueueEntry, error)
+	// TaskLease reads a task's latest hand-out; ErrNotFound when it has none.
+	TaskLease(taskID string) (*Lease, error)
+	// SetLeaseState records what became of a task's hand-out.
+	SetLeaseState(taskID, state string) error
+	// DueLeases lists up to limit hand-outs still waiting for their
+	// acknowledgement at now; inside Update they stay locked, and on
+	// PostgreSQL rows another transaction holds are skipped.
+	DueLeases(now time.Time, limit int) ([]Lease, error)
+	// RestoreEntry puts a leased task back in its queue at the position it
+	// was handed out from; false when the task is in that queue already.
+	RestoreEntry(l Lease) (bool, error)
 	// Entries lists a queue head first; limit <= 0 means all.
 	Entries(queueID string, limit int) ([]api.QueueEntry, error)
 	CountEntries(queueID string) (int, error)
