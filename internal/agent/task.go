@@ -238,7 +238,9 @@ func (a *Agent) runTask(ctx context.Context, taskID, lease string, q QueueRef, o
 		if err := tapi.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
 			log.Warn("failed setting hostname for task", "err", err)
 		}
-		if err := tapi.Started(ctx, taskID, "launch by agent", lease, apiclient.Default); api.ErrLeaseLost.Is(err) {
+		// The hand-out was acknowledged by "pulled by agent" (or, if that
+		// call's answer was lost, this one settles it by worker).
+		if err := tapi.Started(ctx, taskID, "launch by agent", "", apiclient.Default); api.ErrLeaseLost.Is(err) {
 			log.Warn("skipping task: its hand-out expired before this worker started it, and it went back to its queue", "err", err)
 			streamer.Log("WARNING", "clearml-agent: the hand-out of this task to worker "+slot.WorkerID+" expired before it started; the task went back to its queue")
 			return

@@ -22,11 +22,17 @@ import (
 //
 // tasks.started acknowledges: with our extension field lease, exactly
 // that hand-out (a late acknowledgement of an expired one is refused with
-// ErrLeaseLost, so one worker runs the task); without it (the reference
+// ErrLeaseLost, so one worker runs the task; a retried one, whose first
+// answer was lost, is accepted for ackMemory); without it (the reference
 // agent, which calls tasks.started just after the pop), the task's current
 // hand-out, unless another worker (X-ClearML-Worker) holds it.
 
-// acknowledge settles the hand-out of t for a tasks.started of the caller.
+// ackMemory is how long an acknowledged hand-out is remembered: longer
+// than a client retries a call whose answer it did not get.
+const ackMemory = 10 * time.Minute
+
+// acknowledge decides whether a tasks.started of the caller may start t;
+// settleLease, run when the status changes, records the outcome.
 func (s *Server) acknowledge(tx store.Tx, c *call, t *api.Task, leaseID string) error {
 	l, err := tx.TaskLease(t.ID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -44,10 +50,29 @@ func (s *Server) acknowledge(tx store.Tx, c *call, t *api.Task, leaseID string) 
 	case leaseID == "" && l.State == store.LeaseHeld && t.Status == api.StatusQueued &&
 		l.Worker != "" && c.worker != "" && l.Worker != c.worker:
 		return api.ErrLeaseLost.New("the task is handed out to another worker", "task", t.ID, "worker", l.Worker)
-	case l.State == store.LeaseHeld:
-		return tx.SetLeaseState(t.ID, store.LeaseAcked)
 	}
 	return nil
+}
+
+// settleLease records what became of a task's hand-out when the task
+// left the queued status: started, the hand-out is acknowledged (and a
+// retry of that acknowledgement accepted); otherwise (stopped, reset,
+// dequeued), or when it had been taken back, it is forgotten, and a late
+// acknowledgement is refused.
+func (s *Server) settleLease(tx store.Tx, t *api.Task) error {
+	if t.Status == api.StatusInProgress {
+		l, err := tx.TaskLease(t.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if l.State == store.LeaseHeld {
+			return tx.AckLease(t.ID, s.opts.Now().Add(ackMemory))
+		}
+	}
+	return tx.DropLease(t.ID)
 }
 
 // leaseSweep is how many expired hand-outs one transaction takes back.
@@ -70,26 +95,27 @@ func (s *Server) ExpireLeases(ctx context.Context) (int, error) {
 			}
 			for _, l := range due {
 				n++
-				if err := tx.SetLeaseState(l.TaskID, store.LeaseExpired); err != nil {
-					return err
-				}
 				status, _, err := tx.TaskStatus(l.TaskID)
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
 					return err
 				}
-				if status != api.StatusQueued {
-					continue // stopped, reset or started meanwhile: nothing to give back
+				var qs []string
+				if err == nil && status == api.StatusQueued {
+					if qs, err = tx.TaskQueues(l.TaskID); err != nil {
+						return err
+					}
 				}
-				// A task that waits in a queue again (a Kubernetes
-				// executor's pending queue, a new enqueue) is not lost.
-				if qs, err := tx.TaskQueues(l.TaskID); err != nil || len(qs) > 0 {
-					if err != nil {
+				// Nothing to give back for a task deleted, stopped, reset
+				// or started meanwhile, or one that waits in a queue again
+				// (a Kubernetes executor's pending queue, a new enqueue).
+				if err != nil || status != api.StatusQueued || len(qs) > 0 {
+					if err := tx.DropLease(l.TaskID); err != nil {
 						return err
 					}
 					continue
+				}
+				if err := tx.SetLeaseState(l.TaskID, store.LeaseExpired); err != nil {
+					return err
 				}
 				back, err := tx.RestoreEntry(l)
 				if err != nil {
@@ -113,9 +139,17 @@ func (s *Server) ExpireLeases(ctx context.Context) (int, error) {
 			s.waker.wake(q)
 		}
 		if n < leaseSweep {
-			return total, nil
+			break
 		}
 	}
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.ForgetLeases(s.opts.Now())
+		return err
+	})
+	if err != nil {
+		return total, fmt.Errorf("forgetting acknowledged hand-outs: %w", err)
+	}
+	return total, nil
 }
 
 // leaseNote is the task-log line saying the task went back to its queue.

@@ -116,6 +116,11 @@ func TestLeaseExpiryPutsTheTaskBackInItsPlace(t *testing.T) {
 			if tk := c.task(first); tk["status"] != "in_progress" {
 				t.Fatalf("acknowledged task = %v", tk["status"])
 			}
+			// An acknowledgement is remembered for ten minutes (a client's
+			// retries end sooner), then forgotten.
+			clock.Advance(10 * time.Minute)
+			expire(t, c, 0)
+			c.fail("tasks.started", map[string]any{"task": first, "force": true, "lease": lease}, 400, api.ErrLeaseLost.Subcode)
 		})
 	}
 }
@@ -138,8 +143,11 @@ func TestLeaseWithoutTheExtension(t *testing.T) {
 			pop(b, q)
 			a.fail("tasks.started", map[string]any{"task": ids[1], "force": true}, 400, api.ErrLeaseLost.Subcode)
 			b.ok("tasks.started", map[string]any{"task": ids[1], "force": true})
-			pop(cc, q)
+			_, held := pop(cc, q)
 			cc.ok("tasks.stop", map[string]any{"task": ids[2], "force": true})
+			// The holder's acknowledgement after the stop is refused: the
+			// hand-out became moot.
+			cc.fail("tasks.started", map[string]any{"task": ids[2], "force": true, "lease": held}, 400, api.ErrLeaseLost.Subcode)
 			clock.Advance(time.Minute)
 			expire(t, c, 0)
 			if got := queueOrder(c, q); len(got) != 0 {

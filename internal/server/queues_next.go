@@ -84,7 +84,7 @@ func (s *Server) popNext(c *call, req *api.QueueTaskRequest) (*api.GetNextTaskRe
 			}
 			status, _, err := tx.TaskStatus(e.Task)
 			if errors.Is(err, store.ErrNotFound) {
-				if err := tx.SetLeaseState(e.Task, store.LeaseAcked); err != nil {
+				if err := tx.DropLease(e.Task); err != nil {
 					return err
 				}
 				continue

@@ -79,6 +79,14 @@ func (s *Server) withTask(c *call, id string, notFound api.ErrorCode, fn func(tx
 		if err := leaveQueues(tx, t, prev); err != nil {
 			return err
 		}
+		// A hand-out still waiting is settled: the task is no longer
+		// queued, so it must not go back to its queue when the lease
+		// runs out.
+		if prev == api.StatusQueued && t.Status != prev {
+			if err := s.settleLease(tx, t); err != nil {
+				return fmt.Errorf("settling the task's hand-out: %w", err)
+			}
+		}
 		return tx.PutTask(t)
 	})
 }
@@ -94,13 +102,6 @@ func leaveQueues(tx store.Tx, t *api.Task, prev string) error {
 	}
 	if _, err := tx.RemoveTaskEntries(t.ID, ""); err != nil {
 		return fmt.Errorf("removing task from its queues: %w", err)
-	}
-	// A hand-out still waiting is settled: the task is no longer queued,
-	// so it must not go back to its queue when the lease runs out.
-	if prev == api.StatusQueued {
-		if err := tx.SetLeaseState(t.ID, store.LeaseAcked); err != nil {
-			return fmt.Errorf("settling the task's hand-out: %w", err)
-		}
 	}
 	return nil
 }

@@ -8,14 +8,16 @@ import (
 	"github.com/goclearml/agent/internal/api"
 )
 
-// The states of a hand-out (a task's row in task_leases).
+// The states of a hand-out (a task's row in task_leases). A hand-out
+// that became moot (its task left the queued status some other way) has
+// no row: DropLease.
 const (
-	// LeaseHeld: handed out, not yet acknowledged.
+	// LeaseHeld: handed out, not yet acknowledged; Until is its deadline.
 	LeaseHeld = "held"
-	// LeaseAcked: the worker acknowledged it (or the task left the queued
-	// status some other way).
+	// LeaseAcked: acknowledged; Until is when the row is forgotten.
 	LeaseAcked = "acked"
-	// LeaseExpired: not acknowledged in time; the task went back to its queue.
+	// LeaseExpired: not acknowledged in time; the task went back to its
+	// queue, and a late acknowledgement is refused.
 	LeaseExpired = "expired"
 )
 
@@ -34,14 +36,31 @@ type Lease struct {
 }
 
 func (t *sqlTx) LeaseEntry(queueID string, l Lease) (*api.QueueEntry, error) {
-	lock := ""
-	if t.s.dialect == "postgres" {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
 	var taskID string
-	var seq, added int64
+	var added int64
+	if t.s.dialect == "postgres" {
+		// One statement, one round trip: SKIP LOCKED lets concurrent
+		// pollers each take a different head row.
+		err := t.queryRow(`WITH popped AS (DELETE FROM queue_entries WHERE seq = (SELECT seq FROM queue_entries
+			WHERE queue_id = ? ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING seq, task_id, added_ms)
+			INSERT INTO task_leases (task_id, lease_id, worker, queue_id, seq, added_ms, until_ms, state)
+			SELECT task_id, ?, ?, ?, seq, added_ms, ?, ? FROM popped
+			ON CONFLICT (task_id) DO UPDATE SET lease_id = excluded.lease_id, worker = excluded.worker,
+			queue_id = excluded.queue_id, seq = excluded.seq, added_ms = excluded.added_ms,
+			until_ms = excluded.until_ms, state = excluded.state
+			RETURNING task_id, added_ms`, queueID, l.ID, l.Worker, queueID, l.Until.UnixMilli(), LeaseHeld).Scan(&taskID, &added)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &api.QueueEntry{Task: taskID, Added: api.Time{Time: time.UnixMilli(added).UTC()}}, nil
+	}
+	// SQLite: the single writer makes the two statements atomic.
+	var seq int64
 	err := t.queryRow(`DELETE FROM queue_entries WHERE seq = (SELECT seq FROM queue_entries WHERE queue_id = ?
-		ORDER BY seq LIMIT 1`+lock+`) RETURNING seq, task_id, added_ms`, queueID).Scan(&seq, &taskID, &added)
+		ORDER BY seq LIMIT 1) RETURNING seq, task_id, added_ms`, queueID).Scan(&seq, &taskID, &added)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -77,6 +96,26 @@ func (t *sqlTx) TaskLease(taskID string) (*Lease, error) {
 	}
 	l.Added, l.Until = time.UnixMilli(added).UTC(), time.UnixMilli(until).UTC()
 	return &l, nil
+}
+
+func (t *sqlTx) AckLease(taskID string, forgetAt time.Time) error {
+	_, err := t.exec(`UPDATE task_leases SET state = ?, until_ms = ? WHERE task_id = ? AND state = ?`,
+		LeaseAcked, forgetAt.UnixMilli(), taskID, LeaseHeld)
+	return err
+}
+
+func (t *sqlTx) ForgetLeases(now time.Time) (int, error) {
+	res, err := t.exec(`DELETE FROM task_leases WHERE state = ? AND until_ms < ?`, LeaseAcked, now.UnixMilli())
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func (t *sqlTx) DropLease(taskID string) error {
+	_, err := t.exec(`DELETE FROM task_leases WHERE task_id = ?`, taskID)
+	return err
 }
 
 func (t *sqlTx) SetLeaseState(taskID, state string) error {

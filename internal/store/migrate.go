@@ -9,7 +9,9 @@ import (
 // migrations are applied in order; each runs once, recorded in
 // schema_migrations. {{serial}} expands to the dialect's auto-increment key,
 // {{nulls_first}} and {{collate_c}} to PostgreSQL's NULLS FIRST and
-// COLLATE "C" (SQLite sorts NULL first and compares bytes already).
+// COLLATE "C" (SQLite sorts NULL first and compares bytes already), and
+// {{without_rowid}} to SQLite's WITHOUT ROWID (a table that is its
+// primary key's b-tree: one write instead of two).
 var migrations = []string{
 	`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 	CREATE TABLE users (id TEXT PRIMARY KEY, company TEXT NOT NULL, doc TEXT NOT NULL);
@@ -51,13 +53,14 @@ var migrations = []string{
 	// 5: the machine statistics of worker status reports (workers.get_stats).
 	`CREATE TABLE worker_stats (company TEXT NOT NULL, worker_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, doc TEXT NOT NULL);
 	CREATE INDEX worker_stats_worker ON worker_stats (company, worker_id, ts_ms);`,
-	// 6: hand-outs of queues.get_next_task (leases.go): one row per task,
-	// its latest hand-out, kept after the acknowledgement so that a late
-	// one for an older hand-out is recognised.
+	// 6: hand-outs of queues.get_next_task (leases.go): a row per task
+	// handed out and not yet started, taken back and not handed out again,
+	// or acknowledged in the last minutes (so that a retried
+	// acknowledgement is recognised). The table stays small and is read
+	// whole by the sweep.
 	`CREATE TABLE task_leases (task_id TEXT PRIMARY KEY, lease_id TEXT NOT NULL, worker TEXT NOT NULL,
 		queue_id TEXT NOT NULL, seq BIGINT NOT NULL, added_ms BIGINT NOT NULL, until_ms BIGINT NOT NULL,
-		state TEXT NOT NULL);
-	CREATE INDEX task_leases_due ON task_leases (state, until_ms);`,
+		state TEXT NOT NULL){{without_rowid}};`,
 }
 
 // migrationSteps run in Go after the statements of a migration (by
@@ -65,9 +68,11 @@ var migrations = []string{
 var migrationSteps = map[int]func(*sqlTx) error{4: backfillTaskList}
 
 func (s *sqlStore) migrate(ctx context.Context) error {
-	dialectDDL := strings.NewReplacer("{{serial}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{nulls_first}}", "", "{{collate_c}}", "")
+	dialectDDL := strings.NewReplacer("{{serial}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{nulls_first}}", "", "{{collate_c}}", "",
+		"{{without_rowid}}", " WITHOUT ROWID")
 	if s.dialect == "postgres" {
-		dialectDDL = strings.NewReplacer("{{serial}}", "BIGSERIAL PRIMARY KEY", "{{nulls_first}}", " NULLS FIRST", "{{collate_c}}", ` COLLATE "C"`)
+		dialectDDL = strings.NewReplacer("{{serial}}", "BIGSERIAL PRIMARY KEY", "{{nulls_first}}", " NULLS FIRST", "{{collate_c}}", ` COLLATE "C"`,
+			"{{without_rowid}}", "")
 	}
 	return s.runTx(ctx, s.write, true, func(x Tx) error {
 		t := x.(*sqlTx)

@@ -170,6 +170,13 @@ type Tx interface {
 	TaskLease(taskID string) (*Lease, error)
 	// SetLeaseState records what became of a task's hand-out.
 	SetLeaseState(taskID, state string) error
+	// AckLease marks a task's held hand-out acknowledged, to be forgotten
+	// at forgetAt (ForgetLeases).
+	AckLease(taskID string, forgetAt time.Time) error
+	// ForgetLeases deletes the acknowledged hand-outs due at now.
+	ForgetLeases(now time.Time) (int, error)
+	// DropLease forgets a task's hand-out, which became moot.
+	DropLease(taskID string) error
 	// DueLeases lists up to limit hand-outs still waiting for their
 	// acknowledgement at now; inside Update they stay locked, and on
 	// PostgreSQL rows another transaction holds are skipped.
