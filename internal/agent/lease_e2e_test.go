@@ -28,6 +28,11 @@ type holdingProxy struct {
 	lost   bytes.Buffer // what the server sent after its client had gone
 	conns  []net.Conn
 	wg     sync.WaitGroup
+	// hold, when set, holds back client data that contains it until
+	// release is closed; held counts the chunks held.
+	hold    string
+	release chan struct{}
+	held    int
 }
 
 func startHoldingProxy(t *testing.T, target string) *holdingProxy {
@@ -36,9 +41,10 @@ func startHoldingProxy(t *testing.T, target string) *holdingProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &holdingProxy{ln: ln, target: target}
+	p := &holdingProxy{ln: ln, target: target, release: make(chan struct{})}
 	p.wg.Go(p.accept)
 	t.Cleanup(func() {
+		p.releaseHeld()
 		ln.Close()
 		p.mu.Lock()
 		for _, c := range p.conns {
@@ -48,6 +54,23 @@ func startHoldingProxy(t *testing.T, target string) *holdingProxy {
 		p.wg.Wait()
 	})
 	return p
+}
+
+// releaseHeld lets held client data through.
+func (p *holdingProxy) releaseHeld() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.release:
+	default:
+		close(p.release)
+	}
+}
+
+func (p *holdingProxy) heldCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
 }
 
 func (p *holdingProxy) URL() string { return "http://" + p.ln.Addr().String() }
@@ -75,7 +98,14 @@ func (p *holdingProxy) accept() {
 				if n > 0 {
 					p.mu.Lock()
 					p.sent.Write(buf[:n])
+					hold := p.hold != "" && bytes.Contains(buf[:n], []byte(p.hold))
+					if hold {
+						p.held++
+					}
 					p.mu.Unlock()
+					if hold {
+						<-p.release
+					}
 					server.Write(buf[:n])
 				}
 				if err != nil {
@@ -181,5 +211,52 @@ func TestHandOutNeverStartedRunsOnceElsewhere(t *testing.T) {
 	}
 	if n := strings.Count(strings.Join(e.logLines(id), "\n"), "ran once"); n != 1 {
 		t.Fatalf("the task ran %d times", n)
+	}
+}
+
+// A slow worker: the daemon's acknowledgement (its tasks.started) reaches
+// the server only after its lease ran out and another worker took the
+// task. The server refuses it, and the daemon leaves the task alone.
+func TestSlowAcknowledgementIsRefusedAndTheDaemonLetsGo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "--lease-timeout", "2s")
+	ctx := context.Background()
+	var q struct{ ID string }
+	if err := e.api.Call(ctx, "", "queues.get_default", nil, &q, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	proxy := startHoldingProxy(t, e.listen)
+	proxy.mu.Lock()
+	proxy.hold = "/tasks.started"
+	proxy.mu.Unlock()
+	args := []string{"--config-file", e.srv.ConfigPath, "daemon", "--foreground", "--queue", "default"}
+	slow := testbin.Start(t, append(e.daemonEnv(), "CLEARML_API_HOST="+proxy.URL()), args...)
+	id := e.shTask("acknowledged too late", "", "echo ran by the slow daemon\n")
+	if !testwait.For(60*time.Second, func() bool { return proxy.heldCount() > 0 }) {
+		t.Fatalf("the daemon never sent tasks.started:\n%s", slow.Output())
+	}
+	// The lease runs out; the task is back in its queue and another
+	// worker takes and starts it.
+	var entry *api.QueueEntry
+	if !testwait.For(60*time.Second, func() bool {
+		var err error
+		entry, err = e.api.GetNextTask(ctx, q.ID, 0)
+		return err == nil && entry != nil
+	}) {
+		t.Fatal("the task never came back to its queue")
+	}
+	if entry.Task != id {
+		t.Fatalf("got %s, want %s", entry.Task, id)
+	}
+	if err := e.api.Started(ctx, id, "taken over", entry.Lease, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	proxy.releaseHeld()
+	slow.WaitOutput(t, "skipping task: its hand-out expired", 60*time.Second)
+	if tk := e.get(id); tk.Status != api.StatusInProgress || tk.StatusMessage != "taken over" {
+		t.Fatalf("task = %s %q, want in_progress by the other worker", tk.Status, tk.StatusMessage)
+	}
+	if log := strings.Join(e.logLines(id), "\n"); strings.Contains(log, "ran by the slow daemon") {
+		t.Fatalf("the slow daemon ran the task:\n%s", log)
 	}
 }
