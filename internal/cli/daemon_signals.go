@@ -39,6 +39,9 @@ func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, a *agent.Agent, 
 				log.Info("signal received: finishing the running task, taking no new one (signal again to abort it)", "signal", s.String(), "running", running)
 				a.Drain()
 				drained()
+			case n == 2 && running == 0:
+				log.Info("second signal: stopping now", "signal", s.String())
+				cancel()
 			case n == 2:
 				log.Warn("second signal: aborting the running task", "signal", s.String(), "running", running)
 				cancel()
