@@ -350,23 +350,17 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slo
 }
 
 // watch polls the task's status for an abort (spec 2.8 step 1) and pings it.
+// On a server with the "task_wait" extension, a running task's status is
+// waited on (tasks.wait_status) instead of polled: an abort is seen within
+// milliseconds of the tasks.stop.
 func (a *Agent) watch(ctx context.Context, tapi *apiclient.Client, taskID, marker string, streamer *logstream.Streamer, stop func(stopReason)) {
 	t := time.NewTicker(a.cfg.AbortCheckInterval)
 	defer t.Stop()
 	lastPing := time.Time{}
 	resets := 0
+	held := tapi.HasExtension("task_wait")
+	status, message, err := tapi.TaskStatus(ctx, taskID)
 	for {
-		if a.cfg.TaskPingInterval > 0 && time.Since(lastPing) >= a.cfg.TaskPingInterval {
-			if err := tapi.Ping(ctx, taskID); err != nil && ctx.Err() == nil {
-				a.log.Debug("pinging task", "task", taskID, "err", err)
-			}
-			lastPing = time.Now()
-		}
-		if a.cfg.Metrics != nil {
-			cpu, rss := executor.Usage(marker)
-			a.cfg.Metrics.TaskUsage(taskID, cpu, rss)
-		}
-		status, message, err := tapi.TaskStatus(ctx, taskID)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -395,13 +389,43 @@ func (a *Agent) watch(ctx context.Context, tapi *apiclient.Client, taskID, marke
 		default:
 			resets = 0
 		}
+		if a.cfg.TaskPingInterval > 0 && time.Since(lastPing) >= a.cfg.TaskPingInterval {
+			if err := tapi.Ping(ctx, taskID); err != nil && ctx.Err() == nil {
+				a.log.Debug("pinging task", "task", taskID, "err", err)
+			}
+			lastPing = time.Now()
+		}
+		if a.cfg.Metrics != nil {
+			cpu, rss := executor.Usage(marker)
+			a.cfg.Metrics.TaskUsage(taskID, cpu, rss)
+		}
+		if held && err == nil && status == api.StatusInProgress {
+			// Held until the status changes; back in time for the next
+			// ping (and the usage sample).
+			wait := watchWait
+			if a.cfg.Metrics != nil {
+				wait = min(wait, 5*time.Second) // the usage gauges stay fresh
+			}
+			if a.cfg.TaskPingInterval > 0 {
+				wait = min(wait, max(a.cfg.AbortCheckInterval, a.cfg.TaskPingInterval-time.Since(lastPing)))
+			}
+			status, message, err = tapi.WaitTaskStatus(ctx, taskID, status, message, wait)
+			if err == nil || apiclient.IsNotFound(err) {
+				continue
+			}
+			// An error: fall back to the poll's pace for this round.
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		status, message, err = tapi.TaskStatus(ctx, taskID)
 	}
 }
+
+// watchWait bounds one held status check (tasks.wait_status).
+const watchWait = 20 * time.Second
 
 // report sends the task's final status from how it ended (spec 2.8.2,
 // with the fixes of section 7: a shutdown is "stopped", never "completed").

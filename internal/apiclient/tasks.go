@@ -2,8 +2,10 @@ package apiclient
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/goclearml/agent/internal/api"
 )
@@ -41,6 +43,30 @@ func (c *Client) TaskStatus(ctx context.Context, id string) (status, message str
 		return "", "", fmt.Errorf("calling tasks.get_all: task %s: %w", id, ErrNotFound)
 	}
 	return resp.Tasks[0].Status, resp.Tasks[0].StatusMessage, nil
+}
+
+// WaitTaskStatus is TaskStatus held by the server (our extension
+// tasks.wait_status, advertised as "task_wait") until the status or the
+// status message differ from the given ones, or wait has passed: an abort
+// is seen within milliseconds. Check HasExtension("task_wait") first.
+func (c *Client) WaitTaskStatus(ctx context.Context, id, status, message string, wait time.Duration) (string, string, error) {
+	req := map[string]any{"task": id, "status": status, "status_message": message, "wait_ms": wait.Milliseconds()}
+	r, err := c.newRequest("", "tasks.wait_status", nil)
+	if err != nil {
+		return "", "", fmt.Errorf("calling tasks.wait_status: %w", err)
+	}
+	r.wait = wait
+	if r.body, err = json.Marshal(req); err != nil {
+		return "", "", fmt.Errorf("calling tasks.wait_status: encoding request: %w", err)
+	}
+	var resp struct {
+		Status        string `json:"status"`
+		StatusMessage string `json:"status_message"`
+	}
+	if err := c.do(ctx, r, &resp, Poll); err != nil {
+		return "", "", err
+	}
+	return resp.Status, resp.StatusMessage, nil
 }
 
 // statusEndpoints are the status changes SetStatus sends.

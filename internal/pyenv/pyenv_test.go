@@ -184,7 +184,7 @@ func TestPrepareSkipInstall(t *testing.T) {
 	}
 	e := prepare(t, f.opts(), Request{Binary: "python3", Requirements: "alpha==9.9", SkipInstall: true})
 	defer e.Release()
-	if e.Python != path || e.Dir != "" || e.CacheHit || f.log.pipRuns() != 0 || len(f.entries()) != 0 {
+	if e.Python != path || e.Dir != "" || e.CacheHit || f.log.pipRuns() != 0 || len(f.entries()) != 0 || e.Frozen != "" {
 		t.Fatalf("skip install: %+v pip runs %d", e, f.log.pipRuns())
 	}
 }

@@ -23,7 +23,7 @@ import (
 // Extensions are the capabilities of this server beyond the reference API.
 // They are advertised in the login token (claim "extensions") and in
 // server.info, so that our agent uses them only where the server has them.
-var Extensions = []string{"long_poll", "impersonation", "lease"}
+var Extensions = []string{"long_poll", "impersonation", "lease", "task_wait"}
 
 // tokenClaims are the JWT claims the clients read (spec 1.6).
 type tokenClaims struct {

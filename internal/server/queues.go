@@ -22,12 +22,17 @@ func (s *Server) getQueue(tx store.Tx, c *call, id string) (*api.Queue, error) {
 
 // queueView adds the entries and applies the version rules (metadata is a
 // list up to 2.16).
+// A maxEntries below zero leaves the entries out unread (a projection
+// without them: a daemon reading its queues' tags on every pass must not
+// read 100,000 queued entries each time).
 func queueView(tx store.Tx, c *call, q *api.Queue, maxEntries int) (map[string]any, error) {
-	entries, err := tx.Entries(q.ID, maxEntries)
-	if err != nil {
-		return nil, err
+	if maxEntries >= 0 {
+		entries, err := tx.Entries(q.ID, maxEntries)
+		if err != nil {
+			return nil, err
+		}
+		q.Entries = entries
 	}
-	q.Entries = entries
 	doc := toDoc(q)
 	if c.below(2, 17) {
 		doc["metadata"] = []any{}
@@ -121,7 +126,12 @@ func queuesGetAll(s *Server, c *call) (any, error) {
 	showHidden := req.SearchHidden || len(req.ID) > 0 || (req.Name != nil && *req.Name != "")
 	maxEntries := 0
 	if extra.MaxTaskEntries != nil {
-		maxEntries = *extra.MaxTaskEntries
+		maxEntries = max(0, *extra.MaxTaskEntries)
+	}
+	if len(req.OnlyFields) > 0 && !slices.ContainsFunc(req.OnlyFields, func(f string) bool {
+		return f == "entries" || strings.HasPrefix(f, "entries.")
+	}) && !slices.ContainsFunc(req.OrderBy, func(f string) bool { return strings.Contains(f, "entries") }) {
+		maxEntries = -1
 	}
 	var docs []map[string]any
 	err = s.store.View(c.ctx, func(tx store.Tx) error {
@@ -161,7 +171,7 @@ func queuesGetByID(s *Server, c *call) (any, error) {
 	}
 	maxEntries := 0
 	if req.MaxTaskEntries != nil {
-		maxEntries = *req.MaxTaskEntries
+		maxEntries = max(0, *req.MaxTaskEntries)
 	}
 	var doc map[string]any
 	err := s.store.View(c.ctx, func(tx store.Tx) error {

@@ -169,3 +169,30 @@ func TestLongPollWakesOnEnqueue(t *testing.T) {
 		}
 	})
 }
+
+// A projection without entries (a daemon reads its queues' tags on every
+// pass) leaves them out; one that names them, or none, has them.
+func TestQueuesGetAllProjection(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, c *client) {
+		q, ids := queueWith(c, 3)
+		got := c.ok("queues.get_all", map[string]any{"id": []string{q}, "only_fields": []string{"id", "tags"}})["queues"].([]any)
+		if len(got) != 1 {
+			t.Fatalf("queues = %v", got)
+		}
+		if doc := got[0].(map[string]any); doc["id"] != q || doc["entries"] != nil {
+			t.Fatalf("projection without entries = %v", doc)
+		}
+		for _, fields := range [][]string{{"id", "entries"}, {"name", "entries"}, nil} {
+			body := map[string]any{"id": []string{q}}
+			if fields != nil {
+				body["only_fields"] = fields
+			}
+			doc := c.ok("queues.get_all", body)["queues"].([]any)[0].(map[string]any)
+			entries, _ := doc["entries"].([]any)
+			if len(entries) != len(ids) {
+				t.Fatalf("only_fields %v: entries = %v", fields, doc["entries"])
+			}
+		}
+	})
+}

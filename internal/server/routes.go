@@ -44,6 +44,7 @@ func routes() map[string]route {
 		"tasks.create":                           r(tasksCreate, 1),
 		"tasks.get_by_id":                        r(tasksGetByID, 1),
 		"tasks.get_all":                          r(tasksGetAll, 1),
+		"tasks.wait_status":                      r(tasksWaitStatus, 1),
 		"tasks.edit":                             r(tasksEdit, 1),
 		"tasks.update":                           r(tasksUpdate, 1),
 		"tasks.started":                          r(statusEndpoint(api.StatusInProgress), 1),

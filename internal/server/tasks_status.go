@@ -67,6 +67,9 @@ func (s *Server) withTask(c *call, id string, notFound api.ErrorCode, fn func(tx
 	if id == "" {
 		return api.ErrMissingRequiredFields.New("", "field", "task")
 	}
+	// Whoever waits for this task's status (tasks.wait_status) looks again
+	// once the change is committed.
+	defer s.waker.wake(taskWakeKey(id))
 	return s.store.Update(c.ctx, func(tx store.Tx) error {
 		t, err := s.getTask(tx, c, id, notFound)
 		if err != nil {
