@@ -121,7 +121,7 @@ func findInterpreter(ctx context.Context, binary, def string, env []string, warn
 			}
 			path = lp
 		}
-		in, err := probe(ctx, path, env)
+		in, err := cachedProbe(ctx, path, env)
 		if err != nil {
 			tried = append(tried, fmt.Sprintf("%s (%v)", path, err))
 			return nil

@@ -1,0 +1,79 @@
+package pyenv
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A pyenv shim's answer is probed once and then read from the cache,
+// until what pyenv decides with changes (PYENV_VERSION, a .python-version
+// file); a script that is not a pyenv shim is probed every time.
+func TestProbeCache(t *testing.T) {
+	real, _, err := FindInterpreter("python3", "")
+	if err != nil {
+		t.Skipf("no python3: %v", err)
+	}
+	cache := t.TempDir()
+	old := interpCacheDir
+	interpCacheDir = func() string { return cache }
+	t.Cleanup(func() { interpCacheDir = old })
+
+	dir := t.TempDir()
+	count := filepath.Join(dir, "runs")
+	script := func(name, marker string) string {
+		p := filepath.Join(dir, name)
+		body := "#!/bin/sh\n# " + marker + "\necho run >> " + count + "\nexec " + real + " \"$@\"\n"
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	runs := func() int {
+		b, _ := os.ReadFile(count)
+		return strings.Count(string(b), "run")
+	}
+	shim := script("python3", `a pyenv shim: exec "$PYENV_ROOT/libexec/pyenv" exec "$program"`)
+	local := t.TempDir()
+	env := append(pythonEnv(nil), "PYENV_VERSION=", "PYENV_DIR="+local)
+	find := func(path string, env []string) *interpreter {
+		t.Helper()
+		in, err := findInterpreter(context.Background(), path, "", env, func(string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	first := find(shim, env)
+	if first.Path == shim || first.Version == "" {
+		t.Fatalf("probe = %+v", first)
+	}
+	if again := find(shim, env); runs() != 1 || *again != *first {
+		t.Fatalf("second find ran the shim (%d runs) or differs: %+v", runs(), again)
+	}
+	find(shim, append(env, "PYENV_VERSION=3.11"))
+	if runs() != 2 {
+		t.Fatalf("a new PYENV_VERSION did not probe again (%d runs)", runs())
+	}
+	if err := os.WriteFile(filepath.Join(local, ".python-version"), []byte("3.11\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	find(shim, env)
+	if runs() != 3 {
+		t.Fatalf("a .python-version did not probe again (%d runs)", runs())
+	}
+	other := script("python3.x", "some other wrapper")
+	find(other, env)
+	find(other, env)
+	if runs() != 5 {
+		t.Fatalf("an unknown wrapper was cached (%d runs, want 5)", runs())
+	}
+	entries, _ := os.ReadDir(cache)
+	for _, e := range entries {
+		if fi, err := e.Info(); err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Fatalf("cache entry %s is readable by others: %v", e.Name(), fi.Mode())
+		}
+	}
+}
