@@ -93,6 +93,7 @@ var scenarios = []scenario{
 	{"pickup", "enqueue to start of an idle daemon (long poll)", runPickup},
 	{"first-line", "enqueue to the first line of a Python task: no requirements cold (empty caches) and warm, one requirement cold", runFirstLine},
 	{"logs", "log shipping: throughput and lines lost, from a task printing many lines", runLogs},
+	{"throughput", "trivial Python tasks per second through one daemon", runThroughput},
 	{"abort", "tasks.stop to the task's process gone, a daemon running a Python task", runAbort},
 	{"idle", "idle daemon: RSS and CPU", runIdle},
 	{"queue", "server enqueue + dequeue pairs/s on SQLite and PostgreSQL", runQueue},

@@ -55,21 +55,30 @@ func queuesGetNextTask(s *Server, c *call) (any, error) {
 func (s *Server) popNext(c *call, req *api.QueueTaskRequest) (*api.GetNextTaskResponse, error) {
 	resp := &api.GetNextTaskResponse{}
 	// An empty queue is the common case of an idle poller: answer it from a
-	// read without taking the write lock.
-	var empty bool
-	err := s.store.View(c.ctx, func(tx store.Tx) error {
-		if err := s.checkQueue(tx, c, req.Queue); err != nil {
+	// read without taking the write lock. A queue whose last pop here found
+	// a task is likely to have another: it goes to the write at once.
+	busy := s.busyQueues.has(req.Queue)
+	if !busy {
+		var empty bool
+		err := s.store.View(c.ctx, func(tx store.Tx) error {
+			if err := s.checkQueue(tx, c, req.Queue); err != nil {
+				return err
+			}
+			head, err := tx.Entries(req.Queue, 1)
+			empty = len(head) == 0 || (req.Task != "" && head[0].Task != req.Task)
 			return err
+		})
+		if err != nil || empty {
+			return resp, err
 		}
-		head, err := tx.Entries(req.Queue, 1)
-		empty = len(head) == 0 || (req.Task != "" && head[0].Task != req.Task)
-		return err
-	})
-	if err != nil || empty {
-		return resp, err
 	}
-	err = s.store.Update(c.ctx, func(tx store.Tx) error {
+	err := s.store.Update(c.ctx, func(tx store.Tx) error {
 		*resp = api.GetNextTaskResponse{}
+		if busy {
+			if err := s.checkQueue(tx, c, req.Queue); err != nil {
+				return err
+			}
+		}
 		for {
 			if req.Task != "" {
 				head, err := tx.Entries(req.Queue, 1)
@@ -115,7 +124,37 @@ func (s *Server) popNext(c *call, req *api.QueueTaskRequest) (*api.GetNextTaskRe
 			return nil
 		}
 	})
+	s.busyQueues.set(req.Queue, err == nil && resp.Entry != nil)
 	return resp, err
+}
+
+// queueSet is a set of queue ids, safe for concurrent use, bounded: it
+// forgets everything when it would pass maxBusyQueues.
+type queueSet struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
+}
+
+const maxBusyQueues = 10000
+
+func (q *queueSet) has(id string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	_, ok := q.ids[id]
+	return ok
+}
+
+func (q *queueSet) set(id string, in bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !in {
+		delete(q.ids, id)
+		return
+	}
+	if q.ids == nil || len(q.ids) >= maxBusyQueues {
+		q.ids = map[string]struct{}{}
+	}
+	q.ids[id] = struct{}{}
 }
 
 // queueWaker wakes long-polling get_next_task calls when a task is added

@@ -113,7 +113,9 @@ type Server struct {
 	routes map[string]route
 	tokens *tokenSigner
 	waker  *queueWaker
-	uid    string
+	// busyQueues are the queues whose last pop here found a task.
+	busyQueues queueSet
+	uid        string
 
 	identMu sync.Mutex
 	idents  map[string]identEntry // verified tokens, to skip re-parsing
