@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -15,66 +16,69 @@ import (
 // The host-wide registration lock and the instance files live in the
 // shared temp folder, as upstream's, so that both agents see each other.
 // Other users can write there, so nothing found there is trusted blindly:
-// a lock file this user cannot open, or that another user holds, is
-// worked around with a private lock (and a warning naming the file and
-// its owner), and an instance file of another user counts only when its
-// process is theirs and is an agent.
+// a lock file that is not a plain file, or another user's that cannot be
+// cleared, is worked around with a private lock (and a warning naming the
+// file and its owner), and an instance file of another user counts only
+// when its process is theirs and is an agent.
 
-// lockWait is how long registration waits for the host-wide lock.
+// lockWait is how long registration waits for the host-wide lock, and
+// the age after which a lock file left behind is cleared: upstream's
+// timeout.
 const lockWait = 10 * time.Second
 
-// lockHost takes the host-wide registration lock (flock; released by the
-// kernel if this process dies). It returns warnings when it had to use a
-// private lock instead.
+// lockHost takes the host-wide registration lock with upstream's protocol,
+// so that both kinds of agent on one host exclude each other: the lock is
+// the file's existence. It is created (exclusively) for the registration
+// and removed right after; a file found there is waited for, and one older
+// than lockWait (its holder died), or still there after waiting lockWait,
+// is cleared, as upstream clears it. It returns warnings when it had to use
+// a private lock instead: the file is not a plain file, or it is another
+// user's and cannot be cleared.
 func lockHost(path string) (unlock func(), warnings []string, err error) {
-	f, why := openSharedLock(path)
-	if f == nil {
-		return lockPrivate(why)
-	}
 	deadline := time.Now().Add(lockWait)
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)
 		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			holders := lockHolders(f)
+			f.Chmod(0o644) // whatever the umask
+			fmt.Fprintf(f, "%d\n", os.Getpid())
+			st, _ := f.Stat()
 			f.Close()
-			for _, pid := range holders {
-				if uid, ok := processUID(pid); ok && uid != os.Geteuid() && uid != 0 {
-					return lockPrivate(fmt.Sprintf("the instance lock %s is held by process %d of %s", path, pid, describeUID(uid)))
-				}
+			return func() { removeIfSame(path, st) }, nil, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return lockPrivate(fmt.Sprintf("the instance lock %s cannot be created: %v", path, errors.Unwrap(err)))
+		}
+		st, err := os.Lstat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // released meanwhile
+		}
+		if err != nil || !st.Mode().IsRegular() {
+			return lockPrivate(fmt.Sprintf("the instance lock %s (owner %s) is not a plain file", path, fileOwner(path)))
+		}
+		if time.Since(st.ModTime()) > lockWait || time.Now().After(deadline) {
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return lockPrivate(fmt.Sprintf("the instance lock %s (owner %s) was left there and cannot be cleared (%v)",
+					path, fileOwner(path), errors.Unwrap(err)))
 			}
-			return nil, nil, fmt.Errorf("taking instance lock %s (owner %s, held by pids %v): %w", path, fileOwner(path), holders, err)
+			continue
+		}
+		if f := lockWaiting.Load(); f != nil {
+			(*f)()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// openSharedLock opens the lock file for flock: created (0644, so that
-// every user can open it to lock) when missing, else opened for writing
-// or, when this user may not write it, for reading (flock works on
-// either). It returns nil and why when the file cannot be used: another
-// user's file this user cannot open, a link, not a plain file.
-func openSharedLock(path string) (*os.File, string) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR|syscall.O_NOFOLLOW, 0o644)
-	if err == nil {
-		f.Chmod(0o644) // whatever the umask
-		return f, ""
+// lockWaiting, when set (by tests), is called each time lockHost finds
+// the lock held and waits.
+var lockWaiting atomic.Pointer[func()]
+
+// removeIfSame removes the lock file if it is still the one this process
+// created (not one another agent made after clearing ours).
+func removeIfSame(path string, mine os.FileInfo) {
+	if st, err := os.Lstat(path); err == nil && mine != nil && os.SameFile(st, mine) {
+		os.Remove(path)
 	}
-	for _, flag := range []int{os.O_RDWR, os.O_RDONLY} {
-		if f, err = os.OpenFile(path, flag|syscall.O_NOFOLLOW, 0); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return nil, fmt.Sprintf("the instance lock %s (owner %s) cannot be opened: %v", path, fileOwner(path), errors.Unwrap(err))
-	}
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Sprintf("the instance lock %s (owner %s) is not a plain file", path, fileOwner(path))
-	}
-	return f, ""
 }
 
 // lockPrivate takes this user's own registration lock instead of the
@@ -99,38 +103,6 @@ func lockPrivate(why string) (func(), []string, error) {
 	}
 	warn := why + ": registering under the private lock " + path + " instead (daemons of other users are not serialised with this one)"
 	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, []string{warn}, nil
-}
-
-// lockHolders lists the processes holding a flock on f (/proc/locks).
-func lockHolders(f *os.File) []int {
-	st, err := f.Stat()
-	if err != nil {
-		return nil
-	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	raw, err := os.ReadFile("/proc/locks")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, line := range strings.Split(string(raw), "\n") {
-		// "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
-		fields := strings.Fields(line)
-		if len(fields) < 6 || fields[1] != "FLOCK" {
-			continue
-		}
-		parts := strings.Split(fields[5], ":")
-		if ino, err := strconv.ParseUint(parts[len(parts)-1], 10, 64); err != nil || ino != sys.Ino {
-			continue
-		}
-		if pid, err := strconv.Atoi(fields[4]); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // fileUID returns the owner of a file (not following links).

@@ -82,7 +82,8 @@ func startAs(t *testing.T, uid int, argv0 string) int {
 
 // Another user cannot stop this user's daemons from registering: not
 // with a lock file only they can open, not with a lock file this user
-// cannot write (root's, for a user daemon), not with a fake instance file
+// cannot clear (root's, for a user daemon; each costs upstream's wait of
+// 10 s, then a private lock), not with a fake instance file
 // that claims a worker id for a process that is not theirs. A real agent
 // of another user still holds its id, and the error names the file and
 // its owner. Before, the first two stopped every daemon ("opening
