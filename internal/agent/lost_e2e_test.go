@@ -9,6 +9,7 @@ import (
 
 	"github.com/goclearml/agent/internal/dockertest"
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // lostAfter is the reattach timeout of these tests' daemons.
@@ -42,10 +43,8 @@ func TestSupervisorReportsAgentLost(t *testing.T) {
 	if tk.Status != "failed" || tk.StatusReason != "agent lost" {
 		t.Fatalf("task = %s %q, want failed \"agent lost\"", tk.Status, tk.StatusReason)
 	}
-	for wait := time.Now().Add(20 * time.Second); len(processesOf(id)) > 0; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(wait) {
-			t.Fatalf("processes of the lost task remain: %v", processesOf(id))
-		}
+	if !testwait.For(20*time.Second, func() bool { return len(processesOf(id)) == 0 }) {
+		t.Fatalf("processes of the lost task remain: %v", processesOf(id))
 	}
 	if _, err := os.Stat(folder); !os.IsNotExist(err) {
 		t.Errorf("the lost task's folder %s is still there (%v)", folder, err)
