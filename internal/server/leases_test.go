@@ -148,6 +148,13 @@ func TestLeaseWithoutTheExtension(t *testing.T) {
 			// The holder's acknowledgement after the stop is refused: the
 			// hand-out became moot.
 			cc.fail("tasks.started", map[string]any{"task": ids[2], "force": true, "lease": held}, 400, api.ErrLeaseLost.Subcode)
+			// The execute step's safety net (tasks.dequeue to in_progress)
+			// settles a held hand-out too.
+			extra := c.createTask("dequeued while handed out")
+			c.ok("tasks.enqueue", map[string]any{"task": extra, "queue": q})
+			_, dl := pop(a, q)
+			a.ok("tasks.dequeue", map[string]any{"task": extra, "new_status": "in_progress"})
+			a.ok("tasks.started", map[string]any{"task": extra, "force": true, "lease": dl})
 			clock.Advance(time.Minute)
 			expire(t, c, 0)
 			if got := queueOrder(c, q); len(got) != 0 {

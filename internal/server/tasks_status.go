@@ -414,6 +414,11 @@ func tasksDequeue(s *Server, c *call) (any, error) {
 		if err := leaveQueues(tx, t, prev); err != nil {
 			return err
 		}
+		if prev == api.StatusQueued && t.Status != prev {
+			if err := s.settleLease(tx, t); err != nil {
+				return fmt.Errorf("settling the task's hand-out: %w", err)
+			}
+		}
 		t.EnqueueStatus = ""
 		resp["updated"], resp["fields"] = 1, fields
 		return tx.PutTask(t)
