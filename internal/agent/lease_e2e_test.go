@@ -141,6 +141,14 @@ func (p *holdingProxy) accept() {
 	}
 }
 
+// daemonVia starts a daemon on the default queue that reaches the server
+// through the proxy.
+func daemonVia(e *env, p *holdingProxy) *testbin.Process {
+	e.t.Helper()
+	return testbin.Start(e.t, append(e.daemonEnv(), "CLEARML_API_HOST="+p.URL()),
+		"--config-file", e.srv.ConfigPath, "daemon", "--foreground", "--queue", "default")
+}
+
 func (p *holdingProxy) seen(which *bytes.Buffer, s string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -155,8 +163,7 @@ func TestHandOutLostBehindProxyRunsElsewhere(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "--lease-timeout", "2s")
 	proxy := startHoldingProxy(t, e.listen)
-	args := []string{"--config-file", e.srv.ConfigPath, "daemon", "--foreground", "--queue", "default"}
-	first := testbin.Start(t, append(e.daemonEnv(), "CLEARML_API_HOST="+proxy.URL()), args...)
+	first := daemonVia(e, proxy)
 	if !testwait.For(60*time.Second, func() bool { return proxy.seen(&proxy.sent, `"wait_ms"`) }) {
 		t.Fatalf("the daemon never long-polled through the proxy:\n%s", first.Output())
 	}
@@ -192,12 +199,9 @@ func TestHandOutNeverStartedRunsOnceElsewhere(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "--lease-timeout", "2s")
 	ctx := context.Background()
-	var q struct{ ID string }
-	if err := e.api.Call(ctx, "", "queues.get_default", nil, &q, apiclient.Default); err != nil {
-		t.Fatal(err)
-	}
+	queue := e.queueID("default")
 	id := e.shTask("taken by a dying worker", "", "echo ran once\n")
-	entry, err := e.api.GetNextTask(ctx, q.ID, 0)
+	entry, err := e.api.GetNextTask(ctx, queue, 0)
 	if err != nil || entry == nil || entry.Task != id || entry.Lease == "" {
 		t.Fatalf("GetNextTask = %+v, %v", entry, err)
 	}
@@ -221,16 +225,12 @@ func TestSlowAcknowledgementIsRefusedAndTheDaemonLetsGo(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "--lease-timeout", "2s")
 	ctx := context.Background()
-	var q struct{ ID string }
-	if err := e.api.Call(ctx, "", "queues.get_default", nil, &q, apiclient.Default); err != nil {
-		t.Fatal(err)
-	}
+	queue := e.queueID("default")
 	proxy := startHoldingProxy(t, e.listen)
 	proxy.mu.Lock()
 	proxy.hold = "/tasks.started"
 	proxy.mu.Unlock()
-	args := []string{"--config-file", e.srv.ConfigPath, "daemon", "--foreground", "--queue", "default"}
-	slow := testbin.Start(t, append(e.daemonEnv(), "CLEARML_API_HOST="+proxy.URL()), args...)
+	slow := daemonVia(e, proxy)
 	id := e.shTask("acknowledged too late", "", "echo ran by the slow daemon\n")
 	if !testwait.For(60*time.Second, func() bool { return proxy.heldCount() > 0 }) {
 		t.Fatalf("the daemon never sent tasks.started:\n%s", slow.Output())
@@ -240,7 +240,7 @@ func TestSlowAcknowledgementIsRefusedAndTheDaemonLetsGo(t *testing.T) {
 	var entry *api.QueueEntry
 	if !testwait.For(60*time.Second, func() bool {
 		var err error
-		entry, err = e.api.GetNextTask(ctx, q.ID, 0)
+		entry, err = e.api.GetNextTask(ctx, queue, 0)
 		return err == nil && entry != nil
 	}) {
 		t.Fatal("the task never came back to its queue")

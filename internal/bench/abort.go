@@ -47,10 +47,8 @@ func runAbort(ctx context.Context, r *runner) ([]Result, error) {
 			if time.Since(start) > time.Minute {
 				return nil, fmt.Errorf("task process %d still runs a minute after tasks.stop", pid)
 			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Millisecond):
+			if err := sleep(ctx, time.Millisecond); err != nil {
+				return nil, err
 			}
 		}
 		ds = append(ds, time.Since(start))
@@ -70,10 +68,8 @@ func waitPID(ctx context.Context, file string, d time.Duration) (int, error) {
 				return pid, nil
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+			return 0, err
 		}
 	}
 	return 0, fmt.Errorf("no pid in %s within %v", file, d)
@@ -94,59 +90,4 @@ func processAlive(pid int) bool {
 		return s[i+2] != 'Z'
 	}
 	return true
-}
-
-// runThroughput: 50 trivial Python tasks enqueued at once to one idle
-// daemon; tasks per second from the first enqueue to the last completion
-// (server timestamps).
-func runThroughput(ctx context.Context, r *runner) ([]Result, error) {
-	st, srv, _, err := r.daemonStack(ctx, "throughput", nil)
-	if err != nil {
-		return nil, err
-	}
-	defer st.close()
-	// One task first: the environment is built and cached.
-	id, err := createTask(ctx, srv.api, "warm-up", pyPass)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := enqueue(ctx, srv.api, id); err != nil {
-		return nil, err
-	}
-	if _, err := waitStatus(ctx, srv.api, id, 2*time.Minute, "completed"); err != nil {
-		return nil, err
-	}
-	n := r.size(50, 10)
-	ids := make([]string, n)
-	for i := range ids {
-		if ids[i], err = createTask(ctx, srv.api, "trivial", pyPass); err != nil {
-			return nil, err
-		}
-	}
-	var first time.Time
-	for i, id := range ids {
-		at, err := enqueue(ctx, srv.api, id)
-		if err != nil {
-			return nil, err
-		}
-		if i == 0 {
-			first = at
-		}
-	}
-	var last time.Time
-	for _, id := range ids {
-		t, err := waitStatus(ctx, srv.api, id, 5*time.Minute, "completed", "failed")
-		if err != nil {
-			return nil, err
-		}
-		if t.Status != "completed" {
-			return nil, fmt.Errorf("task %s %s: %s", id, t.Status, t.StatusReason)
-		}
-		if t.Completed != nil && t.Completed.After(last) {
-			last = t.Completed.Time
-		}
-	}
-	span := last.Sub(first)
-	return []Result{{Metric: "trivial tasks per second, one daemon", Value: float64(n) / span.Seconds(), Unit: "tasks/s", N: n,
-		Note: fmt.Sprintf("%d tasks of `pass` in %.2fs, first enqueue to last completion", n, span.Seconds())}}, nil
 }

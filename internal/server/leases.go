@@ -83,12 +83,19 @@ const leaseSweep = 100
 // says so in the task's log. It returns how many went back. Replicas may
 // run it at once: each hand-out is taken back by one of them.
 func (s *Server) ExpireLeases(ctx context.Context) (int, error) {
-	total := 0
-	for {
+	total, first := 0, true
+	for ; ; first = false {
 		var queues []string
 		n := 0
 		err := s.store.Update(ctx, func(tx store.Tx) error {
 			queues, n = nil, 0
+			if first {
+				// Acknowledgements past their memory go in the same
+				// transaction: an idle sweep is one transaction.
+				if _, err := tx.ForgetLeases(s.opts.Now()); err != nil {
+					return err
+				}
+			}
 			due, err := tx.DueLeases(s.opts.Now(), leaseSweep)
 			if err != nil {
 				return err
@@ -139,17 +146,9 @@ func (s *Server) ExpireLeases(ctx context.Context) (int, error) {
 			s.waker.wake(q)
 		}
 		if n < leaseSweep {
-			break
+			return total, nil
 		}
 	}
-	err := s.store.Update(ctx, func(tx store.Tx) error {
-		_, err := tx.ForgetLeases(s.opts.Now())
-		return err
-	})
-	if err != nil {
-		return total, fmt.Errorf("forgetting acknowledged hand-outs: %w", err)
-	}
-	return total, nil
 }
 
 // leaseNote is the task-log line saying the task went back to its queue.
