@@ -5,7 +5,7 @@
 # Run as root on Debian/Ubuntu, it first installs the Debian packages the
 # tests use when they are missing, and says which and why before it does:
 # PostgreSQL's server binaries, Chromium, git, poetry and, where docker is
-# installed, busybox-static and debootstrap. To install nothing, give
+# installed, busybox-static, debootstrap and haproxy. To install nothing, give
 # --no-install (it is not passed on to go test) or set
 # CLEARML_AGENT_TEST_NO_INSTALL=1.
 # Tests whose prerequisite is still missing skip with a message naming it.
@@ -48,6 +48,8 @@ if command -v docker >/dev/null 2>&1; then
     want busybox-static "the docker-mode tests import a static busybox as a local image"
   command -v debootstrap >/dev/null 2>&1 ||
     want debootstrap "the docker-mode tests build a local Debian image with Python"
+  [ -x /usr/sbin/haproxy ] ||
+    want haproxy "the cluster tests (TestCluster...) run HAProxy in front of three server replicas"
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$install" = yes ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -135,6 +135,12 @@ func (c *Client) retry(ctx context.Context, endpoint string, p Policy, fn func(c
 		if err == nil {
 			return nil
 		}
+		if attempt > 1 && endpoint == "tasks.enqueue" && api.ErrTaskAlreadyQueued.Is(err) {
+			// The first attempt queued the task and its answer was lost
+			// (a proxy or server died after the commit): done.
+			c.log.Debug("task already queued by an earlier attempt", "endpoint", endpoint, "attempt", attempt)
+			return nil
+		}
 		if ctx.Err() != nil || !IsRetryable(err) {
 			return err
 		}
@@ -196,6 +202,12 @@ func (c *Client) send(ctx context.Context, r request, tok string) (json.RawMessa
 		return nil, fmt.Errorf("building request: %w", err)
 	}
 	c.setHeaders(req.Header, "Bearer "+tok)
+	if r.endpoint == "tasks.enqueue" {
+		// net/http silently re-sends a GET whose reused connection broke;
+		// an enqueue is re-sent by retry instead, which counts attempts
+		// and knows that "already in queue" then means done.
+		req.GetBody = nil
+	}
 	if r.body != nil {
 		req.Header.Set("Content-Type", r.contentType)
 	}

@@ -33,6 +33,9 @@ type env struct {
 	Store store.Store
 	Creds server.Credentials
 
+	// handler is our real server, for a hook that passes a request on.
+	handler http.Handler
+
 	mu       sync.Mutex
 	counts   map[string]int
 	requests []recorded
@@ -72,7 +75,7 @@ func newEnv(t *testing.T, opts server.Options, hook hookFunc) *env {
 	if err != nil {
 		t.Fatalf("credentials: %v", err)
 	}
-	e := &env{t: t, Store: st, Creds: creds, counts: map[string]int{}}
+	e := &env{t: t, Store: st, Creds: creds, counts: map[string]int{}, handler: srv}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))

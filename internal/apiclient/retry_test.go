@@ -357,3 +357,46 @@ func TestErrorClassification(t *testing.T) {
 		})
 	}
 }
+
+// An enqueue whose answer was lost after the server queued the task is
+// retried, and the retry's "already in queue" means the first worked: the
+// call succeeds, and the task is queued once. A first attempt that says
+// "already in queue" is the caller's mistake and is returned.
+func TestEnqueueRetryAfterLostAnswer(t *testing.T) {
+	t.Parallel()
+	var srv http.Handler
+	e := newEnv(t, server.Options{}, func(w http.ResponseWriter, r *http.Request, endpoint string, n int) bool {
+		if endpoint != "tasks.enqueue" || n != 1 {
+			return false
+		}
+		// Queue the task for real, then drop the connection unanswered.
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, r)
+		if rec.Code != 200 {
+			t.Errorf("first enqueue answered %d: %s", rec.Code, rec.Body)
+		}
+		closeConn(t, w)
+		return true
+	})
+	srv = e.handler
+	c := e.client(nil)
+	ctx := context.Background()
+	var created api.IDResponse
+	if err := c.Call(ctx, "", "tasks.create", map[string]any{"name": "lost answer", "type": "testing"}, &created, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Call(ctx, "", "tasks.enqueue", map[string]any{"task": created.ID, "queue_name": "default"}, nil, apiclient.Default); err != nil {
+		t.Fatalf("enqueue after a lost answer: %v", err)
+	}
+	if n := e.count("tasks.enqueue"); n != 2 {
+		t.Fatalf("enqueue requests = %d, want 2", n)
+	}
+	if tk, err := c.Task(ctx, created.ID); err != nil || tk.Status != api.StatusQueued {
+		t.Fatalf("task = %v, %v; want queued", tk, err)
+	}
+	// Asked again by the caller (a first attempt), it is an error.
+	err := c.Call(ctx, "", "tasks.enqueue", map[string]any{"task": created.ID, "queue_name": "default"}, nil, apiclient.Default)
+	if !api.ErrTaskAlreadyQueued.Is(err) {
+		t.Fatalf("a second enqueue = %v, want 706", err)
+	}
+}

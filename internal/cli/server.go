@@ -30,6 +30,8 @@ func runServer(g cliargs.Global, args []string, stdout, stderr io.Writer) error 
 	watchdog := fs.Duration("watchdog-threshold", 2*time.Hour, "stop in-progress tasks not updated for this long")
 	leaseTimeout := fs.Duration("lease-timeout", 30*time.Second, "a task handed out by queues.get_next_task goes back to its queue "+
 		"unless the worker starts it within this time")
+	workerTimeout := fs.Duration("worker-timeout", 600*time.Second, "a worker that registered without a timeout is dropped from "+
+		"the workers list this long after its last status report")
 	watchdogEvery := fs.Duration("watchdog-interval", 15*time.Minute, "how often the watchdog looks")
 	noFiles := fs.Bool("no-files", false, "run no file server (files_server then points at the API address)")
 	filesDir := fs.String("files-dir", "", "folder for uploaded files (default: files/ in --data-dir)")
@@ -94,6 +96,9 @@ func runServer(g cliargs.Global, args []string, stdout, stderr io.Writer) error 
 	if *leaseTimeout < time.Second {
 		return &UsageError{Msg: fmt.Sprintf("server: --lease-timeout %s is too short (at least 1s)", *leaseTimeout)}
 	}
+	if *workerTimeout < time.Second {
+		return &UsageError{Msg: fmt.Sprintf("server: --worker-timeout %s is too short (at least 1s)", *workerTimeout)}
+	}
 	if *publicURL != "" {
 		if u, err := url.Parse(*publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return &UsageError{Msg: fmt.Sprintf("server: --public-url %q is not an http(s) URL", *publicURL)}
@@ -101,8 +106,9 @@ func runServer(g cliargs.Global, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg := server.RunConfig{Listen: *listen, PublicURL: *publicURL, DataDir: *dataDir, DB: *db, SQLiteSync: *sqliteSync,
 		Watchdog: server.WatchdogOptions{Threshold: *watchdog, Interval: *watchdogEvery}, Files: files,
-		UI:      server.UIConfig{Disabled: *noUI, Prefix: *uiPrefix},
-		Options: server.Options{MaxBodyBytes: maxBodyBytes, BodyBudget: budget, LeaseTimeout: *leaseTimeout}}
+		UI: server.UIConfig{Disabled: *noUI, Prefix: *uiPrefix},
+		Options: server.Options{MaxBodyBytes: maxBodyBytes, BodyBudget: budget, LeaseTimeout: *leaseTimeout,
+			WorkerTimeout: *workerTimeout}}
 	return server.Run(ctx, cfg, log, func(s server.Started) {
 		fmt.Fprintf(stdout, "ClearML-compatible server listening on %s\n", s.URL)
 		if s.FilesURL != s.URL {

@@ -2,6 +2,9 @@ package server
 
 import (
 	"encoding/json"
+	"net/http"
+
+	"github.com/goclearml/agent/internal/store"
 
 	"github.com/goclearml/agent/internal/api"
 )
@@ -32,4 +35,9 @@ func OnLongPollWait(s *Server, f func(queue string)) {
 	s.waker.mu.Lock()
 	defer s.waker.mu.Unlock()
 	s.waker.onWait = f
+}
+
+// HealthHandler is the /healthz wrapper Run puts in front of the API.
+func HealthHandler(next http.Handler, st store.Store, draining func() bool) http.Handler {
+	return withHealth(next, st, draining)
 }

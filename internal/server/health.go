@@ -14,10 +14,11 @@ import (
 const healthTimeout = 2 * time.Second
 
 // withHealth serves GET /healthz in front of next: 200 "ok" while the
-// database answers, 503 with the reason otherwise (a load balancer then
+// database answers and the server is not shutting down, 503 with the
+// reason otherwise (a load balancer then
 // sends the traffic to another replica). It needs no credentials and
 // reads no body.
-func withHealth(next http.Handler, st store.Store) http.Handler {
+func withHealth(next http.Handler, st store.Store, draining func() bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			next.ServeHTTP(w, r)
@@ -25,6 +26,11 @@ func withHealth(next http.Handler, st store.Store) http.Handler {
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
+		if draining() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("not ready: shutting down\n"))
+			return
+		}
 		if err := checkDatabase(r.Context(), st); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte("not ready: database: " + err.Error() + "\n"))

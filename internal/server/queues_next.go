@@ -41,6 +41,9 @@ func queuesGetNextTask(s *Server, c *call) (any, error) {
 		select {
 		case <-woken:
 		case <-t.C:
+		case <-s.draining:
+			t.Stop()
+			return resp, nil
 		case <-c.ctx.Done():
 			t.Stop()
 			return resp, nil

@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 			handler = srv.WithFiles(DefaultFilesPrefix, files)
 		}
 	}
-	handler = withHealth(handler, st)
+	handler = withHealth(handler, st, srv.Draining)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
@@ -217,6 +217,9 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 			result = fmt.Errorf("serving: %w", err)
 		}
 	}
+	// Fail the health check and end the long polls first, so that the
+	// load balancer's retries and the clients' next polls go elsewhere.
+	srv.Drain()
 	// Shut down on a context the cancellation cannot reach: in-flight calls
 	// (a final status report, say) get a few seconds to finish.
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

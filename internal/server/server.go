@@ -124,6 +124,27 @@ type Server struct {
 	// noFastList turns the paged task listing off (tests compare it with
 	// the generic path).
 	noFastList bool
+	// draining is closed when the server begins to shut down: /healthz
+	// answers 503 and long polls answer at once.
+	draining  chan struct{}
+	drainOnce sync.Once
+}
+
+// Drain begins the shutdown: the health check fails, so a load balancer
+// sends new requests elsewhere, and waiting long polls answer now (empty)
+// instead of holding the shutdown for their whole wait.
+func (s *Server) Drain() {
+	s.drainOnce.Do(func() { close(s.draining) })
+}
+
+// Draining reports whether Drain was called.
+func (s *Server) Draining() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
+	}
 }
 
 type handlerFunc func(s *Server, c *call) (any, error)
@@ -141,7 +162,8 @@ type route struct {
 func New(st store.Store, log *slog.Logger, opts Options) (*Server, error) {
 	opts.setDefaults()
 	s := &Server{store: st, log: log, opts: opts, idents: map[string]identEntry{}, waker: newQueueWaker(),
-		bodies: &bodyGate{budget: opts.BodyBudget}}
+		draining: make(chan struct{}),
+		bodies:   &bodyGate{budget: opts.BodyBudget}}
 	secret, err := loadTokenSecret(st)
 	if err != nil {
 		return nil, err
@@ -313,7 +335,14 @@ func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, c *call, 
 	if err != nil {
 		var ae *api.Error
 		if !errors.As(err, &ae) {
-			if c.ctx.Err() != nil {
+			if errors.Is(err, store.ErrUnavailable) && c.ctx.Err() == nil {
+				// Nothing was done (or a cut COMMIT left it unknown): the
+				// client, or the load balancer, tries again, perhaps
+				// through another replica.
+				s.log.Warn("request failed: database unavailable", "endpoint", c.endpoint, "err", err)
+				w.Header().Set("Retry-After", "1")
+				ae = &api.Error{Code: http.StatusServiceUnavailable, Msg: "Service unavailable: " + err.Error(), Data: map[string]any{}}
+			} else if c.ctx.Err() != nil {
 				// The client went away; nobody reads this answer.
 				ae = api.ErrGeneral.New("request cancelled")
 			} else {

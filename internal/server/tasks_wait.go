@@ -56,6 +56,9 @@ func tasksWaitStatus(s *Server, c *call) (any, error) {
 		select {
 		case <-woken:
 		case <-t.C:
+		case <-s.draining:
+			t.Stop()
+			return map[string]any{"status": status, "status_message": message, "changed": false}, nil
 		case <-c.ctx.Done():
 			t.Stop()
 			return map[string]any{"status": status, "status_message": message, "changed": false}, nil

@@ -166,11 +166,30 @@ func openPostgres(ctx context.Context, dsn string) (Store, error) {
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// A database that is still starting (started beside the server, or
+	// restarting) is waited for, up to a minute.
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := db.PingContext(pctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("connecting to postgres: %w", err)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := db.PingContext(pctx)
+		if err == nil {
+			break
+		}
+		// The server answered with a refusal (bad password, no such
+		// database): waiting changes nothing. 57P03 is "starting up".
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code != "57P03" {
+			db.Close()
+			return nil, fmt.Errorf("connecting to postgres: %w", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-pctx.Done():
+			t.Stop()
+			db.Close()
+			return nil, fmt.Errorf("connecting to postgres: %w", err)
+		case <-t.C:
+		}
 	}
 	s := &sqlStore{dialect: "postgres", write: db, read: db}
 	if err := s.migrate(ctx); err != nil {
@@ -202,12 +221,14 @@ func (s *sqlStore) Close() error {
 // maxAttempts bounds retries of a transaction that lost a serialization race.
 const maxAttempts = 20
 
-func (s *sqlStore) Update(ctx context.Context, fn func(Tx) error) error {
+func (s *sqlStore) Update(parent context.Context, fn func(Tx) error) error {
 	if s.reqs != nil {
-		return s.updateBatched(ctx, fn)
+		return s.updateBatched(parent, fn)
 	}
+	ctx, cancel := s.bounded(parent)
+	defer cancel()
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, s.write, true, fn)
+		err := classify(parent, s.runTx(ctx, s.write, true, fn))
 		if err == nil || !retryable(err) || attempt == maxAttempts {
 			return err
 		}
@@ -216,17 +237,19 @@ func (s *sqlStore) Update(ctx context.Context, fn func(Tx) error) error {
 		d := time.Duration(rand.IntN(1000*attempt)) * time.Microsecond
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return classify(parent, ctx.Err())
 		case <-time.After(d):
 		}
 	}
 }
 
-func (s *sqlStore) View(ctx context.Context, fn func(Tx) error) error {
+func (s *sqlStore) View(parent context.Context, fn func(Tx) error) error {
+	ctx, cancel := s.bounded(parent)
+	defer cancel()
 	t := &sqlTx{s: s, q: s.read, pool: s.read, ctx: ctx}
 	err := fn(t)
 	t.prepareMisses()
-	return err
+	return classify(parent, err)
 }
 
 // prepareMisses caches the statements this transaction ran unprepared.
