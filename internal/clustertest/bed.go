@@ -9,13 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/goclearml/agent/internal/apiclient"
+	"github.com/goclearml/agent/internal/testbin"
 	"github.com/goclearml/agent/internal/testwait"
 )
 
@@ -153,7 +153,7 @@ exec %[1]s/postgres -D /pgdata/data -c listen_addresses='*' -c unix_socket_direc
 	if err != nil {
 		return err
 	}
-	b.AccessKey, b.SecretKey = confValue(conf, "access_key"), confValue(conf, "secret_key")
+	b.AccessKey, b.SecretKey = testbin.ConfValue(conf, "access_key"), testbin.ConfValue(conf, "secret_key")
 	if b.AccessKey == "" || b.SecretKey == "" {
 		return fmt.Errorf("no credentials in the first replica's clearml.conf:\n%s", conf)
 	}
@@ -229,14 +229,6 @@ backend replicas
 		fmt.Fprintf(&sb, "  server r%d %s:8008\n", i+1, r)
 	}
 	return sb.String()
-}
-
-func confValue(conf, key string) string {
-	m := regexp.MustCompile(`"?` + key + `"?\s*[=:]\s*"([^"]*)"`).FindStringSubmatch(conf)
-	if m == nil {
-		return ""
-	}
-	return m[1]
 }
 
 // hostAddr is the address of a container's port 8008 on the front

@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/goclearml/agent/internal/dockertest"
@@ -66,7 +65,7 @@ func images(ctx context.Context) (agentImage, pgImage, lbImage string, err error
 	if _, err := exec.LookPath("ldd"); err != nil {
 		return "", "", "", skip("ldd is not installed; the cluster tests find the libraries of PostgreSQL and HAProxy with it")
 	}
-	unlock, err := lockImages()
+	unlock, err := localimage.LockBuilds()
 	if err != nil {
 		return "", "", "", err
 	}
@@ -99,18 +98,4 @@ func images(ctx context.Context) (agentImage, pgImage, lbImage string, err error
 		return "", "", "", err
 	}
 	return dockertest.BusyboxImage, postgresImage, haproxyImage, nil
-}
-
-// lockImages serialises image builds across test processes (the same
-// lock as the docker-mode tests' builds).
-func lockImages() (func(), error) {
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "clearml-agent-test-images.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("locking the image builds: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking the image builds: %w", err)
-	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }

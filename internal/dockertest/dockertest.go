@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,14 +45,11 @@ func haveImage(ref string) bool { return localimage.Exists(context.Background(),
 // lock serialises image builds across test processes.
 func lock(t testing.TB) func() {
 	t.Helper()
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "clearml-agent-test-images.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := localimage.LockBuilds()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
+	return unlock
 }
 
 // Busybox returns the busybox image, building it from the host's static

@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // ErrNoBusybox: the host has no static busybox to build the image from.
@@ -93,4 +95,19 @@ func IsStatic(path string) bool {
 		}
 	}
 	return true
+}
+
+// LockBuilds serialises image builds across processes (test binaries of
+// several packages build the same images); call the returned func to
+// release.
+func LockBuilds() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "clearml-agent-test-images.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("locking the image builds: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking the image builds: %w", err)
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }

@@ -125,12 +125,14 @@ func StartServer(t testing.TB, dataDir string, extra ...string) *Server {
 	if err != nil {
 		t.Fatalf("reading client config: %v", err)
 	}
-	s.AccessKey = confValue(string(conf), "access_key")
-	s.SecretKey = confValue(string(conf), "secret_key")
+	s.AccessKey = ConfValue(string(conf), "access_key")
+	s.SecretKey = ConfValue(string(conf), "secret_key")
 	return s
 }
 
-func confValue(conf, key string) string {
+// ConfValue reads a quoted value ("key" = "value") from a clearml.conf the
+// server wrote.
+func ConfValue(conf, key string) string {
 	m := regexp.MustCompile(`"` + key + `"\s*=\s*"([^"]*)"`).FindStringSubmatch(conf)
 	if m == nil {
 		return ""
