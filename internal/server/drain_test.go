@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,29 +25,9 @@ func TestDrainEndsLongPollsAndFailsHealth(t *testing.T) {
 	if code, body, err := healthz(health.URL); err != nil || code != 200 {
 		t.Fatalf("/healthz before the drain = %d %q %v", code, body, err)
 	}
-	q := c.defaultQueue()
-	waiting := make(chan struct{}, 1)
-	server.OnLongPollWait(c.ts.Srv, func(string) {
-		select {
-		case waiting <- struct{}{}:
-		default:
-		}
-	})
-	var wg sync.WaitGroup
-	var got map[string]any
-	var waited time.Duration
-	wg.Go(func() {
-		start := time.Now()
-		got = c.ok("queues.get_next_task", map[string]any{"queue": q, "wait_ms": 60000})
-		waited = time.Since(start)
-	})
-	select {
-	case <-waiting:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the long poll never waited")
-	}
+	answer := parkLongPoll(t, c, c.defaultQueue(), 60000)
 	c.ts.Srv.Drain()
-	wg.Wait()
+	got, waited := answer()
 	if len(got) != 0 || waited > 30*time.Second {
 		t.Fatalf("long poll during the drain = %v after %v, want {} at once", got, waited)
 	}

@@ -135,28 +135,9 @@ func TestLongPollWakesOnEnqueue(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, c *client) {
 		q := c.defaultQueue()
 		id := c.createTask("long polled")
-		waiting := make(chan struct{}, 1)
-		server.OnLongPollWait(c.ts.Srv, func(string) {
-			select {
-			case waiting <- struct{}{}:
-			default:
-			}
-		})
-		var wg sync.WaitGroup
-		var got map[string]any
-		var waited time.Duration
-		wg.Go(func() {
-			start := time.Now()
-			got = c.ok("queues.get_next_task", map[string]any{"queue": q, "wait_ms": 20000})
-			waited = time.Since(start)
-		})
-		select {
-		case <-waiting:
-		case <-time.After(30 * time.Second):
-			t.Fatal("the long poll never waited")
-		}
+		answer := parkLongPoll(t, c, q, 20000)
 		c.ok("tasks.enqueue", map[string]any{"task": id, "queue": q})
-		wg.Wait()
+		got, waited := answer()
 		if got["entry"] == nil || got["entry"].(map[string]any)["task"] != id {
 			t.Fatalf("long poll = %v", got)
 		}
@@ -195,4 +176,32 @@ func TestQueuesGetAllProjection(t *testing.T) {
 			}
 		}
 	})
+}
+
+// parkLongPoll starts a queues.get_next_task long poll of waitMS on queue
+// and returns once the server has found the queue empty and waits; the
+// returned func waits for the answer and says how long the poll took.
+func parkLongPoll(t *testing.T, c *client, queue string, waitMS int) func() (map[string]any, time.Duration) {
+	t.Helper()
+	waiting := make(chan struct{}, 1)
+	server.OnLongPollWait(c.ts.Srv, func(string) {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	})
+	var wg sync.WaitGroup
+	var got map[string]any
+	var waited time.Duration
+	wg.Go(func() {
+		start := time.Now()
+		got = c.ok("queues.get_next_task", map[string]any{"queue": queue, "wait_ms": waitMS})
+		waited = time.Since(start)
+	})
+	select {
+	case <-waiting:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the long poll never waited")
+	}
+	return func() (map[string]any, time.Duration) { wg.Wait(); return got, waited }
 }
