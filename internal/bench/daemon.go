@@ -270,8 +270,14 @@ func runIdle(ctx context.Context, r *runner) ([]Result, error) {
 		return nil, err
 	}
 	note := fmt.Sprintf("over %s, long-polling", window)
+	split := ""
+	status := fmt.Sprintf("/proc/%d/status", d.pid())
+	if anon, ok := procField(status, "RssAnon"); ok {
+		file, _ := procField(status, "RssFile")
+		split = fmt.Sprintf("; %.1f MiB its own (RssAnon), %.1f MiB pages of the binary (RssFile)", float64(anon)/1024, float64(file)/1024)
+	}
 	return []Result{
-		{Metric: "daemon RSS", Value: rss, Unit: "MiB", Note: note},
+		{Metric: "daemon RSS", Value: rss, Unit: "MiB", Note: note + split},
 		{Metric: "daemon RSS peak", Value: max(peak, rss), Unit: "MiB"},
 		{Metric: "daemon CPU", Value: cores * 100, Unit: "% of a core", Note: note},
 	}, nil

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -53,7 +52,7 @@ func runK8s(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("k8s: reaching Kubernetes: %w", err)
 	}
 	restCfg.UserAgent = "clearml-agent-k8s/" + version.Version
-	kube, err := kubernetes.NewForConfig(restCfg)
+	kube, err := k8s.NewKube(restCfg)
 	if err != nil {
 		return fmt.Errorf("k8s: %w", err)
 	}

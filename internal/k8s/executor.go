@@ -7,11 +7,10 @@ import (
 	"sync"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/goclearml/agent/internal/agent"
@@ -24,15 +23,15 @@ import (
 type Executor struct {
 	cfg  Config
 	api  *apiclient.Client
-	kube kubernetes.Interface
+	kube Kube
 
 	queues  []agent.QueueRef
 	pending agent.QueueRef // the k8s_scheduler queue
 
-	factory informers.SharedInformerFactory
-	pods    cache.SharedIndexInformer
-	jobs    cache.SharedIndexInformer // job kind only
-	events  cache.SharedIndexInformer
+	pods      cache.SharedIndexInformer
+	jobs      cache.SharedIndexInformer // job kind only
+	events    cache.SharedIndexInformer
+	informers sync.WaitGroup // the informers' goroutines
 
 	// wakeLaunch and wakeMonitor wake the loops when a pod or job changes.
 	wakeLaunch, wakeMonitor chan struct{}
@@ -58,7 +57,7 @@ type taskState struct {
 }
 
 // New builds an executor. Nothing happens until Run.
-func New(cfg Config, client *apiclient.Client, kube kubernetes.Interface) (*Executor, error) {
+func New(cfg Config, client *apiclient.Client, kube Kube) (*Executor, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
@@ -109,7 +108,11 @@ func (e *Executor) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := e.startInformers(ctx); err != nil {
+	// The informers end with run.
+	ictx, stopInformers := context.WithCancel(ctx)
+	defer e.informers.Wait()
+	defer stopInformers()
+	if err := e.startInformers(ictx); err != nil {
 		return err
 	}
 	ids := make([]string, 0, len(e.queues))
@@ -135,7 +138,6 @@ func (e *Executor) run(ctx context.Context) error {
 	wg.Go(func() { e.monitorLoop(ctx) })
 	err = e.launchLoop(ctx)
 	wg.Wait()
-	e.factory.Shutdown()
 	return err
 }
 
@@ -143,36 +145,37 @@ func (e *Executor) run(ctx context.Context) error {
 // (and jobs), and on the namespace's warning events, and waits for their
 // first list.
 func (e *Executor) startInformers(ctx context.Context) error {
-	e.factory = informers.NewSharedInformerFactoryWithOptions(e.kube, 0, informers.WithNamespace(e.cfg.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = e.cfg.LimitLabel }))
+	ns := e.cfg.Namespace
+	labelled := func(o *metav1.ListOptions) { o.LabelSelector = e.cfg.LimitLabel }
 	wake := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { e.wake() },
 		UpdateFunc: func(any, any) { e.wake() },
 		DeleteFunc: func(obj any) { e.podGone(ctx, obj); e.wake() },
 	}
-	e.pods = e.factory.Core().V1().Pods().Informer()
+	e.pods = newInformer(e.kube, e.kube.Pods(ns), &corev1.Pod{}, labelled)
 	if _, err := e.pods.AddEventHandler(wake); err != nil {
 		return fmt.Errorf("watching pods: %w", err)
 	}
+	run := []cache.SharedIndexInformer{e.pods}
 	if e.cfg.Kind == KindJob {
-		e.jobs = e.factory.Batch().V1().Jobs().Informer()
+		e.jobs = newInformer(e.kube, e.kube.Jobs(ns), &batchv1.Job{}, labelled)
 		if _, err := e.jobs.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(any) { e.wake() },
 			UpdateFunc: func(any, any) { e.wake() }, DeleteFunc: func(any) { e.wake() }}); err != nil {
 			return fmt.Errorf("watching jobs: %w", err)
 		}
+		run = append(run, e.jobs)
 	}
-	evFactory := informers.NewSharedInformerFactoryWithOptions(e.kube, 0, informers.WithNamespace(e.cfg.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "type=Warning" }))
-	e.events = evFactory.Core().V1().Events().Informer()
+	e.events = newInformer(e.kube, e.kube.Events(ns), &corev1.Event{}, func(o *metav1.ListOptions) { o.FieldSelector = "type=Warning" })
 	if _, err := e.events.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { e.warningEvent(ctx, obj) },
 		UpdateFunc: func(_, obj any) { e.warningEvent(ctx, obj) },
 	}); err != nil {
 		return fmt.Errorf("watching events: %w", err)
 	}
-	e.factory.Start(ctx.Done())
-	evFactory.Start(ctx.Done())
-	go func() { <-ctx.Done(); evFactory.Shutdown() }()
+	run = append(run, e.events)
+	for _, inf := range run {
+		e.informers.Go(func() { inf.RunWithContext(ctx) })
+	}
 	syncCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	synced := []cache.InformerSynced{e.pods.HasSynced, e.events.HasSynced}
@@ -210,7 +213,7 @@ func (e *Executor) ensurePendingQueue(ctx context.Context) (agent.QueueRef, erro
 // ensureSecret makes the pods' credentials Secret from the executor's own
 // credentials when it does not exist; an existing one is used as it is.
 func (e *Executor) ensureSecret(ctx context.Context) error {
-	_, err := e.kube.CoreV1().Secrets(e.cfg.Namespace).Get(ctx, e.cfg.SecretName, metav1.GetOptions{})
+	_, err := e.kube.Secrets(e.cfg.Namespace).Get(ctx, e.cfg.SecretName, metav1.GetOptions{})
 	if err == nil {
 		return nil
 	}
@@ -229,7 +232,7 @@ func (e *Executor) ensureSecret(ctx context.Context) error {
 	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: e.cfg.SecretName, Namespace: e.cfg.Namespace,
 		Labels: map[string]string{"app.kubernetes.io/managed-by": "clearml-agent"}}, Data: data}
-	if _, err := e.kube.CoreV1().Secrets(e.cfg.Namespace).Create(ctx, s, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := e.kube.Secrets(e.cfg.Namespace).Create(ctx, s, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating secret %s/%s for the pods' credentials: %w", e.cfg.Namespace, e.cfg.SecretName, err)
 	}
 	e.cfg.Log.Info("created the pods' credentials secret", "secret", e.cfg.SecretName)

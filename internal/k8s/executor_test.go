@@ -14,8 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/util/watchlist"
 
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/apiclient"
@@ -23,6 +25,31 @@ import (
 	"github.com/goclearml/agent/internal/server"
 	"github.com/goclearml/agent/internal/store"
 )
+
+// clientsetKube is Kube on a client-go clientset (here the fake one).
+type clientsetKube struct{ cs kubernetes.Interface }
+
+func (k clientsetKube) Pods(ns string) Resource[*corev1.Pod, *corev1.PodList] {
+	return k.cs.CoreV1().Pods(ns)
+}
+
+func (k clientsetKube) Jobs(ns string) Resource[*batchv1.Job, *batchv1.JobList] {
+	return k.cs.BatchV1().Jobs(ns)
+}
+
+func (k clientsetKube) Secrets(ns string) Resource[*corev1.Secret, *corev1.SecretList] {
+	return k.cs.CoreV1().Secrets(ns)
+}
+
+// IsWatchListSemanticsUnSupported passes on what the clientset says of
+// streamed lists, for the informers.
+func (k clientsetKube) IsWatchListSemanticsUnSupported() bool {
+	return watchlist.DoesClientNotSupportWatchListSemantics(k.cs)
+}
+
+func (k clientsetKube) Events(ns string) Resource[*corev1.Event, *corev1.EventList] {
+	return k.cs.CoreV1().Events(ns)
+}
 
 // unit is an executor on client-go's fake clientset, against a real
 // ClearML server (in this process, on SQLite).
@@ -86,7 +113,7 @@ func newUnit(t *testing.T, edit func(*Config)) *unit {
 
 // start runs an executor until the test ends (or stop).
 func (u *unit) start() {
-	ex, err := New(u.cfg, u.api, u.kube)
+	ex, err := New(u.cfg, u.api, clientsetKube{u.kube})
 	if err != nil {
 		u.t.Fatal(err)
 	}

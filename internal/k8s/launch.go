@@ -203,19 +203,19 @@ func (e *Executor) replaceFinished(ctx context.Context, taskID, name string) {
 	ns := e.cfg.Namespace
 	gone := func() bool {
 		if e.cfg.Kind == KindJob {
-			_, err := e.kube.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+			_, err := e.kube.Jobs(ns).Get(ctx, name, metav1.GetOptions{})
 			return apierrors.IsNotFound(err)
 		}
-		_, err := e.kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		_, err := e.kube.Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	}
 	if e.cfg.Kind == KindJob {
-		j, err := e.kube.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+		j, err := e.kube.Jobs(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil || !jobFinished(j) {
 			return
 		}
 	} else {
-		p, err := e.kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		p, err := e.kube.Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil || (p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed) {
 			return
 		}
@@ -231,10 +231,10 @@ func (e *Executor) replaceFinished(ctx context.Context, taskID, name string) {
 // create makes the task's pod, or its job.
 func (e *Executor) create(ctx context.Context, pod *corev1.Pod) (string, error) {
 	if e.cfg.Kind == KindJob {
-		_, err := e.kube.BatchV1().Jobs(e.cfg.Namespace).Create(ctx, wrapJob(pod), metav1.CreateOptions{})
+		_, err := e.kube.Jobs(e.cfg.Namespace).Create(ctx, wrapJob(pod), metav1.CreateOptions{})
 		return "job", err
 	}
-	_, err := e.kube.CoreV1().Pods(e.cfg.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	_, err := e.kube.Pods(e.cfg.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	return "pod", err
 }
 
@@ -260,7 +260,7 @@ func (e *Executor) launchFailed(ctx context.Context, taskID string, q agent.Queu
 // putTaskSecret creates (or replaces) the task's own Secret.
 func (e *Executor) putTaskSecret(ctx context.Context, name string, labels map[string]string, data map[string][]byte) error {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.cfg.Namespace, Labels: labels}, Data: data}
-	secrets := e.kube.CoreV1().Secrets(e.cfg.Namespace)
+	secrets := e.kube.Secrets(e.cfg.Namespace)
 	_, err := secrets.Create(ctx, s, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		_, err = secrets.Update(ctx, s, metav1.UpdateOptions{})

@@ -280,17 +280,17 @@ func (e *Executor) deleteTaskObjects(ctx context.Context, task, podName string) 
 	var err error
 	if e.cfg.Kind == KindJob {
 		bg := metav1.DeletePropagationBackground
-		err = e.kube.BatchV1().Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
+		err = e.kube.Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
 		if err == nil || apierrors.IsNotFound(err) {
-			err = e.kube.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: LabelTask + "=" + task})
+			err = e.kube.Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: LabelTask + "=" + task})
 		}
 	} else {
-		err = e.kube.CoreV1().Pods(ns).Delete(ctx, podName, metav1.DeleteOptions{})
+		err = e.kube.Pods(ns).Delete(ctx, podName, metav1.DeleteOptions{})
 	}
 	if err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
 		e.cfg.Log.Warn("deleting the task's pod", "task", task, "err", err)
 	}
-	if err := e.kube.CoreV1().Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
+	if err := e.kube.Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
 		e.cfg.Log.Warn("deleting the task's secret", "task", task, "err", err)
 	}
 }
@@ -337,7 +337,7 @@ func (e *Executor) handleGone(ctx context.Context) {
 			continue
 		}
 		e.fail(ctx, task, fmt.Sprintf("K8S: pod %s was deleted before the task ended (deleted by hand, or its node was lost)", p.Name))
-		e.kube.CoreV1().Secrets(e.cfg.Namespace).Delete(ctx, e.cfg.ObjectName(task), metav1.DeleteOptions{})
+		e.kube.Secrets(e.cfg.Namespace).Delete(ctx, e.cfg.ObjectName(task), metav1.DeleteOptions{})
 	}
 }
 
