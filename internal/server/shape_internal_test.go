@@ -46,8 +46,17 @@ func shapeBody(item string, n int) []byte {
 }
 
 // liveHeap decodes doc as the server's generic paths do and returns the
-// heap it keeps.
+// heap it keeps: the least of three decodings, since what other
+// goroutines of the test binary allocate meanwhile only adds to it.
 func liveHeap(t *testing.T, doc []byte) int64 {
+	least := liveHeapOnce(t, doc)
+	for range 2 {
+		least = min(least, liveHeapOnce(t, doc))
+	}
+	return least
+}
+
+func liveHeapOnce(t *testing.T, doc []byte) int64 {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -21,6 +23,60 @@ var fastListKeys = map[string]bool{
 	"status": true, "project": true, "user": true, "type": true, "tags": true, "system_tags": true,
 	"search_text": true, "search_hidden": true, "started": true,
 	"order_by": true, "page": true, "page_size": true, "only_fields": true,
+	"size": true, "scroll_id": true,
+}
+
+// A scroll on the fast path (size, scroll_id) is keyset paging: its
+// scroll id carries the last task's place in the order ("k" and the
+// base64 of its JSON), so a page starts right after it without counting
+// the tasks before it, and any replica can continue it. Scroll ids of the
+// generic path ("o" and an offset) stay there.
+const keysetScrollPrefix = "k"
+
+func encodeScroll(c store.TaskCursor) string {
+	b, _ := json.Marshal([]any{c.Value, c.ID}) // a string, an int64 or nil, and a string
+	return keysetScrollPrefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeScroll reads a keyset scroll id for an order on field; nil with
+// ok means the start.
+func decodeScroll(id, field string) (c *store.TaskCursor, ok bool) {
+	rest, ok := strings.CutPrefix(id, keysetScrollPrefix)
+	if !ok {
+		return nil, id == ""
+	}
+	if rest == "" {
+		return nil, true
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return nil, false
+	}
+	var parts []json.RawMessage
+	if json.Unmarshal(raw, &parts) != nil || len(parts) != 2 {
+		return nil, false
+	}
+	c = &store.TaskCursor{}
+	if json.Unmarshal(parts[1], &c.ID) != nil || c.ID == "" {
+		return nil, false
+	}
+	if string(parts[0]) == "null" {
+		return c, true
+	}
+	if strings.HasSuffix(field, "created") || strings.HasSuffix(field, "last_update") || strings.HasSuffix(field, "started") {
+		var us int64
+		if json.Unmarshal(parts[0], &us) != nil {
+			return nil, false
+		}
+		c.Value = us
+	} else {
+		var v string
+		if json.Unmarshal(parts[0], &v) != nil {
+			return nil, false
+		}
+		c.Value = v
+	}
+	return c, true
 }
 
 // maxFastTerms bounds the terms of a list filter on the fast path (a long
@@ -38,6 +94,7 @@ func (s *Server) fastTaskList(c *call, req *api.GetAllRequest, body map[string]a
 		return nil, false, nil
 	}
 	q.Company = c.ident.Company
+	scroll := req.Size != nil || req.ScrollID != nil
 	var tasks []*api.Task
 	err = s.store.View(c.ctx, func(tx store.Tx) error {
 		var err error
@@ -51,7 +108,18 @@ func (s *Server) fastTaskList(c *call, req *api.GetAllRequest, body map[string]a
 	for i, t := range tasks {
 		out[i] = projectDoc(taskView(c, t), req.OnlyFields)
 	}
-	return map[string]any{"tasks": out}, true, nil
+	resp = map[string]any{"tasks": out}
+	if scroll {
+		next := keysetScrollPrefix
+		if req.ScrollID != nil && *req.ScrollID != "" {
+			next = *req.ScrollID // past the end: stays there
+		}
+		if len(tasks) > 0 {
+			next = encodeScroll(store.CursorOf(tasks[len(tasks)-1], q.Order[0].Field))
+		}
+		resp.(map[string]any)["scroll_id"] = next
+	}
+	return resp, true, nil
 }
 
 // fastPageQuery translates a tasks.get_all request for the listing table;
@@ -93,6 +161,29 @@ func fastPageQuery(req *api.GetAllRequest, body map[string]any) (q store.TaskPag
 			return q, false
 		}
 		q.Order = append(q.Order, store.TaskOrder{Field: field, Desc: desc})
+	}
+	if req.Size != nil || req.ScrollID != nil {
+		// A scroll (which takes precedence over page and page_size, as on
+		// the generic path): keyset paging needs an order of one field.
+		if len(q.Order) != 1 {
+			return q, false
+		}
+		size := maxPageSize
+		if req.Size != nil {
+			if *req.Size < 1 {
+				return q, false // the generic path reports it
+			}
+			size = min(*req.Size, maxPageSize)
+		}
+		id := ""
+		if req.ScrollID != nil {
+			id = *req.ScrollID
+		}
+		if q.After, ok = decodeScroll(id, q.Order[0].Field); !ok {
+			return q, false
+		}
+		q.Limit = size
+		return q, true
 	}
 	size := maxPageSize
 	if req.PageSize != nil {

@@ -3,9 +3,11 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -127,6 +129,68 @@ func TestTaskListFastPathMatchesGeneric(t *testing.T) {
 	})
 }
 
+// TestTaskListScrollIsKeyset: a scroll (size, scroll_id) on the fast path
+// lists, page after page, what the generic path lists at once, for every
+// order (tasks without a start time included); tasks created during a
+// scroll neither repeat nor shift the tasks not yet listed.
+func TestTaskListScrollIsKeyset(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, c *client) {
+		for i := range 23 {
+			id := c.ok("tasks.create", map[string]any{"name": fmt.Sprintf("task %d", i%5), "type": []string{"training", "testing"}[i%2]})["id"].(string)
+			if i%3 == 0 {
+				c.ok("tasks.started", map[string]any{"task": id})
+			}
+		}
+		scrollAll := func(q map[string]any, size int, during func()) []string {
+			var out []string
+			scroll := ""
+			for page := 0; ; page++ {
+				body := maps.Clone(q)
+				body["size"] = size
+				if scroll != "" {
+					body["scroll_id"] = scroll
+				}
+				if !server.FastTaskListable(body) {
+					t.Fatalf("scroll %v does not take the fast path", body)
+				}
+				resp := c.ok("tasks.get_all", body)
+				scroll = resp["scroll_id"].(string)
+				got := ids(resp)
+				if len(got) == 0 {
+					return out
+				}
+				out = append(out, got...)
+				if page == 1 && during != nil {
+					during()
+				}
+			}
+		}
+		for _, field := range []string{"created", "last_update", "started", "name", "status", "type"} {
+			for _, dir := range []string{"", "-"} {
+				q := map[string]any{"order_by": []string{dir + field}, "only_fields": []string{"id"}}
+				want := ids(c.ok("tasks.get_all", q))
+				for _, size := range []int{1, 4, 500} {
+					if got := scrollAll(q, size, nil); !slices.Equal(got, want) {
+						t.Fatalf("order %s%s, size %d:\nscroll: %v\nlisting: %v", dir, field, size, got, want)
+					}
+				}
+			}
+		}
+		// Newest first; two tasks created after the second page come
+		// before the cursor: the scroll neither repeats nor skips any.
+		q := map[string]any{"order_by": []string{"-created"}, "only_fields": []string{"id"}}
+		before := ids(c.ok("tasks.get_all", q))
+		got := scrollAll(q, 3, func() {
+			c.ok("tasks.create", map[string]any{"name": "late 1", "type": "training"})
+			c.ok("tasks.create", map[string]any{"name": "late 2", "type": "training"})
+		})
+		if !slices.Equal(got, before) {
+			t.Fatalf("scroll with tasks created meanwhile:\nscroll: %v\nbefore: %v", got, before)
+		}
+	})
+}
+
 func ids(resp map[string]any) []string {
 	var out []string
 	for _, t := range resp["tasks"].([]any) {
@@ -147,7 +211,10 @@ func TestTaskListFastPathDeclines(t *testing.T) {
 		{"tags": []string{"-"}},
 		{"status": []string{""}},
 		{"order_by": []string{"last_metrics.x"}},
-		{"size": 10},
+		{"size": 10, "order_by": []string{"-created", "name"}},
+		{"size": 0},
+		{"scroll_id": "o10"},
+		{"scroll_id": "k!"},
 		{"page_size": 0},
 		{"started": ">=1500-01-01"},
 		{"hyperparams.Args.x": "1"},

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,6 +55,18 @@ type TaskPageQuery struct {
 	Order   []TaskOrder
 	Offset  int
 	Limit   int
+	// After continues a scroll after a task (keyset paging: the page
+	// starts right after it, however many tasks came or went before it).
+	// It needs an order of one field (then ties by id) and no Offset.
+	After *TaskCursor
+}
+
+// TaskCursor is a task's place in a listing: its value of the order's
+// field (int64 microseconds for a time, a string otherwise, nil when the
+// task has none) and its id.
+type TaskCursor struct {
+	Value any
+	ID    string
 }
 
 // TaskOrderFields are the fields a TaskPageQuery sorts on.
@@ -93,9 +106,10 @@ func micros(t *api.Time) any {
 }
 
 // putTaskList writes a task's listing row. Most writes change a task's
-// status or times, not the indexed columns (company, created time, system
-// tags): a plain UPDATE of the other columns then leaves the index alone,
-// which halves the cost; anything else is an upsert.
+// status or times, not its company, created time or system tags: a plain
+// UPDATE of the other columns then leaves the created index alone (the
+// last-update indexes follow the new time), which halves the cost of an
+// upsert; anything else is an upsert.
 func (t *sqlTx) putTaskList(task *api.Task) error {
 	search := strings.ToLower(task.ID + " " + task.Name + " " + task.Comment)
 	lu := micros(task.LastUpdate)
@@ -161,7 +175,11 @@ func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 		col string
 		f   TermFilter
 	}{{"status", q.Status}, {"project", q.Project}, {"user_id", q.User}, {"type", q.Type}} {
-		if len(f.f.Include) > 0 {
+		if len(f.f.Include) == 1 {
+			// An equality, which the planner matches to an index whose
+			// next column is the order (project, last update).
+			where, args = append(where, f.col+" = ?"), append(args, f.f.Include[0])
+		} else if len(f.f.Include) > 0 {
 			cond, arg, err := t.inList(f.col, f.f.Include)
 			if err != nil {
 				return nil, err
@@ -232,25 +250,27 @@ func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 		}
 	}
 	order = append(order, "id"+collate)
-	query := `SELECT id FROM task_list WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + strings.Join(order, ", ") +
-		` LIMIT ? OFFSET ?`
-	args = append(args, q.Limit, q.Offset)
-	rows, err := t.query(query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("listing tasks: %w", err)
-	}
 	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
+	parts := []keysetPart{{}} // a page is one query, or two after a cursor
+	if q.After != nil {
+		var err error
+		if parts, err = afterCursor(q, collate); err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(ids) == 0 {
-		return nil, err
+	for _, p := range parts {
+		query := `SELECT id FROM task_list WHERE ` + strings.Join(append(slices.Clip(where), p.conds...), " AND ") +
+			` ORDER BY ` + strings.Join(order, ", ") + ` LIMIT ? OFFSET ?`
+		page, err := t.pageIDs(query, append(append(slices.Clip(args), p.args...), q.Limit-len(ids), q.Offset)...)
+		if err != nil {
+			return nil, err
+		}
+		if ids = append(ids, page...); len(ids) >= q.Limit {
+			break
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
 	}
 	tasks, err := t.Tasks(TaskQuery{Company: q.Company, IDs: ids})
 	if err != nil {
@@ -269,11 +289,90 @@ func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 	return out, nil
 }
 
-// scans reports a listing that cannot walk the created index and stop
-// after a page: a text search or a tag filter (usually selective), or an
-// order on another column.
+// CursorOf is task's place in a listing ordered on field (one of
+// TaskOrderFields), for TaskPageQuery.After.
+func CursorOf(task *api.Task, field string) TaskCursor {
+	c := TaskCursor{ID: task.ID}
+	switch field {
+	case "created":
+		c.Value = micros(task.Created)
+	case "last_update":
+		c.Value = micros(task.LastUpdate)
+	case "started":
+		c.Value = micros(task.Started)
+	case "name":
+		c.Value = task.Name
+	case "status":
+		c.Value = task.Status
+	case "type":
+		c.Value = task.Type
+	}
+	return c
+}
+
+// pageIDs runs a listing query for its ids.
+func (t *sqlTx) pageIDs(query string, args ...any) ([]string, error) {
+	rows, err := t.query(query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing tasks: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("listing tasks: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// keysetPart is a condition of a page after a cursor, and its arguments.
+type keysetPart struct {
+	conds []string
+	args  []any
+}
+
+// afterCursor is what follows q.After in q's order (one field, then the
+// id), as conditions the database can seek to in an index rather than
+// read every task before it. After a value in a descending order the page
+// continues, past the last value, with the tasks that have none (sorted
+// last): a second part, read only when the first does not fill the page.
+func afterCursor(q TaskPageQuery, collate string) ([]keysetPart, error) {
+	if len(q.Order) != 1 || q.Offset != 0 {
+		return nil, fmt.Errorf("listing tasks: a cursor needs an order of one field and no offset")
+	}
+	col, ok := orderColumns[q.Order[0].Field]
+	if !ok {
+		return nil, fmt.Errorf("listing tasks: cannot sort on %q", q.Order[0].Field)
+	}
+	if !strings.HasSuffix(col, "_us") {
+		col += collate
+	}
+	id, v := "id"+collate, q.After.Value
+	switch {
+	case !q.Order[0].Desc && v == nil: // ascending, nulls first
+		return []keysetPart{{conds: []string{"(" + col + " IS NOT NULL OR " + id + " > ?)"}, args: []any{q.After.ID}}}, nil
+	case !q.Order[0].Desc:
+		return []keysetPart{{conds: []string{col + " >= ?", "(" + col + " > ? OR " + id + " > ?)"}, args: []any{v, v, q.After.ID}}}, nil
+	case v == nil: // descending, nulls last: only nulls are left
+		return []keysetPart{{conds: []string{col + " IS NULL", id + " > ?"}, args: []any{q.After.ID}}}, nil
+	default:
+		return []keysetPart{
+			{conds: []string{col + " <= ?", "(" + col + " < ? OR " + id + " > ?)"}, args: []any{v, v, q.After.ID}},
+			{conds: []string{col + " IS NULL"}},
+		}, nil
+	}
+}
+
+// scans reports a listing that cannot walk an index in its order and
+// stop after a page: a text search or a tag filter (usually selective),
+// or an order on a column without an index (only the created and last
+// update times have one).
 func scans(q TaskPageQuery) bool {
-	return q.Search != "" || len(q.Tags.Include) > 0 || (len(q.Order) > 0 && q.Order[0].Field != "created")
+	return q.Search != "" || len(q.Tags.Include) > 0 ||
+		(len(q.Order) > 0 && q.Order[0].Field != "created" && q.Order[0].Field != "last_update")
 }
 
 // timeBound is the condition of one date bound on a microsecond column:

@@ -1,0 +1,96 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/pgtest"
+	"github.com/goclearml/agent/internal/store"
+)
+
+// taskPageQueries are the listings BenchmarkTaskPage measures: what the
+// web UI, the SDK and the daemons ask most, one page of 10 each.
+func taskPageQueries(owner string, n int, start time.Time) []struct {
+	name string
+	q    store.TaskPageQuery
+} {
+	newest := []store.TaskOrder{{Field: "created", Desc: true}}
+	updated := []store.TaskOrder{{Field: "last_update", Desc: true}}
+	in := func(v ...string) store.TermFilter { return store.TermFilter{Include: v} }
+	return []struct {
+		name string
+		q    store.TaskPageQuery
+	}{
+		{"newest", store.TaskPageQuery{HideHidden: true, Order: newest}},
+		{"last-update", store.TaskPageQuery{HideHidden: true, Order: updated}},
+		{"status-queued", store.TaskPageQuery{HideHidden: true, Status: in(api.StatusQueued), Order: newest}},
+		{"project-running-by-update", store.TaskPageQuery{HideHidden: true, Project: in("P7"), Status: in(api.StatusInProgress), Order: updated}},
+		{"user", store.TaskPageQuery{HideHidden: true, User: in(owner), Order: newest}},
+		{"tag", store.TaskPageQuery{HideHidden: true, Tags: store.TermFilter{Include: []string{"best"}}, Order: newest}},
+		{"page-1000", store.TaskPageQuery{HideHidden: true, Order: newest, Offset: 10_000}},
+		// Half way down: by offset, and by a scroll's cursor (the task
+		// after which the page starts: task n/2, newest first).
+		{"offset-half", store.TaskPageQuery{Order: newest, Offset: n / 2}},
+		{"cursor-half", store.TaskPageQuery{Order: newest, After: &store.TaskCursor{
+			Value: start.Add(time.Duration(n/2) * time.Second).UnixMicro(), ID: fmt.Sprintf("%032x", n/2)}}},
+		{"search", store.TaskPageQuery{HideHidden: true, Search: "experiment 4242", Order: newest}},
+		{"name", store.TaskPageQuery{HideHidden: true, Order: []store.TaskOrder{{Field: "name"}}}},
+	}
+}
+
+// BenchmarkTaskPage lists pages of 10 over TASK_PAGE_BENCH_N synthetic
+// tasks (default 100,000; store.GenerateTasks writes them), on both back
+// ends.
+func BenchmarkTaskPage(b *testing.B) {
+	n := 100_000
+	if v := os.Getenv("TASK_PAGE_BENCH_N"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("TASK_PAGE_BENCH_N=%q: %v", v, err)
+		}
+	}
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			dsn := filepath.Join(b.TempDir(), "bench.db")
+			if backend == "postgres" {
+				dsn = pgtest.NewDatabase(b)
+			}
+			ctx := context.Background()
+			st, err := store.Open(ctx, dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			start := time.Now()
+			spec := store.SyntheticTasks{Company: "c", User: "owner", N: n, Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+			if err := store.GenerateTasks(ctx, st, spec); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("%s: %d tasks written in %s", backend, n, time.Since(start).Round(time.Millisecond))
+			for _, c := range taskPageQueries("owner", n, spec.Start) {
+				b.Run(c.name, func(b *testing.B) {
+					q := c.q
+					q.Company, q.Limit = "c", 10
+					for b.Loop() {
+						err := st.View(ctx, func(tx store.Tx) error {
+							tasks, err := tx.TaskPage(q)
+							if err == nil && len(tasks) != 10 {
+								err = fmt.Errorf("%d tasks in the page", len(tasks))
+							}
+							return err
+						})
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
+	}
+}
