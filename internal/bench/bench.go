@@ -98,6 +98,7 @@ var scenarios = []scenario{
 	{"idle", "idle daemon: RSS and CPU", runIdle},
 	{"queue", "server enqueue + dequeue pairs/s on SQLite and PostgreSQL", runQueue},
 	{"workers", "server CPU for 1,000 simulated workers (polls and status reports)", runWorkers},
+	{"lists", "tasks.get_all pages over 100,000 and 1,000,000 stored tasks, SQLite and PostgreSQL", runLists},
 	{"docker", "enqueue to first line in docker mode (local busybox image) and in process mode", runDocker},
 	{"services", "50 tasks at once in services mode: daemon RSS and CPU", runServices},
 }

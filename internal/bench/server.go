@@ -25,7 +25,23 @@ type backend struct {
 	srv    *server
 	api    *apiclient.Client
 	pg     *pgtest.Cluster
-	pgRoot int // the postmaster's pid, for its CPU time
+	pgRoot int      // the postmaster's pid, for its CPU time
+	extra  []string // the server's arguments after its data folder
+}
+
+// restart stops the server (if it runs) and starts it again on the same
+// data, with a second client that has a connection pool for many callers.
+func (b *backend) restart(ctx context.Context) error {
+	if b.srv != nil {
+		b.srv.stop(20 * time.Second)
+	}
+	var err error
+	if b.srv, err = b.st.startServer(ctx, b.extra...); err != nil {
+		return err
+	}
+	b.api, err = newClient(ctx, b.srv.url, b.srv.access, b.srv.secret,
+		&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}})
+	return err
 }
 
 func (b *backend) close() {
@@ -66,14 +82,8 @@ func (r *runner) startBackend(ctx context.Context, name string) (*backend, error
 		}
 		extra = []string{"--db", dsn}
 	}
-	if b.srv, err = st.startServer(ctx, extra...); err != nil {
-		b.close()
-		return nil, err
-	}
-	// A second client, with a connection pool for many callers.
-	b.api, err = newClient(ctx, b.srv.url, b.srv.access, b.srv.secret,
-		&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}})
-	if err != nil {
+	b.extra = extra
+	if err := b.restart(ctx); err != nil {
 		b.close()
 		return nil, err
 	}

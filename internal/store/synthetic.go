@@ -61,7 +61,7 @@ func GenerateTasks(ctx context.Context, st Store, spec SyntheticTasks) error {
 	if s.dialect == "postgres" {
 		// What autovacuum would soon do: the planner's statistics of the
 		// new rows.
-		if _, err := s.write.ExecContext(ctx, `ANALYZE tasks, task_list`); err != nil {
+		if _, err := s.write.ExecContext(ctx, `VACUUM (ANALYZE) tasks, task_list`); err != nil {
 			return fmt.Errorf("generating tasks: analyzing: %w", err)
 		}
 	}
