@@ -168,12 +168,9 @@ func fastPageQuery(req *api.GetAllRequest, body map[string]any) (q store.TaskPag
 		if len(q.Order) != 1 {
 			return q, false
 		}
-		size := maxPageSize
-		if req.Size != nil {
-			if *req.Size < 1 {
-				return q, false // the generic path reports it
-			}
-			size = min(*req.Size, maxPageSize)
+		size, ok := fastPageSize(req.Size)
+		if !ok {
+			return q, false
 		}
 		id := ""
 		if req.ScrollID != nil {
@@ -185,12 +182,9 @@ func fastPageQuery(req *api.GetAllRequest, body map[string]any) (q store.TaskPag
 		q.Limit = size
 		return q, true
 	}
-	size := maxPageSize
-	if req.PageSize != nil {
-		if *req.PageSize < 1 {
-			return q, false // the generic path reports it
-		}
-		size = min(*req.PageSize, maxPageSize)
+	size, ok := fastPageSize(req.PageSize)
+	if !ok {
+		return q, false
 	}
 	if req.Page != nil {
 		if *req.Page < 0 || *req.Page > 1<<30/maxPageSize {
@@ -200,6 +194,15 @@ func fastPageQuery(req *api.GetAllRequest, body map[string]any) (q store.TaskPag
 	}
 	q.Limit = size
 	return q, true
+}
+
+// fastPageSize is a page's size, at most maxPageSize; a size below 1 is
+// left to the generic path, which reports it.
+func fastPageSize(n *int) (int, bool) {
+	if n == nil {
+		return maxPageSize, true
+	}
+	return min(*n, maxPageSize), *n >= 1
 }
 
 var fastOrderFields = func() map[string]bool {
