@@ -106,10 +106,10 @@ func micros(t *api.Time) any {
 }
 
 // putTaskList writes a task's listing row. Most writes change a task's
-// status or times, not its company, created time or system tags: a plain
-// UPDATE of the other columns then leaves the created index alone (the
-// last-update indexes follow the new time), which halves the cost of an
-// upsert; anything else is an upsert.
+// status or times, not its company, created time, system tags or tags: a
+// plain UPDATE of the other columns then leaves the created index alone
+// (the last-update indexes follow the new time), which halves the cost of
+// an upsert; anything else is an upsert.
 func (t *sqlTx) putTaskList(task *api.Task) error {
 	search := strings.ToLower(task.ID + " " + task.Name + " " + task.Comment)
 	lu := micros(task.LastUpdate)
@@ -118,9 +118,9 @@ func (t *sqlTx) putTaskList(task *api.Task) error {
 		same = "IS NOT DISTINCT FROM"
 	}
 	res, err := t.exec(`UPDATE task_list SET status = ?, project = ?, user_id = ?, type = ?, name = ?, started_us = ?,
-		last_update_us = ?, tags = ?, search = ? WHERE id = ? AND company = ? AND created_us `+same+` ? AND system_tags = ?`,
-		task.Status, task.Project, task.User, task.Type, task.Name, micros(task.Started), lu, listText(task.Tags), search,
-		task.ID, task.Company, micros(task.Created), listText(task.SystemTags))
+		last_update_us = ?, search = ? WHERE id = ? AND company = ? AND created_us `+same+` ? AND system_tags = ? AND tags = ?`,
+		task.Status, task.Project, task.User, task.Type, task.Name, micros(task.Started), lu, search,
+		task.ID, task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags))
 	if err != nil {
 		return err
 	}
@@ -367,12 +367,11 @@ func afterCursor(q TaskPageQuery, collate string) ([]keysetPart, error) {
 }
 
 // scans reports a listing that cannot walk an index in its order and
-// stop after a page: a text search or a tag filter (usually selective),
-// or an order on a column without an index (only the created and last
-// update times have one).
+// stop after a page: a text search (usually selective), or an order on a
+// column without an index (only the created and last update times have
+// one).
 func scans(q TaskPageQuery) bool {
-	return q.Search != "" || len(q.Tags.Include) > 0 ||
-		(len(q.Order) > 0 && q.Order[0].Field != "created" && q.Order[0].Field != "last_update")
+	return q.Search != "" || (len(q.Order) > 0 && q.Order[0].Field != "created" && q.Order[0].Field != "last_update")
 }
 
 // timeBound is the condition of one date bound on a microsecond column:
