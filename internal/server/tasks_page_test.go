@@ -107,7 +107,7 @@ func TestTaskListFastPathMatchesGeneric(t *testing.T) {
 				q["search_hidden"] = true
 			}
 			if rng.IntN(4) == 0 {
-				q["search_text"] = pick("eta", "NEEDLE", "ray", "a1")
+				q["search_text"] = pick("eta", "NEEDLE", "ray", "a1", "_", "%", `\`, "a%1")
 			}
 			q["order_by"] = []string{fields[rng.IntN(len(fields))], fields[rng.IntN(len(fields))]}
 			q["page_size"] = 1 + rng.IntN(12)
