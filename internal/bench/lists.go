@@ -21,6 +21,7 @@ var listQueries = []struct {
 	{"one project, running, by update", map[string]any{"project": []string{"P7"}, "status": []string{"in_progress"},
 		"order_by": []string{"-last_update"}, "page": 0, "page_size": 10}},
 	{"queued", map[string]any{"status": []string{"queued"}, "order_by": []string{"-created"}, "page": 0, "page_size": 10}},
+	{"tagged", map[string]any{"tags": []string{"best"}, "order_by": []string{"-created"}, "page": 0, "page_size": 10}},
 	{"not archived, page 1000", map[string]any{"system_tags": []string{"-archived"}, "order_by": []string{"-created"},
 		"page": 1000, "page_size": 10}},
 	{"by id (the daemon's abort check)", nil}, // filled in with an id

@@ -71,14 +71,14 @@ var migrations = []string{
 	CREATE INDEX task_list_created ON task_list (company, created_us{{nulls_first}}, system_tags, tags, id{{collate_c}});
 	CREATE INDEX task_list_updated ON task_list (company, last_update_us{{nulls_first}}, system_tags, tags, id{{collate_c}});
 	CREATE INDEX task_list_project ON task_list (company, project, last_update_us{{nulls_first}});`,
-	// 8: on PostgreSQL, a trigram index for the listing's text search
-	// (trigramSearchIndex), where the pg_trgm extension can be had.
-	``,
+	// 8: an index for the listing's text search (task_search.go): an FTS5
+	// table on SQLite, a trigram index on PostgreSQL.
+	`ALTER TABLE task_list ADD COLUMN search_rid BIGINT`,
 }
 
 // migrationSteps run in Go after the statements of a migration (by
 // version), in the same transaction.
-var migrationSteps = map[int]func(*sqlTx) error{4: backfillTaskList, 8: trigramSearchIndex}
+var migrationSteps = map[int]func(*sqlTx) error{4: backfillTaskList, 8: searchIndex}
 
 func (s *sqlStore) migrate(ctx context.Context) error {
 	dialectDDL := strings.NewReplacer("{{serial}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{nulls_first}}", "", "{{collate_c}}", "",

@@ -35,6 +35,9 @@ type sqlStore struct {
 	reqs       chan *batchReq
 	stopWriter chan struct{}
 	writerDone chan struct{}
+	// searchFTS: the SQLite listing's search index (task_search) exists
+	// and is kept (set once migrated).
+	searchFTS bool
 }
 
 // stmtCache holds the prepared statements of one pool.
@@ -154,6 +157,7 @@ func openSQLite(ctx context.Context, path, sync string) (Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.searchFTS = true // migration 8 made it; earlier migrations write no search rows
 	s.startWriter()
 	return s, nil
 }

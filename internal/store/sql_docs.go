@@ -185,6 +185,9 @@ func (t *sqlTx) DeleteTask(id string) error {
 	if _, err := t.exec(`DELETE FROM tasks WHERE id = ?`, id); err != nil {
 		return err
 	}
+	if err := t.deleteSearch(id); err != nil {
+		return err
+	}
 	_, err := t.exec(`DELETE FROM task_list WHERE id = ?`, id)
 	return err
 }

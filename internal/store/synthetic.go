@@ -58,6 +58,11 @@ func GenerateTasks(ctx context.Context, st Store, spec SyntheticTasks) error {
 			return fmt.Errorf("generating tasks %d to %d: %w", from, to, err)
 		}
 	}
+	if s.searchFTS {
+		if err := st.Update(ctx, func(tx Tx) error { return tx.(*sqlTx).indexNewSearchRows() }); err != nil {
+			return fmt.Errorf("generating tasks: indexing their search text: %w", err)
+		}
+	}
 	if s.dialect == "postgres" {
 		// What autovacuum would soon do: the planner's statistics of the
 		// new rows.

@@ -106,10 +106,11 @@ func micros(t *api.Time) any {
 }
 
 // putTaskList writes a task's listing row. Most writes change a task's
-// status or times, not its company, created time, system tags or tags: a
-// plain UPDATE of the other columns then leaves the created index alone
-// (the last-update indexes follow the new time), which halves the cost of
-// an upsert; anything else is an upsert.
+// status or times, not its company, created time, system tags, tags or
+// search text (id, name, comment): a plain UPDATE of the other columns
+// then leaves the created index and the search index alone (the
+// last-update indexes follow the new time), which halves the cost of an
+// upsert; anything else is an upsert.
 func (t *sqlTx) putTaskList(task *api.Task) error {
 	search := strings.ToLower(task.ID + " " + task.Name + " " + task.Comment)
 	lu := micros(task.LastUpdate)
@@ -118,13 +119,17 @@ func (t *sqlTx) putTaskList(task *api.Task) error {
 		same = "IS NOT DISTINCT FROM"
 	}
 	res, err := t.exec(`UPDATE task_list SET status = ?, project = ?, user_id = ?, type = ?, name = ?, started_us = ?,
-		last_update_us = ?, search = ? WHERE id = ? AND company = ? AND created_us `+same+` ? AND system_tags = ? AND tags = ?`,
-		task.Status, task.Project, task.User, task.Type, task.Name, micros(task.Started), lu, search,
-		task.ID, task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags))
+		last_update_us = ? WHERE id = ? AND company = ? AND created_us `+same+` ? AND system_tags = ? AND tags = ? AND search = ?`,
+		task.Status, task.Project, task.User, task.Type, task.Name, micros(task.Started), lu,
+		task.ID, task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), search)
 	if err != nil {
 		return err
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	old, err := t.readSearchRow(task.ID)
+	if err != nil {
 		return err
 	}
 	_, err = t.exec(`INSERT INTO task_list (id, company, status, project, user_id, type, name, created_us, started_us,
@@ -135,7 +140,10 @@ func (t *sqlTx) putTaskList(task *api.Task) error {
 		system_tags = excluded.system_tags, search = excluded.search`,
 		task.ID, task.Company, task.Status, task.Project, task.User, task.Type, task.Name, micros(task.Created),
 		micros(task.Started), lu, listText(task.Tags), listText(task.SystemTags), search)
-	return err
+	if err != nil {
+		return err
+	}
+	return t.putSearch(task.ID, old, search)
 }
 
 // backfillTaskList fills task_list from the stored tasks (migration 4).
@@ -165,9 +173,9 @@ func backfillTaskList(t *sqlTx) error {
 func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 	where := []string{"company = ?"}
 	if t.s.dialect == "sqlite" && scans(q) {
-		// A text search, a tag filter or another order reads every row
-		// anyway: in table order (a scan) that costs half of what it does
-		// in the order of the created index, which SQLite would choose.
+		// Another order reads every row anyway: in table order (a scan)
+		// that costs half of what it does in the order of the created
+		// index, which SQLite would choose.
 		where[0] = "+company = ?"
 	}
 	args := []any{q.Company}
@@ -225,6 +233,16 @@ func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 		where, args = append(where, `search LIKE ? ESCAPE '\'`), append(args, "%"+likeEscaper.Replace(q.Search)+"%")
 	} else if q.Search != "" {
 		where, args = append(where, fmt.Sprintf(contains, "search")), append(args, q.Search)
+		cond, arg, err := t.searchCandidates(q.Search)
+		if err != nil {
+			return nil, fmt.Errorf("listing tasks: searching: %w", err)
+		}
+		if cond != "" {
+			// A few candidates: looked up by their search rows, not by
+			// walking an index of the listing in its order.
+			where, args = append(where, cond), append(args, arg)
+			where[0] = "+company = ?"
+		}
 	}
 	for _, b := range q.Started {
 		cond, bound, err := timeBound("started_us", b)
@@ -313,33 +331,6 @@ func CursorOf(task *api.Task, field string) TaskCursor {
 	return c
 }
 
-// likeEscaper makes a string a literal LIKE pattern (escape character \).
-var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-
-// trigramSearchIndex (migration 8) indexes the listing's search text by
-// trigrams on PostgreSQL, so that a text search reads the matching rows
-// rather than every row. It needs the pg_trgm extension (in PostgreSQL's
-// contrib, trusted: a database owner may create it); without it the
-// search reads every row, as on SQLite, and the migration goes on.
-func trigramSearchIndex(t *sqlTx) error {
-	if t.s.dialect != "postgres" {
-		return nil
-	}
-	if _, err := t.exec(`SAVEPOINT trigram`); err != nil {
-		return err
-	}
-	_, err := t.exec(`CREATE EXTENSION IF NOT EXISTS pg_trgm`)
-	if err == nil {
-		_, err = t.exec(`CREATE INDEX task_list_search ON task_list USING gin (search gin_trgm_ops)`)
-	}
-	if err != nil {
-		_, rerr := t.exec(`ROLLBACK TO SAVEPOINT trigram`)
-		return rerr
-	}
-	_, err = t.exec(`RELEASE SAVEPOINT trigram`)
-	return err
-}
-
 // pageIDs runs a listing query for its ids.
 func (t *sqlTx) pageIDs(query string, args ...any) ([]string, error) {
 	rows, err := t.query(query, args...)
@@ -397,11 +388,12 @@ func afterCursor(q TaskPageQuery, collate string) ([]keysetPart, error) {
 }
 
 // scans reports a listing that cannot walk an index in its order and
-// stop after a page: a text search (usually selective), or an order on a
-// column without an index (only the created and last update times have
-// one).
+// stop after a page: an order on a column without an index (only the
+// created and last update times have one). A text search is looked up in
+// the search index when it is selective, and walks the order's index when
+// it is not.
 func scans(q TaskPageQuery) bool {
-	return q.Search != "" || (len(q.Order) > 0 && q.Order[0].Field != "created" && q.Order[0].Field != "last_update")
+	return len(q.Order) > 0 && q.Order[0].Field != "created" && q.Order[0].Field != "last_update"
 }
 
 // timeBound is the condition of one date bound on a microsecond column:

@@ -43,6 +43,9 @@ func taskPageQueries(owner string, n int, start time.Time) []struct {
 		{"cursor-half", store.TaskPageQuery{Order: newest, After: &store.TaskCursor{
 			Value: start.Add(time.Duration(n/2) * time.Second).UnixMicro(), ID: fmt.Sprintf("%032x", n/2)}}},
 		{"search", store.TaskPageQuery{HideHidden: true, Search: "experiment 4242", Order: newest}},
+		// 1,111 and 11,111 matches in a million tasks.
+		{"search-424", store.TaskPageQuery{HideHidden: true, Search: "experiment 424", Order: newest}},
+		{"search-42", store.TaskPageQuery{HideHidden: true, Search: "experiment 42", Order: newest}},
 		{"name", store.TaskPageQuery{HideHidden: true, Order: []store.TaskOrder{{Field: "name"}}}},
 	}
 }
