@@ -118,8 +118,12 @@ func (t *sqlTx) putTaskList(task *api.Task) error {
 	if t.s.dialect == "postgres" {
 		same = "IS NOT DISTINCT FROM"
 	}
+	// The row is found by its id alone: company and project are written
+	// as expressions, so that no planner (PostgreSQL's generic plan of a
+	// prepared statement) takes the project index to find it.
 	res, err := t.exec(`UPDATE task_list SET status = ?, user_id = ?, type = ?, name = ?, started_us = ?, last_update_us = ?
-		WHERE id = ? AND company = ? AND created_us `+same+` ? AND system_tags = ? AND tags = ? AND search = ? AND project = ?`,
+		WHERE id = ? AND company || '' = ? AND created_us `+same+` ? AND system_tags = ? AND tags = ? AND search = ?
+		AND project || '' = ?`,
 		task.Status, task.User, task.Type, task.Name, micros(task.Started), lu,
 		task.ID, task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), search, task.Project)
 	if err != nil {
