@@ -131,7 +131,7 @@ func (r *runner) listSamples(ctx context.Context, b *backend, label string) ([]R
 				ds = append(ds, time.Since(start))
 			}
 			if len(resp.Tasks) == 0 {
-				return nil, fmt.Errorf("%s: %s: no tasks listed", label, q.name)
+				return nil, fmt.Errorf("%s: %s: no tasks listed (sample %d)", label, q.name, i)
 			}
 			if someID == "" {
 				someID = resp.Tasks[0].ID

@@ -108,9 +108,9 @@ func micros(t *api.Time) any {
 // putTaskList writes a task's listing row. Most writes change a task's
 // status or times, not its company, project, created time, system tags,
 // tags or search text (id, name, comment): a plain UPDATE of the other
-// columns then leaves every index but the last update one alone (SQLite
-// rewrites the entries of an index that holds a column an UPDATE sets),
-// which halves the cost of an upsert; anything else is an upsert.
+// columns then leaves the created index and the search index alone (the
+// last-update indexes follow the new time), which halves the cost of an
+// upsert; anything else is an upsert.
 func (t *sqlTx) putTaskList(task *api.Task) error {
 	search := strings.ToLower(task.ID + " " + task.Name + " " + task.Comment)
 	lu := micros(task.LastUpdate)
@@ -259,10 +259,6 @@ func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 	if t.s.dialect == "postgres" {
 		collate = ` COLLATE "C"`
 	}
-	sortProject, err := t.sortsProject(q)
-	if err != nil {
-		return nil, err
-	}
 	var order []string
 	for _, o := range q.Order {
 		col, ok := orderColumns[o.Field]
@@ -271,8 +267,6 @@ func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 		}
 		if !strings.HasSuffix(col, "_us") {
 			col += collate
-		} else if sortProject {
-			col += " + 0" // an expression: no index gives its order
 		}
 		if o.Desc {
 			order = append(order, col+" DESC NULLS LAST")
@@ -339,31 +333,6 @@ func CursorOf(task *api.Task, field string) TaskCursor {
 		c.Value = task.Type
 	}
 	return c
-}
-
-// smallProject is the most tasks a project has for its listing in an
-// order other than the created time to be read whole and sorted (a few
-// ms); a larger one is at least 0.2 % of a million tasks, found often
-// enough by walking the order's index.
-const smallProject = 2_000
-
-// sortsProject reports a listing of one small project in an order the
-// project index does not give (last update, started, ...): its rows are
-// better read through that index and sorted than found by walking the
-// index of the order, which passes every other project's tasks (a project
-// of 0.1 % of the tasks: a thousand entries walked per task listed). A
-// large project is the other way round.
-func (t *sqlTx) sortsProject(q TaskPageQuery) (bool, error) {
-	if len(q.Project.Include) != 1 || len(q.Order) == 0 || q.Order[0].Field == "created" {
-		return false, nil
-	}
-	var n int
-	err := t.queryRow(`SELECT count(*) FROM (SELECT 1 FROM task_list WHERE company = ? AND project = ? LIMIT ?) AS p`,
-		q.Company, q.Project.Include[0], smallProject+1).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("listing tasks: counting the project's tasks: %w", err)
-	}
-	return n <= smallProject, nil
 }
 
 // pageIDs runs a listing query for its ids.
