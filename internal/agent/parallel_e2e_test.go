@@ -15,6 +15,7 @@ import (
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // shTask creates and enqueues a shell-script task in queue ("" = default).
@@ -347,7 +348,7 @@ func TestDynamicGPUsRestartKeepsAllocation(t *testing.T) {
 	if pidAlive(first.Pid()) {
 		t.Fatal("the daemon did not die of SIGKILL")
 	}
-	t.Cleanup(func() { killTaskProcesses(long) })
+	t.Cleanup(func() { killTaskProcesses(t, long) })
 	second := testbin.Start(t, e.daemonEnv(), args...)
 	next := e.shTask("next", "dual", intervalScript(file, 0.2))
 	if tk := e.waitStatus(next, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
@@ -359,11 +360,23 @@ func TestDynamicGPUsRestartKeepsAllocation(t *testing.T) {
 	}
 }
 
-// killTaskProcesses kills what is left of a task whose daemon was killed.
-func killTaskProcesses(task string) {
-	for _, pid := range processesOf(task) {
+// killTaskProcesses kills what is left of a task whose daemon was killed:
+// its shim (which would otherwise write the task's exit into the run
+// folder while the test's temporary folder is being removed) and its
+// processes, and waits until they are gone.
+func killTaskProcesses(t *testing.T, task string) {
+	left := func() []int { return append(shimsOf(task), processesOf(task)...) }
+	for _, pid := range left() {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+	testwait.Until(t, 30*time.Second, func() bool {
+		for _, pid := range left() {
+			if pidAlive(pid) {
+				return false
+			}
+		}
+		return true
+	}, "the task's shim and processes to end")
 }
 
 func logIntervals(t *testing.T, ivs map[string]*interval) {
