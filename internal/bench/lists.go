@@ -53,7 +53,9 @@ func runLists(ctx context.Context, r *runner) ([]Result, error) {
 }
 
 func (r *runner) listsOn(ctx context.Context, backend string, sizes []int) ([]Result, error) {
-	b, err := r.startBackend(ctx, backend)
+	// The synthetic tasks were last updated long ago: the server's
+	// watchdog would stop the ones in progress while they are listed.
+	b, err := r.startBackend(ctx, backend, "--watchdog-threshold", "1000000h")
 	if err != nil {
 		return nil, err
 	}
@@ -70,8 +72,8 @@ func (r *runner) listsOn(ctx context.Context, backend string, sizes []int) ([]Re
 		return nil, fmt.Errorf("reading the bench user: %w", err)
 	}
 	dsn := filepath.Join(b.st.dir, "server", "clearml.db")
-	if len(b.extra) == 2 { // --db DSN
-		dsn = b.extra[1]
+	if b.dsn != "" {
+		dsn = b.dsn
 	}
 	var out []Result
 	stored := 0

@@ -27,6 +27,7 @@ type backend struct {
 	pg     *pgtest.Cluster
 	pgRoot int      // the postmaster's pid, for its CPU time
 	extra  []string // the server's arguments after its data folder
+	dsn    string   // PostgreSQL's; "" for SQLite
 }
 
 // restart stops the server (if it runs) and starts it again on the same
@@ -56,7 +57,7 @@ var errNoPostgres = errors.New("skipped: PostgreSQL server binaries (initdb, pos
 
 // startBackend starts a server on the named back end ("sqlite" or
 // "postgres": a throwaway cluster, fsync off, as the tests run it).
-func (r *runner) startBackend(ctx context.Context, name string) (*backend, error) {
+func (r *runner) startBackend(ctx context.Context, name string, serverArgs ...string) (*backend, error) {
 	st, err := newStack(r.root, "server-"+name, r.bin)
 	if err != nil {
 		return nil, err
@@ -81,7 +82,9 @@ func (r *runner) startBackend(ctx context.Context, name string) (*backend, error
 			return nil, err
 		}
 		extra = []string{"--db", dsn}
+		b.dsn = dsn
 	}
+	extra = append(extra, serverArgs...)
 	b.extra = extra
 	if err := b.restart(ctx); err != nil {
 		b.close()
