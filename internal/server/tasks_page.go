@@ -63,7 +63,7 @@ func decodeScroll(id, field string) (c *store.TaskCursor, ok bool) {
 	if string(parts[0]) == "null" {
 		return c, true
 	}
-	if strings.HasSuffix(field, "created") || strings.HasSuffix(field, "last_update") || strings.HasSuffix(field, "started") {
+	if store.TimeOrderField(field) {
 		var us int64
 		if json.Unmarshal(parts[0], &us) != nil {
 			return nil, false
@@ -108,7 +108,7 @@ func (s *Server) fastTaskList(c *call, req *api.GetAllRequest, body map[string]a
 	for i, t := range tasks {
 		out[i] = projectDoc(taskView(c, t), req.OnlyFields)
 	}
-	resp = map[string]any{"tasks": out}
+	page := map[string]any{"tasks": out}
 	if scroll {
 		next := keysetScrollPrefix
 		if req.ScrollID != nil && *req.ScrollID != "" {
@@ -117,9 +117,9 @@ func (s *Server) fastTaskList(c *call, req *api.GetAllRequest, body map[string]a
 		if len(tasks) > 0 {
 			next = encodeScroll(store.CursorOf(tasks[len(tasks)-1], q.Order[0].Field))
 		}
-		resp.(map[string]any)["scroll_id"] = next
+		page["scroll_id"] = next
 	}
-	return resp, true, nil
+	return page, true, nil
 }
 
 // fastPageQuery translates a tasks.get_all request for the listing table;

@@ -314,6 +314,10 @@ func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 	return out, nil
 }
 
+// TimeOrderField reports a sort field whose values are times (int64
+// microseconds in a TaskCursor).
+func TimeOrderField(field string) bool { return strings.HasSuffix(orderColumns[field], "_us") }
+
 // CursorOf is task's place in a listing ordered on field (one of
 // TaskOrderFields), for TaskPageQuery.After.
 func CursorOf(task *api.Task, field string) TaskCursor {
