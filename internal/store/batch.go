@@ -11,8 +11,8 @@ import (
 // most of a small transaction's cost is its commit (writing the changed
 // pages to the WAL). Update calls that arrive while one is running are
 // therefore collected and run together in one transaction, each inside its
-// own savepoint, so that a failing call rolls back only its own changes;
-// the batch then commits once. Callers see the same semantics as separate
+// own savepoint where one fails, so that a failing call rolls back only
+// its own changes; the batch then commits once. Callers see the same semantics as separate
 // transactions.
 
 // maxBatch bounds how many Update calls share one commit.
@@ -73,27 +73,43 @@ func (s *sqlStore) updateBatched(ctx context.Context, fn func(Tx) error) error {
 
 func (s *sqlStore) runBatch(batch []*batchReq) {
 	results := make([]error, len(batch))
-	deliver := func() {
-		for i, r := range batch {
-			r.done <- results[i]
-		}
+	// First without savepoints: a savepoint costs two statements and a
+	// copy of every page its call changes (SQLite's sub-journal), and
+	// calls rarely fail. Should one fail, the transaction is rolled back
+	// and the batch runs again, each call in its savepoint (fn may run
+	// more than once: see Store.Update).
+	if len(batch) == 1 || !s.runBatchTx(batch, results, false) {
+		s.runBatchTx(batch, results, len(batch) > 1)
 	}
+	for i, r := range batch {
+		r.done <- results[i]
+	}
+}
+
+// runBatchTx runs the batch in one transaction and records each call's
+// outcome in results. With savepoints a failing call rolls back only its
+// own changes. Without them the first failure rolls back everything and
+// runBatchTx returns false: results are then void.
+func (s *sqlStore) runBatchTx(batch []*batchReq, results []error, savepoints bool) bool {
 	ctx := context.Background()
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		for i := range results {
 			results[i] = fmt.Errorf("beginning transaction: %w", err)
 		}
-		deliver()
-		return
+		return true
 	}
 	var misses []string
-	useSavepoints := len(batch) > 1
+	defer func() {
+		if c := s.stmts[s.write]; c != nil && len(misses) > 0 {
+			c.prepare(s.write, misses)
+		}
+	}()
 	for i, r := range batch {
 		// Statements run on a context the caller cannot cancel: an
 		// interrupted SQLite statement would roll back the whole batch.
 		t := &sqlTx{s: s, q: tx, tx: tx, pool: s.write, ctx: context.WithoutCancel(r.ctx), writable: true}
-		if useSavepoints {
+		if savepoints {
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT batch_item"); err != nil {
 				results[i] = fmt.Errorf("starting savepoint: %w", err)
 				continue
@@ -101,30 +117,30 @@ func (s *sqlStore) runBatch(batch []*batchReq) {
 		}
 		results[i] = callSafely(r.fn, t)
 		misses = append(misses, t.misses...)
-		if useSavepoints {
+		if !savepoints {
 			if results[i] != nil {
-				if _, err := tx.ExecContext(ctx, "ROLLBACK TO batch_item"); err != nil {
-					results[i] = fmt.Errorf("%w (and rolling back: %v)", results[i], err)
-				}
+				tx.Rollback()
+				return len(batch) == 1
 			}
-			if _, err := tx.ExecContext(ctx, "RELEASE batch_item"); err != nil && results[i] == nil {
-				results[i] = fmt.Errorf("releasing savepoint: %w", err)
+			continue
+		}
+		if results[i] != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO batch_item"); err != nil {
+				results[i] = fmt.Errorf("%w (and rolling back: %v)", results[i], err)
 			}
 		}
+		if _, err := tx.ExecContext(ctx, "RELEASE batch_item"); err != nil && results[i] == nil {
+			results[i] = fmt.Errorf("releasing savepoint: %w", err)
+		}
 	}
-	if !useSavepoints && results[0] != nil {
-		tx.Rollback()
-	} else if err := tx.Commit(); err != nil {
+	if err := tx.Commit(); err != nil {
 		for i := range results {
 			if results[i] == nil {
 				results[i] = fmt.Errorf("committing: %w", err)
 			}
 		}
 	}
-	if c := s.stmts[s.write]; c != nil && len(misses) > 0 {
-		c.prepare(s.write, misses)
-	}
-	deliver()
+	return true
 }
 
 // callSafely runs fn, turning a panic into an error: it runs on the
