@@ -38,6 +38,9 @@ type sqlStore struct {
 	// searchFTS: the SQLite listing's search index (task_search) exists
 	// and is kept (set once migrated).
 	searchFTS bool
+	// searchTrigram: PostgreSQL's trigram index of the search column
+	// exists (checked once migrated; see trigramSearchCondition).
+	searchTrigram bool
 }
 
 // stmtCache holds the prepared statements of one pool.
@@ -199,6 +202,10 @@ func openPostgres(ctx context.Context, dsn string) (Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass('task_list_search') IS NOT NULL`).Scan(&s.searchTrigram); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening postgres: looking for the search index: %w", err)
 	}
 	return s, nil
 }

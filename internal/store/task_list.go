@@ -233,8 +233,11 @@ func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 		where, args = append(where, fmt.Sprintf(lacks, "system_tags")), append(args, `,"hidden",`)
 	}
 	if q.Search != "" && t.s.dialect == "postgres" {
-		// A LIKE pattern, which the trigram index (if any) serves.
-		where, args = append(where, `search LIKE ? ESCAPE '\'`), append(args, "%"+likeEscaper.Replace(q.Search)+"%")
+		conds, cargs, err := t.trigramSearchCondition(q.Search)
+		if err != nil {
+			return nil, fmt.Errorf("listing tasks: searching: %w", err)
+		}
+		where, args = append(where, conds...), append(args, cargs...)
 	} else if q.Search != "" {
 		where, args = append(where, fmt.Sprintf(contains, "search")), append(args, q.Search)
 		cond, arg, err := t.searchCandidates(q.Search)
