@@ -47,13 +47,19 @@ func cachedProbe(ctx context.Context, path string, env []string) (*interpreter, 
 		return probe(ctx, path, env)
 	}
 	file := filepath.Join(dir, key+".json")
-	var kept struct {
-		In   interpreter `json:"interpreter"`
-		Stat string      `json:"stat"`
+	if in := readProbe(file); in != nil {
+		return in, nil
 	}
-	if b, err := os.ReadFile(file); err == nil && json.Unmarshal(b, &kept) == nil && kept.In.Path != "" {
-		if st, ok := fileStamp(kept.In.Path); ok && st == kept.Stat {
-			return &kept.In, nil
+	// One probe per key at a time: tasks that start together (services
+	// mode, a daemon's first tasks) would otherwise each run it, and 50
+	// probes through a pyenv shim at once took 8 s each on 2 cores. The
+	// others wait for the lock, then read what the first one kept.
+	if privateFile(dir, file+".lock") {
+		if l, err := lockFile(ctx, file+".lock", true); err == nil {
+			defer l.unlock()
+			if in := readProbe(file); in != nil {
+				return in, nil
+			}
 		}
 	}
 	in, err := probe(ctx, path, env)
@@ -61,12 +67,43 @@ func cachedProbe(ctx context.Context, path string, env []string) (*interpreter, 
 		return nil, err
 	}
 	if st, ok := fileStamp(in.Path); ok {
-		kept.In, kept.Stat = *in, st
-		if b, err := json.Marshal(kept); err == nil {
+		if b, err := json.Marshal(keptProbe{In: *in, Stat: st}); err == nil {
 			writePrivate(dir, file, b)
 		}
 	}
 	return in, nil
+}
+
+// privateFile makes sure file exists, readable by its owner alone, in dir.
+func privateFile(dir, file string) bool {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false
+	}
+	f, err := os.OpenFile(file, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return false
+	}
+	return f.Close() == nil
+}
+
+// keptProbe is a probe on disk, with the stamp of the interpreter it named.
+type keptProbe struct {
+	In   interpreter `json:"interpreter"`
+	Stat string      `json:"stat"`
+}
+
+// readProbe returns the probe kept in file while its interpreter is the
+// same file; nil otherwise.
+func readProbe(file string) *interpreter {
+	var kept keptProbe
+	b, err := os.ReadFile(file)
+	if err != nil || json.Unmarshal(b, &kept) != nil || kept.In.Path == "" {
+		return nil
+	}
+	if st, ok := fileStamp(kept.In.Path); !ok || st != kept.Stat {
+		return nil
+	}
+	return &kept.In
 }
 
 // probeKey is the cache key of resolving path; false when it cannot be

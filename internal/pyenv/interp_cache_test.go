@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -69,6 +70,56 @@ func TestProbeCache(t *testing.T) {
 	find(other, env)
 	if runs() != 5 {
 		t.Fatalf("an unknown wrapper was cached (%d runs, want 5)", runs())
+	}
+	entries, _ := os.ReadDir(cache)
+	for _, e := range entries {
+		if fi, err := e.Info(); err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Fatalf("cache entry %s is readable by others: %v", e.Name(), fi.Mode())
+		}
+	}
+}
+
+// Tasks that start together share one probe: the others wait for it and
+// read what it kept, rather than each running the shim.
+func TestProbeCacheConcurrent(t *testing.T) {
+	real, _, err := FindInterpreter("python3", "")
+	if err != nil {
+		t.Skipf("no python3: %v", err)
+	}
+	cache := t.TempDir()
+	old := interpCacheDir
+	interpCacheDir = func() string { return cache }
+	t.Cleanup(func() { interpCacheDir = old })
+	dir := t.TempDir()
+	count := filepath.Join(dir, "runs")
+	shim := filepath.Join(dir, "python3")
+	body := "#!/bin/sh\n# a pyenv shim: exec \"$PYENV_ROOT/libexec/pyenv\" exec \"$program\"\necho run >> " + count + "\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(shim, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := append(pythonEnv(nil), "PYENV_VERSION=", "PYENV_DIR="+t.TempDir())
+	const n = 8
+	found := make([]*interpreter, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			in, err := findInterpreter(context.Background(), shim, "", env, func(string) {})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			found[i] = in
+		})
+	}
+	wg.Wait()
+	b, _ := os.ReadFile(count)
+	if runs := strings.Count(string(b), "run"); runs != 1 {
+		t.Fatalf("%d finds at once ran the shim %d times, want once", n, runs)
+	}
+	for i, in := range found {
+		if in == nil || *in != *found[0] {
+			t.Fatalf("find %d = %+v, want %+v", i, in, found[0])
+		}
 	}
 	entries, _ := os.ReadDir(cache)
 	for _, e := range entries {
