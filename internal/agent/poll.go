@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/goclearml/agent/internal/api"
@@ -13,7 +14,7 @@ import (
 )
 
 // idPattern is how upstream tells a queue id from a name.
-var idPattern = regexp.MustCompile(`^[-a-f0-9]{30,}$`)
+var idPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[-a-f0-9]{30,}$`) })
 
 // resolveQueues turns the configured queue names and ids into ids (spec 2.4).
 func (a *Agent) resolveQueues(ctx context.Context) error {
@@ -38,7 +39,7 @@ func (a *Agent) resolveQueues(ctx context.Context) error {
 }
 
 func (a *Agent) resolveQueue(ctx context.Context, q string) (QueueRef, error) {
-	if idPattern.MatchString(q) {
+	if idPattern().MatchString(q) {
 		return QueueRef{ID: q, Name: q}, nil
 	}
 	found, err := a.api.QueuesByName(ctx, q)

@@ -78,6 +78,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Error is a command-line mistake. Msg mirrors argparse's wording without the
@@ -151,7 +152,7 @@ type token struct {
 	err      error   // ambiguous abbreviation, raised when reached
 }
 
-var negativeNumber = regexp.MustCompile(`^-\d+$|^-\d*\.\d+$`)
+var negativeNumber = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^-\d+$|^-\d*\.\d+$`) })
 
 func (p *parser) classify(args []string) []token {
 	toks := make([]token, 0, len(args))
@@ -196,7 +197,7 @@ func (p *parser) classifyOne(s string) token {
 	if len(matches) == 1 {
 		return matches[0]
 	}
-	if negativeNumber.MatchString(s) || strings.Contains(s, " ") {
+	if negativeNumber().MatchString(s) || strings.Contains(s, " ") {
 		return token{s: s, kind: 'A'}
 	}
 	return token{s: s, kind: 'O'}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"unicode"
 	"unicode/utf8"
@@ -153,16 +154,18 @@ func pyRepr(s string) string {
 }
 
 var (
-	pyIntSyntax   = regexp.MustCompile(`^[+-]?[0-9](_?[0-9])*$`)
-	pyFloatSyntax = regexp.MustCompile(`^[+-]?([0-9](_?[0-9])*(\.([0-9](_?[0-9])*)?)?|\.[0-9](_?[0-9])*)([eE][+-]?[0-9](_?[0-9])*)?$`)
-	pyFloatWords  = regexp.MustCompile(`^(?i)[+-]?(inf|infinity|nan)$`)
+	pyIntSyntax   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[+-]?[0-9](_?[0-9])*$`) })
+	pyFloatSyntax = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[+-]?([0-9](_?[0-9])*(\.([0-9](_?[0-9])*)?)?|\.[0-9](_?[0-9])*)([eE][+-]?[0-9](_?[0-9])*)?$`)
+	})
+	pyFloatWords = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?i)[+-]?(inf|infinity|nan)$`) })
 )
 
 // pyInt converts like Python's int(str): surrounding whitespace, a sign and
 // single underscores between digits are allowed.
 func pyInt(s string) (int, error) {
 	t := strings.TrimSpace(s)
-	if !pyIntSyntax.MatchString(t) {
+	if !pyIntSyntax().MatchString(t) {
 		return 0, errors.New("invalid int value: " + pyRepr(s))
 	}
 	n, err := strconv.Atoi(strings.ReplaceAll(t, "_", ""))
@@ -177,7 +180,7 @@ func pyInt(s string) (int, error) {
 func pyFloat(s string) (float64, error) {
 	t := strings.TrimSpace(s)
 	bad := errors.New("invalid float value: " + pyRepr(s))
-	if pyFloatWords.MatchString(t) || !pyFloatSyntax.MatchString(t) {
+	if pyFloatWords().MatchString(t) || !pyFloatSyntax().MatchString(t) {
 		return 0, bad
 	}
 	f, err := strconv.ParseFloat(strings.ReplaceAll(t, "_", ""), 64)

@@ -435,12 +435,12 @@ func configSchedule(d *args.Daemon) (uptime, downtime []string) {
 	return uptime, downtime
 }
 
-var unsafePath = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+var unsafePath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^A-Za-z0-9._-]+`) })
 
 // runsDir is where a worker keeps the records and output of its running
 // tasks, which a restarted daemon with the same id takes back.
 func runsDir(workerID string) string {
-	return filepath.Join(cacheBase(), "clearml-agent", "runs", unsafePath.ReplaceAllString(workerID, "_"))
+	return filepath.Join(cacheBase(), "clearml-agent", "runs", unsafePath().ReplaceAllString(workerID, "_"))
 }
 
 // spoolDir is where a worker's undelivered task logs wait.
@@ -449,7 +449,7 @@ func spoolDir(workerID string) string {
 	if err != nil {
 		base = os.TempDir()
 	}
-	return filepath.Join(base, "clearml-agent", "spool", unsafePath.ReplaceAllString(workerID, "_"))
+	return filepath.Join(base, "clearml-agent", "spool", unsafePath().ReplaceAllString(workerID, "_"))
 }
 
 func homeDir() string {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // cmdFlags is a flag.FlagSet that also takes list flags the way argparse's
@@ -46,13 +47,13 @@ func (f *cmdFlags) list(p *[]string, name, usage string) {
 	f.lists[name] = true
 }
 
-var negativeNum = regexp.MustCompile(`^-\d+$|^-\d*\.\d+$`)
+var negativeNum = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^-\d+$|^-\d*\.\d+$`) })
 
 // isFlag reports whether a token names a flag: it starts with '-', is not
 // a lone "-" or a negative number, and has no space (argparse's rule, so
 // that "--packages '-e git+https://...'" passes a value).
 func isFlag(s string) bool {
-	return len(s) > 1 && s[0] == '-' && !negativeNum.MatchString(s) && !strings.Contains(s, " ")
+	return len(s) > 1 && s[0] == '-' && !negativeNum().MatchString(s) && !strings.Contains(s, " ")
 }
 
 // lookup finds a flag by name, trying the other spelling of - and _.

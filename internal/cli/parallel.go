@@ -38,7 +38,7 @@ func parallelMode(cfg *config.Config, d *args.Daemon, inst *agent.Instance) (*ag
 	} else if adm.Enabled {
 		return nil, nil, fmt.Errorf("agent.gpu_admission is enabled but nvidia-smi is not installed: the GPUs cannot be checked")
 	}
-	state := filepath.Join(cacheBase(), "clearml-agent", "gpus", unsafePath.ReplaceAllString(inst.WorkerID, "_")+".json")
+	state := filepath.Join(cacheBase(), "clearml-agent", "gpus", unsafePath().ReplaceAllString(inst.WorkerID, "_")+".json")
 	alloc, err := gpu.NewAllocator(devices, state)
 	if err != nil {
 		return nil, nil, err

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/goclearml/agent/internal/hocon"
 )
@@ -28,7 +29,9 @@ var dockerSecretEnv = []string{
 var dockerImageEnv = map[string]bool{"CLEARML_DOCKER_IMAGE": true, "TRAINS_DOCKER_IMAGE": true}
 
 // urlPassword finds the password of scheme://user:password@host URLs.
-var urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*:)([^\s/?#@]+)@`)
+var urlPassword = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*:)([^\s/?#@]+)@`)
+})
 
 // compileMaskRules reads agent.sanitize_config_printout.* (Python regular
 // expressions, which must also be valid RE2) and the docker hiding keys.
@@ -236,8 +239,8 @@ func (m *masker) collect(v any) {
 
 // url hides the passwords of the URLs in s.
 func (m *masker) url(s string) string {
-	return urlPassword.ReplaceAllStringFunc(s, func(match string) string {
-		sub := urlPassword.FindStringSubmatch(match)
+	return urlPassword().ReplaceAllStringFunc(s, func(match string) string {
+		sub := urlPassword().FindStringSubmatch(match)
 		if sub[2] == hiddenArg { // already hidden
 			return match
 		}

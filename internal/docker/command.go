@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Paths inside the container where the agent puts its own files.
@@ -191,8 +192,8 @@ func ContainerName(format string, fields map[string]string) (string, error) {
 		b.WriteString(v)
 	}
 	name := sanitizeName(b.String())
-	if !nameRE.MatchString(name) {
-		return "", fmt.Errorf("container name %q from agent.docker_container_name_format is not valid (must match %s)", name, nameRE)
+	if !nameRE().MatchString(name) {
+		return "", fmt.Errorf("container name %q from agent.docker_container_name_format is not valid (must match %s)", name, nameRE())
 	}
 	return name, nil
 }
@@ -208,4 +209,4 @@ func sanitizeName(s string) string {
 	}, s)
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`) })

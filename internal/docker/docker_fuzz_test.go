@@ -150,7 +150,7 @@ func FuzzContainerName(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !nameRE.MatchString(name) {
+		if !nameRE().MatchString(name) {
 			t.Fatalf("ContainerName(%q) = %q, not a valid container name", format, name)
 		}
 	})

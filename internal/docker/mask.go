@@ -2,6 +2,7 @@ package docker
 
 import (
 	"regexp"
+	"sync"
 
 	"github.com/goclearml/agent/internal/redact"
 	"sort"
@@ -11,7 +12,9 @@ import (
 // Hidden replaces secret values in the printed command line.
 const Hidden = "********"
 
-var urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*:)([^\s/?#@]+)@`)
+var urlPassword = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*:)([^\s/?#@]+)@`)
+})
 
 // Masker hides secrets in docker command lines.
 type Masker struct {
@@ -44,7 +47,7 @@ func (m Masker) Mask(argv []string) []string {
 					a = "--env=" + name + "=" + Hidden
 				}
 			}
-			a = urlPassword.ReplaceAllString(a, "${1}"+Hidden+"@")
+			a = urlPassword().ReplaceAllString(a, "${1}"+Hidden+"@")
 		}
 		for _, s := range secrets {
 			if len(s) >= 4 {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/goclearml/agent/internal/shellwords"
 )
@@ -173,7 +174,9 @@ func (r MatchRule) Describe() string {
 	return fmt.Sprintf("image %s if %s", r.Image, strings.Join(parts, ", "))
 }
 
-var reqNameRE = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$`)
+var reqNameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$`)
+})
 
 // pinnedVersions maps each required package to its "==" version ("" when
 // the requirement is not pinned).
@@ -182,7 +185,7 @@ func pinnedVersions(reqs string) map[string]string {
 	for _, line := range strings.Split(reqs, "\n") {
 		line, _, _ = strings.Cut(line, "#")
 		line, _, _ = strings.Cut(line, ";")
-		m := reqNameRE.FindStringSubmatch(strings.TrimSpace(line))
+		m := reqNameRE().FindStringSubmatch(strings.TrimSpace(line))
 		if m == nil {
 			continue
 		}
@@ -195,16 +198,16 @@ func pinnedVersions(reqs string) map[string]string {
 	return out
 }
 
-var nameSepRE = regexp.MustCompile(`[-_.]+`)
+var nameSepRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[-_.]+`) })
 
 // normalizeName is PEP 503 name normalisation.
 func normalizeName(n string) string {
-	return strings.ToLower(nameSepRE.ReplaceAllString(strings.TrimSpace(n), "-"))
+	return strings.ToLower(nameSepRE().ReplaceAllString(strings.TrimSpace(n), "-"))
 }
 
 type specifier struct{ op, version string }
 
-var specRE = regexp.MustCompile(`^(~=|==|!=|<=|>=|<|>)\s*([0-9][0-9A-Za-z.*+!-]*)$`)
+var specRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(~=|==|!=|<=|>=|<|>)\s*([0-9][0-9A-Za-z.*+!-]*)$`) })
 
 // parseSpecifiers reads "~=2.6" or ">=1.13, <2"; "" and "*" mean any.
 func parseSpecifiers(s string) ([]specifier, error) {
@@ -214,7 +217,7 @@ func parseSpecifiers(s string) ([]specifier, error) {
 	}
 	var out []specifier
 	for _, part := range strings.Split(s, ",") {
-		m := specRE.FindStringSubmatch(strings.TrimSpace(part))
+		m := specRE().FindStringSubmatch(strings.TrimSpace(part))
 		if m == nil {
 			return nil, fmt.Errorf("not a version specifier (use ==, !=, >=, <=, >, < or ~= and a version)")
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/goclearml/agent/internal/shellwords"
 )
@@ -163,9 +164,11 @@ func Choose(d Defaults, t TaskInfo) (Choice, error) {
 // referenceRE is docker's image reference grammar, simplified: an optional
 // registry host[:port], lowercase path components, an optional tag and an
 // optional digest.
-var referenceRE = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?/)?` +
-	`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*` +
-	`(?::[\w][\w.-]{0,127})?(?:@[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,})?$`)
+var referenceRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?/)?` +
+		`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*` +
+		`(?::[\w][\w.-]{0,127})?(?:@[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,})?$`)
+})
 
 // ValidImage refuses what docker would reject as an image reference.
 func ValidImage(image string) error {
@@ -174,7 +177,7 @@ func ValidImage(image string) error {
 		return &ArgError{Msg: "no docker image: give one with --docker IMAGE, agent.default_docker.image or the task's container image"}
 	case strings.HasPrefix(image, "-"):
 		return argErr("docker image %q looks like an option, not an image name", image)
-	case len(image) > 512 || !referenceRE.MatchString(image):
+	case len(image) > 512 || !referenceRE().MatchString(image):
 		return argErr("invalid docker image reference %q (expected [registry/]name[:tag][@digest], lowercase name)", image)
 	}
 	return nil

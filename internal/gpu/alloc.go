@@ -283,7 +283,7 @@ func (a *Allocator) saveLocked() error {
 	return nil
 }
 
-var fractionEntry = regexp.MustCompile(`^(\d+)\.(\d+)([a-z])$`)
+var fractionEntry = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\d+)\.(\d+)([a-z])$`) })
 
 // Busy reads the GPUs other workers of this host hold from their ids
 // (upstream's protocol: a worker "<host>:gpu0,1" holds GPUs 0 and 1,
@@ -300,7 +300,7 @@ func Busy(workerIDs []string, host string) map[string]float64 {
 		// "host:gpu0,1" or "host:gpu0,1:service:..." -- the GPU list ends at ':'.
 		rest, _, _ = strings.Cut(rest, ":")
 		for _, e := range strings.Split(rest, ",") {
-			if m := fractionEntry.FindStringSubmatch(e); m != nil {
+			if m := fractionEntry().FindStringSubmatch(e); m != nil {
 				f, _ := strconv.ParseFloat("0."+m[2], 64)
 				busy[m[1]] += f
 				continue

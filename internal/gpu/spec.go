@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // QueueSpec is one `--queue name=spec` of --dynamic-gpus: how many GPUs a
@@ -121,7 +122,7 @@ func ParseDevices(s string) ([]string, error) {
 
 // visibleItem is one device of NVIDIA_VISIBLE_DEVICES: an index, a MIG
 // slice (0:1, written 0.1 in worker ids), or a GPU or MIG UUID.
-var visibleItem = regexp.MustCompile(`^(\d+([:.]\d+)?|(GPU|MIG)-[0-9A-Za-z/-]+)$`)
+var visibleItem = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\d+([:.]\d+)?|(GPU|MIG)-[0-9A-Za-z/-]+)$`) })
 
 // CheckVisible checks the --gpus of a daemon without --dynamic-gpus: all,
 // none, or a comma-separated list of devices (0,1; 0:1; GPU-<uuid>).
@@ -131,7 +132,7 @@ func CheckVisible(s string) error {
 		return nil
 	}
 	for _, item := range strings.Split(t, ",") {
-		if !visibleItem.MatchString(strings.TrimSpace(item)) {
+		if !visibleItem().MatchString(strings.TrimSpace(item)) {
 			hint := "use all, a device (0), a list (0,1), a MIG slice (0:1) or GPU UUIDs"
 			if strings.Contains(item, "-") && !strings.Contains(item, "GPU-") && !strings.Contains(item, "MIG-") {
 				hint = "a range such as 0-3 is for --dynamic-gpus; list the devices instead (0,1,2,3)"

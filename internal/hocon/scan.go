@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -217,7 +218,7 @@ func (p *parser) scanUnquoted() string {
 	return b.String()
 }
 
-var numberRE = regexp.MustCompile(`^[+-]?(\d*\.\d+|\d+(\.\d+)?)([eE][+-]?\d+)?$`)
+var numberRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[+-]?(\d*\.\d+|\d+(\.\d+)?)([eE][+-]?\d+)?$`) })
 
 // typedUnquoted gives an unquoted token its type the way pyhocon does:
 // true/false/null in any letter case, then numbers; anything else
@@ -231,7 +232,7 @@ func typedUnquoted(s string) any {
 	case "null":
 		return nil
 	}
-	if !numberRE.MatchString(s) {
+	if !numberRE().MatchString(s) {
 		return s
 	}
 	if !strings.ContainsAny(s, ".eE") {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -119,7 +120,7 @@ type Config struct {
 	Now         func() time.Time
 }
 
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+var dnsLabel = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`) })
 
 // Check fills in defaults and refuses what cannot work, with a one-line
 // error naming the setting.
@@ -161,11 +162,11 @@ func (c *Config) Check() error {
 	default:
 		return fmt.Errorf("CLEARML_K8S_GLUE_KIND %q: use pod or job", c.Kind)
 	}
-	if !dnsLabel.MatchString(c.Namespace) || len(c.Namespace) > 63 {
+	if !dnsLabel().MatchString(c.Namespace) || len(c.Namespace) > 63 {
 		return fmt.Errorf("namespace %q is not a valid Kubernetes namespace name", c.Namespace)
 	}
 	// Job names become a label value: 63 characters at most.
-	if !dnsLabel.MatchString(strings.TrimSuffix(c.PodNamePrefix, "-")+"-x") || len(c.PodNamePrefix)+32 > 63 {
+	if !dnsLabel().MatchString(strings.TrimSuffix(c.PodNamePrefix, "-")+"-x") || len(c.PodNamePrefix)+32 > 63 {
 		return fmt.Errorf("--pod-name-prefix %q: use lowercase letters, digits and '-', at most 31 characters", c.PodNamePrefix)
 	}
 	if c.LimitLabel == "" {
@@ -197,11 +198,13 @@ func (c *Config) Check() error {
 	return nil
 }
 
-var labelKeyRE = regexp.MustCompile(`^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
-var labelValueRE = regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$`)
+var labelKeyRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
+})
+var labelValueRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$`) })
 
-func validLabelKey(k string) bool   { return len(k) <= 316 && labelKeyRE.MatchString(k) }
-func validLabelValue(v string) bool { return len(v) <= 63 && labelValueRE.MatchString(v) }
+func validLabelKey(k string) bool   { return len(k) <= 316 && labelKeyRE().MatchString(k) }
+func validLabelValue(v string) bool { return len(v) <= 63 && labelValueRE().MatchString(v) }
 
 // labelValue turns s into a valid label value (queue names).
 func labelValue(s string) string {

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -47,8 +48,8 @@ print("end")
 `
 
 var (
-	versionRE = regexp.MustCompile(`^\d+(\.\d+){0,2}$`)
-	binaryRE  = regexp.MustCompile(`^python(\d+(?:\.\d+){0,2})?$`)
+	versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d+(\.\d+){0,2}$`) })
+	binaryRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^python(\d+(?:\.\d+){0,2})?$`) })
 )
 
 // FindInterpreter resolves a task's script.binary to an interpreter path and
@@ -74,7 +75,7 @@ func isPath(s string) bool {
 
 // requestedVersion parses "python3.10" into "3.10" ("" for "python").
 func requestedVersion(binary string) (string, error) {
-	m := binaryRE.FindStringSubmatch(filepath.Base(binary))
+	m := binaryRE().FindStringSubmatch(filepath.Base(binary))
 	if m == nil {
 		return "", fmt.Errorf("pyenv: binary %q is not a python interpreter (expected python, python3 or python3.X)", binary)
 	}
@@ -183,7 +184,7 @@ func probe(ctx context.Context, path string, env []string) (*interpreter, error)
 		return nil, err
 	}
 	f := strings.Split(strings.TrimRight(string(out), "\r\n"), "\n")
-	if len(f) != 7 || strings.TrimSpace(f[6]) != "end" || !versionRE.MatchString(strings.TrimSpace(f[0])) {
+	if len(f) != 7 || strings.TrimSpace(f[6]) != "end" || !versionRE().MatchString(strings.TrimSpace(f[0])) {
 		return nil, fmt.Errorf("unexpected version probe output %q", out)
 	}
 	for i := range f {

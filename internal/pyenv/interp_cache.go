@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -28,7 +29,7 @@ import (
 // they decide with is unknown.
 
 // shimRootRE finds the root a pyenv shim exports.
-var shimRootRE = regexp.MustCompile(`export PYENV_ROOT="([^"]+)"`)
+var shimRootRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`export PYENV_ROOT="([^"]+)"`) })
 
 // interpCacheDir is where probes are kept; "" disables the cache.
 var interpCacheDir = func() string {
@@ -137,7 +138,7 @@ func probeKey(path string, env []string) (string, bool) {
 		}
 		// The shim names its root itself; else pyenv's own default.
 		root := getenv("PYENV_ROOT")
-		if m := shimRootRE.FindSubmatch(head); m != nil {
+		if m := shimRootRE().FindSubmatch(head); m != nil {
 			root = string(m[1])
 		}
 		if root == "" {

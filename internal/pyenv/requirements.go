@@ -16,9 +16,9 @@ import (
 )
 
 var (
-	userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@`)
-	vcsRE      = regexp.MustCompile(`(?i)(^|[\s@])(git|hg|svn|bzr)\+[a-z]+://`)
-	pinnedRE   = regexp.MustCompile(`@[0-9a-fA-F]{40}([#\s]|$)`)
+	userinfoRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@`) })
+	vcsRE      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)(^|[\s@])(git|hg|svn|bzr)\+[a-z]+://`) })
+	pinnedRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`@[0-9a-fA-F]{40}([#\s]|$)`) })
 )
 
 // reqFileOptions are the options pip accepts at the start of a requirements
@@ -90,7 +90,7 @@ func classifyRequirements(lines []string) (mutable string, err error) {
 				spec = spec[:j]
 			}
 			switch {
-			case vcsRE.MatchString(spec) && !pinnedRE.MatchString(spec):
+			case vcsRE().MatchString(spec) && !pinnedRE().MatchString(spec):
 				why = "a VCS requirement is not pinned to a commit"
 			case strings.Contains(strings.ToLower(spec), "file:"):
 				why = "it names a local file"
@@ -113,10 +113,10 @@ func looksLikePath(spec string) bool {
 }
 
 // stripUserinfo drops "user:pass@" from URLs.
-func stripUserinfo(s string) string { return userinfoRE.ReplaceAllString(s, "$1") }
+func stripUserinfo(s string) string { return userinfoRE().ReplaceAllString(s, "$1") }
 
 // redact hides "user:pass@" in URLs for logging.
-func redact(s string) string { return userinfoRE.ReplaceAllString(s, "${1}***@") }
+func redact(s string) string { return userinfoRE().ReplaceAllString(s, "${1}***@") }
 
 // cacheKey hashes everything that decides the content of a venv. The
 // format names the cache's layout: format 2 began when containers stopped

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // wheelsScript prints the packages ensurepip installs (one line, comma
@@ -64,7 +65,7 @@ func (p *prep) seedWheels(ctx context.Context, in *interpreter) ([]string, error
 
 // pipScriptRE names pip's versioned scripts (pip3, pip3.11), which pip
 // writes for the interpreter at hand rather than as the wheel lists them.
-var pipScriptRE = regexp.MustCompile(`^pip(\d+(\.\d+)?)?$`)
+var pipScriptRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^pip(\d+(\.\d+)?)?$`) })
 
 // installWheel unpacks a pure-Python wheel into the venv at dir as pip
 // would (files into site-packages, INSTALLER, console scripts for the
@@ -109,7 +110,7 @@ func installWheel(wheel, dir, version string) error {
 		return err
 	}
 	for _, s := range scripts {
-		if pipScriptRE.MatchString(s[0]) {
+		if pipScriptRE().MatchString(s[0]) {
 			continue
 		}
 		if err := writeScript(dir, s[0], s[1]); err != nil {

@@ -12,22 +12,25 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/goclearml/agent/internal/api"
 )
 
 // pathExp is the reference server's endpoint grammar: optional version
 // segment, service.action, optional trailing slash.
-var pathExp = regexp.MustCompile(`^/?(?:v(\d+\.\d+)/)?([a-zA-Z_]\w*)\.([a-zA-Z_]\w*)/?$`)
+var pathExp = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^/?(?:v(\d+\.\d+)/)?([a-zA-Z_]\w*)\.([a-zA-Z_]\w*)/?$`)
+})
 
 // versionSegment catches a malformed version ("v2.x/"), which is 400/2.
-var versionSegment = regexp.MustCompile(`^/?v[^/]*/[a-zA-Z_]\w*\.[a-zA-Z_]\w*/?$`)
+var versionSegment = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/?v[^/]*/[a-zA-Z_]\w*\.[a-zA-Z_]\w*/?$`) })
 
 // parsePath splits a request path into endpoint name and requested version.
 func parsePath(path string) (name, version string, err *api.Error) {
-	m := pathExp.FindStringSubmatch(path)
+	m := pathExp().FindStringSubmatch(path)
 	if m == nil {
-		if versionSegment.MatchString(path) {
+		if versionSegment().MatchString(path) {
 			return "", "", api.ErrInvalidVersion.New("", "path", path)
 		}
 		return "", "", &api.Error{Code: 400, Msg: "Invalid request path " + path}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // repoURL is a parsed repository location. It never holds a password: the
@@ -22,9 +23,9 @@ type repoURL struct {
 }
 
 var (
-	transportRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*::`)
-	schemeRe    = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
-	scpRe       = regexp.MustCompile(`^(?:([^@/:]+)@)?([^@/:]+):(.*)$`)
+	transportRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*::`) })
+	schemeRe    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`) })
+	scpRe       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:([^@/:]+)@)?([^@/:]+):(.*)$`) })
 )
 
 // parseRepository validates a repository string as found in script.repository
@@ -41,10 +42,10 @@ func parseRepository(raw string) (u repoURL, user, pass string, err error) {
 		return bad("must not start with '-' (it would be read as a git option)")
 	case strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		return bad("contains control characters")
-	case transportRe.MatchString(raw):
+	case transportRe().MatchString(raw):
 		return bad(fmt.Sprintf("the %q transport is not allowed", raw[:strings.Index(raw, "::")+2]))
 	}
-	if m := schemeRe.FindStringSubmatch(raw); m != nil {
+	if m := schemeRe().FindStringSubmatch(raw); m != nil {
 		scheme := strings.ToLower(m[1])
 		switch scheme {
 		case "git+ssh", "ssh+git":
@@ -89,7 +90,7 @@ func parseRepository(raw string) (u repoURL, user, pass string, err error) {
 	if strings.HasPrefix(raw, "/") {
 		return checkLocal(raw, raw)
 	}
-	if m := scpRe.FindStringSubmatch(raw); m != nil && m[3] != "" {
+	if m := scpRe().FindStringSubmatch(raw); m != nil && m[3] != "" {
 		u = repoURL{Scheme: "scp", User: m[1], Host: strings.ToLower(m[2]), Path: m[3]}
 		if strings.HasPrefix(u.Host, "-") || strings.HasPrefix(u.User, "-") || strings.HasPrefix(u.Path, "-") {
 			return bad("host, user and path must not start with '-'")
@@ -245,13 +246,13 @@ func redactURL(raw string) string {
 }
 
 var (
-	hexRe        = regexp.MustCompile(`^[0-9a-fA-F]{4,64}$`)
+	hexRe        = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-fA-F]{4,64}$`) })
 	refForbidden = "`$;|&<>()'\"\\*?[]{}!~^: \t"
 )
 
 // validateCommit checks a version_num: hexadecimal, 4 to 64 digits.
 func validateCommit(c string) error {
-	if !hexRe.MatchString(c) {
+	if !hexRe().MatchString(c) {
 		return invalidf("invalid commit %q: script.version_num must be a hexadecimal commit id (4-64 digits)", c)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // The tasks table: filters, sort, pages, find by id, bulk actions.
@@ -119,7 +120,7 @@ func rowOf(t taskDoc, projects, users, queues names) taskRow {
 }
 
 var (
-	taskIDExp   = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
+	taskIDExp   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-fA-F]{32}$`) })
 	allStatuses = []string{"created", "queued", "in_progress", "stopped", "completed", "failed", "published", "closed"}
 	sortFields  = []string{"created", "last_update", "started", "name", "status", "type"}
 )
@@ -228,7 +229,7 @@ func (u *UI) tasksPage(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
 	if id := strings.TrimSpace(q.Get("id")); id != "" {
 		// Find by id: a full id opens the task (or its 404 page).
-		if !taskIDExp.MatchString(id) {
+		if !taskIDExp().MatchString(id) {
 			u.fail(w, r, s, http.StatusNotFound, fmt.Sprintf("%q is not a task id (32 hexadecimal characters).", id))
 			return
 		}
