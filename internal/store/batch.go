@@ -10,10 +10,10 @@ import (
 // Group commit for SQLite. SQLite runs one write transaction at a time and
 // most of a small transaction's cost is its commit (writing the changed
 // pages to the WAL). Update calls that arrive while one is running are
-// therefore collected and run together in one transaction, each inside its
-// own savepoint where one fails, so that a failing call rolls back only
-// its own changes; the batch then commits once. Callers see the same semantics as separate
-// transactions.
+// therefore collected and run together in one transaction, which commits
+// once. Should a call fail, the batch runs again with each call inside
+// its own savepoint, so that the failing call rolls back only its own
+// changes. Callers see the same semantics as separate transactions.
 
 // maxBatch bounds how many Update calls share one commit.
 const maxBatch = 64

@@ -162,9 +162,9 @@ func (t *sqlTx) trigramSearchCondition(search string) ([]string, []any, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("estimating the search's words: %w", err)
 	}
-	rows, err := appendRows(raw, len(parts))
-	if err != nil {
-		return nil, nil, err
+	rows, ok := appendRows(raw, len(parts))
+	if !ok {
+		return whole, wholeArgs, nil // a plan of another shape: no estimates
 	}
 	best := 1
 	for i := 2; i < len(rows); i++ {
@@ -198,24 +198,30 @@ func searchWords(search string) []string {
 }
 
 // appendRows reads the estimated rows of each of the n scans under the
-// Append node of an EXPLAIN (FORMAT JSON) of a UNION ALL.
-func appendRows(raw []byte, n int) ([]float64, error) {
+// Append node of an EXPLAIN (FORMAT JSON) of a UNION ALL (under a Gather,
+// if the planner made it parallel); false if the plan has no such node.
+func appendRows(raw []byte, n int) ([]float64, bool) {
 	type node struct {
+		Type  string  `json:"Node Type"`
 		Rows  float64 `json:"Plan Rows"`
 		Plans []node  `json:"Plans"`
 	}
 	var plans []struct{ Plan node }
-	if err := json.Unmarshal(raw, &plans); err != nil {
-		return nil, fmt.Errorf("reading the plan: %w", err)
+	if err := json.Unmarshal(raw, &plans); err != nil || len(plans) != 1 {
+		return nil, false
 	}
-	if len(plans) != 1 || len(plans[0].Plan.Plans) != n {
-		return nil, fmt.Errorf("reading the plan: not an Append of %d scans", n)
+	p := plans[0].Plan
+	for !strings.HasSuffix(p.Type, "Append") && len(p.Plans) == 1 {
+		p = p.Plans[0]
+	}
+	if !strings.HasSuffix(p.Type, "Append") || len(p.Plans) != n {
+		return nil, false
 	}
 	rows := make([]float64, n)
-	for i, p := range plans[0].Plan.Plans {
-		rows[i] = p.Rows
+	for i, c := range p.Plans {
+		rows[i] = c.Rows
 	}
-	return rows, nil
+	return rows, true
 }
 
 // maxSparseSearch is the most candidates a search is looked up by (an

@@ -72,3 +72,23 @@ func TestSearchWords(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendRows(t *testing.T) {
+	t.Parallel()
+	scan := func(rows int) string { return fmt.Sprintf(`{"Node Type": "Seq Scan", "Plan Rows": %d}`, rows) }
+	for _, c := range []struct {
+		name, plan string
+		want       string // "" = not read
+	}{
+		{"append", `[{"Plan": {"Node Type": "Append", "Plan Rows": 3, "Plans": [` + scan(1000) + `,` + scan(2) + `,` + scan(9) + `]}}]`, "[1000 2 9]"},
+		{"parallel", `[{"Plan": {"Node Type": "Gather", "Plans": [{"Node Type": "Parallel Append", "Plans": [` + scan(400) + `,` + scan(1) + `,` + scan(5) + `]}]}}]`, "[400 1 5]"},
+		{"other scans", `[{"Plan": {"Node Type": "Append", "Plans": [` + scan(1) + `,` + scan(2) + `]}}]`, ""},
+		{"no append", `[{"Plan": {"Node Type": "Result", "Plans": [` + scan(1) + `,` + scan(2) + `,` + scan(3) + `]}}]`, ""},
+		{"not json", `QUERY PLAN`, ""},
+	} {
+		rows, ok := appendRows([]byte(c.plan), 3)
+		if got := fmt.Sprint(rows); ok != (c.want != "") || (ok && got != c.want) {
+			t.Errorf("%s: %v, %v; want %q", c.name, rows, ok, c.want)
+		}
+	}
+}
