@@ -50,14 +50,21 @@ func startWork(t *testing.T, b *Bed, submitters int) *worker {
 				w.ids = append(w.ids, id)
 				w.mu.Unlock()
 				// Wait for it to end, as `tasks logs --follow` does: a
-				// status poll that fails for a moment is polled again.
-				for st, fails := api.StatusQueued, 0; st == api.StatusQueued || st == api.StatusInProgress || st == api.StatusCreated; {
+				// status poll that fails for a moment is polled again, for
+				// up to two minutes of failures in a row (a poll that finds
+				// no replica ready fails in milliseconds, so a count of
+				// attempts would be spent before a database restart ends
+				// on a loaded machine).
+				var failingSince time.Time
+				for st := api.StatusQueued; st == api.StatusQueued || st == api.StatusInProgress || st == api.StatusCreated; {
 					got, _, err := c.WaitTaskStatus(ctx, id, st, "", 10*time.Second)
+					if err != nil && failingSince.IsZero() {
+						failingSince = time.Now()
+					}
 					switch {
 					case err == nil:
-						st, fails = got, 0
-					case apiclient.IsRetryable(err) && fails < 30:
-						fails++
+						st, failingSince = got, time.Time{}
+					case apiclient.IsRetryable(err) && time.Since(failingSince) < 2*time.Minute:
 						w.mu.Lock()
 						w.repolled++
 						w.mu.Unlock()
