@@ -13,30 +13,8 @@ import (
 // until what pyenv decides with changes (PYENV_VERSION, a .python-version
 // file); a script that is not a pyenv shim is probed every time.
 func TestProbeCache(t *testing.T) {
-	real, _, err := FindInterpreter("python3", "")
-	if err != nil {
-		t.Skipf("no python3: %v", err)
-	}
-	cache := t.TempDir()
-	old := interpCacheDir
-	interpCacheDir = func() string { return cache }
-	t.Cleanup(func() { interpCacheDir = old })
-
-	dir := t.TempDir()
-	count := filepath.Join(dir, "runs")
-	script := func(name, marker string) string {
-		p := filepath.Join(dir, name)
-		body := "#!/bin/sh\n# " + marker + "\necho run >> " + count + "\nexec " + real + " \"$@\"\n"
-		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	runs := func() int {
-		b, _ := os.ReadFile(count)
-		return strings.Count(string(b), "run")
-	}
-	shim := script("python3", `a pyenv shim: exec "$PYENV_ROOT/libexec/pyenv" exec "$program"`)
+	cache, script, runs := probeCacheFixture(t)
+	shim := script("python3", pyenvShimMarker)
 	local := t.TempDir()
 	env := append(pythonEnv(nil), "PYENV_VERSION=", "PYENV_DIR="+local)
 	find := func(path string, env []string) *interpreter {
@@ -82,21 +60,8 @@ func TestProbeCache(t *testing.T) {
 // Tasks that start together share one probe: the others wait for it and
 // read what it kept, rather than each running the shim.
 func TestProbeCacheConcurrent(t *testing.T) {
-	real, _, err := FindInterpreter("python3", "")
-	if err != nil {
-		t.Skipf("no python3: %v", err)
-	}
-	cache := t.TempDir()
-	old := interpCacheDir
-	interpCacheDir = func() string { return cache }
-	t.Cleanup(func() { interpCacheDir = old })
-	dir := t.TempDir()
-	count := filepath.Join(dir, "runs")
-	shim := filepath.Join(dir, "python3")
-	body := "#!/bin/sh\n# a pyenv shim: exec \"$PYENV_ROOT/libexec/pyenv\" exec \"$program\"\necho run >> " + count + "\nexec " + real + " \"$@\"\n"
-	if err := os.WriteFile(shim, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	cache, script, runs := probeCacheFixture(t)
+	shim := script("python3", pyenvShimMarker)
 	env := append(pythonEnv(nil), "PYENV_VERSION=", "PYENV_DIR="+t.TempDir())
 	const n = 8
 	found := make([]*interpreter, n)
@@ -112,8 +77,7 @@ func TestProbeCacheConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	b, _ := os.ReadFile(count)
-	if runs := strings.Count(string(b), "run"); runs != 1 {
+	if runs := runs(); runs != 1 {
 		t.Fatalf("%d finds at once ran the shim %d times, want once", n, runs)
 	}
 	for i, in := range found {
@@ -127,4 +91,37 @@ func TestProbeCacheConcurrent(t *testing.T) {
 			t.Fatalf("cache entry %s is readable by others: %v", e.Name(), fi.Mode())
 		}
 	}
+}
+
+// pyenvShimMarker makes a script look like a pyenv shim to probeKey.
+const pyenvShimMarker = `a pyenv shim: exec "$PYENV_ROOT/libexec/pyenv" exec "$program"`
+
+// probeCacheFixture points the probe cache at a fresh folder and returns
+// it, a maker of wrapper scripts around the real python3 (named name, with
+// marker in a comment) and a count of the wrappers' runs.
+func probeCacheFixture(t *testing.T) (cache string, script func(name, marker string) string, runs func() int) {
+	t.Helper()
+	real, _, err := FindInterpreter("python3", "")
+	if err != nil {
+		t.Skipf("no python3: %v", err)
+	}
+	cache = t.TempDir()
+	old := interpCacheDir
+	interpCacheDir = func() string { return cache }
+	t.Cleanup(func() { interpCacheDir = old })
+	dir := t.TempDir()
+	count := filepath.Join(dir, "runs")
+	script = func(name, marker string) string {
+		p := filepath.Join(dir, name)
+		body := "#!/bin/sh\n# " + marker + "\necho run >> " + count + "\nexec " + real + " \"$@\"\n"
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	runs = func() int {
+		b, _ := os.ReadFile(count)
+		return strings.Count(string(b), "run")
+	}
+	return cache, script, runs
 }
