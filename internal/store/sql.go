@@ -38,6 +38,9 @@ type sqlStore struct {
 	// searchFTS: the SQLite listing's search index (task_search) exists
 	// and is kept (set once migrated).
 	searchFTS bool
+	// maxSparse is the most candidates of a text search looked up by
+	// their search rows (maxSparseSearch).
+	maxSparse int
 	// searchTrigram: PostgreSQL's trigram index of the search column
 	// exists (checked once migrated; see trigramSearchCondition).
 	searchTrigram bool
@@ -155,7 +158,8 @@ func openSQLite(ctx context.Context, path, sync string) (Store, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	s := &sqlStore{dialect: "sqlite", write: db, read: db, stmts: map[*sql.DB]*stmtCache{db: {m: map[string]*sql.Stmt{}}}}
+	s := &sqlStore{dialect: "sqlite", write: db, read: db, stmts: map[*sql.DB]*stmtCache{db: {m: map[string]*sql.Stmt{}}},
+		maxSparse: maxSparseSearch}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err

@@ -227,11 +227,11 @@ func appendRows(raw []byte, n int) ([]float64, bool) {
 // maxSparseSearch is the most candidates a search is looked up by (an
 // index lookup each, then a sort): with more, matches are common enough
 // (5 % of a million tasks) that walking the listing in its order finds a
-// page sooner.
+// page sooner. A store keeps it in sqlStore.maxSparse (tests lower it).
 const maxSparseSearch = 50_000
 
 // searchCandidates narrows a search on SQLite: a condition on search_rid
-// when the FTS table finds at most maxSparseSearch candidates; "" when
+// when the FTS table finds at most maxSparse candidates; "" when
 // the search has no run of 3 characters without LIKE's wildcards (the
 // trigram index needs 3) or its matches are common.
 func (t *sqlTx) searchCandidates(search string) (cond string, arg any, err error) {
@@ -247,7 +247,7 @@ func (t *sqlTx) searchCandidates(search string) (cond string, arg any, err error
 	if len([]rune(run)) < 3 {
 		return "", nil, nil
 	}
-	rows, err := t.query(`SELECT rowid FROM task_search WHERE search LIKE ? LIMIT ?`, "%"+run+"%", maxSparseSearch+1)
+	rows, err := t.query(`SELECT rowid FROM task_search WHERE search LIKE ? LIMIT ?`, "%"+run+"%", t.s.maxSparse+1)
 	if err != nil {
 		return "", nil, err
 	}
@@ -260,7 +260,7 @@ func (t *sqlTx) searchCandidates(search string) (cond string, arg any, err error
 		}
 		rids = append(rids, rid)
 	}
-	if err := rows.Err(); err != nil || len(rids) > maxSparseSearch {
+	if err := rows.Err(); err != nil || len(rids) > t.s.maxSparse {
 		return "", nil, err
 	}
 	b, err := json.Marshal(rids)
