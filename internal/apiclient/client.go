@@ -239,3 +239,7 @@ func readBody(r io.Reader) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// CloseIdleConnections closes the connections kept for later calls (a
+// process that makes no more calls for long).
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }

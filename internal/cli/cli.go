@@ -33,7 +33,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 // MainIO is Main with its standard input given (init reads answers).
 func MainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	err := run(args, stdin, stdout, stderr)
+	return reportError(run(args, stdin, stdout, stderr), stderr)
+}
+
+// reportError says on stderr why a command failed, and returns its exit
+// status.
+func reportError(err error, stderr io.Writer) int {
 	var ue *UsageError
 	switch {
 	case err == nil:
@@ -130,7 +135,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return runK8sInstall(rest)
 	case executor.ShimCommand:
 		// The supervisor of one task process (started by the daemon).
-		if code := executor.ShimMain(rest); code != 0 {
+		if code := executor.ShimMain(rest, shimExecute); code != 0 {
 			return &exitError{code: code, err: errSilent}
 		}
 		return nil

@@ -1,12 +1,14 @@
 package executor
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,21 +87,31 @@ func readJSON(path string, v any) error {
 
 // ShimMain is the shim: `task-shim DIR LOST_AFTER_SECONDS -- ARGV...`. It
 // returns the process exit status (0 once the task's status is recorded).
-func ShimMain(args []string) int {
+// prep, when not nil, may take over the start of ARGV (see Preparer).
+func ShimMain(args []string, prep Preparer) int {
 	if len(args) < 4 || args[2] != "--" {
 		fmt.Fprintln(os.Stderr, "usage: task-shim DIR LOST_AFTER_SECONDS -- COMMAND...")
 		return 2
 	}
 	dir, argv := args[0], args[3:]
 	lostAfter, _ := strconv.Atoi(args[1])
-	if err := runShim(dir, argv, time.Duration(lostAfter)*time.Second); err != nil {
+	if err := runShim(dir, argv, time.Duration(lostAfter)*time.Second, prep); err != nil {
 		fmt.Fprintf(os.Stderr, "task-shim: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func runShim(dir string, argv []string, lostAfter time.Duration) error {
+// shim is the state of one shim's run.
+type shim struct {
+	dir       string
+	lostAfter time.Duration
+	child     int // the task's process; 0 while the shim sets it up
+	lost      bool
+	ownerGone time.Time
+}
+
+func runShim(dir string, argv []string, lostAfter time.Duration, preparer Preparer) error {
 	// Orphans of the task are re-parented to the shim, not to init.
 	if err := prctlSubreaper(); err != nil {
 		return fmt.Errorf("becoming a subreaper: %w", err)
@@ -110,73 +122,171 @@ func runShim(dir string, argv []string, lostAfter time.Duration) error {
 	}
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
-	devnull, _ := os.Open(os.DevNull)
+	s := &shim{dir: dir, lostAfter: lostAfter}
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "CLEARML_AGENT_SHIM_") {
 			env = append(env, kv)
 		}
 	}
-	path := argv[0]
-	if !strings.Contains(path, "/") {
-		if p, err := lookPath(path, env); err == nil {
-			path = p
+	var prepare Prepare
+	if preparer != nil {
+		prepare, _ = preparer(argv)
+	}
+	var exited chan syscall.WaitStatus
+	started := func(pid int) error {
+		s.child = pid
+		exited = make(chan syscall.WaitStatus, 1)
+		go func() { exited <- ReapUntil(pid) }()
+		return s.record()
+	}
+	// In process, the setup runs while the shim answers signals (they stop
+	// it); else the command starts at once.
+	var prepared chan prepResult
+	cancelPrep := func() {}
+	if prepare != nil {
+		if err := s.record(); err != nil {
+			out.Close()
+			return err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		cancelPrep = cancel
+		prepared = make(chan prepResult, 1)
+		go func() {
+			defer func() {
+				// A panic ends the run as it would have ended the command:
+				// exit status 2, the stack in the task's output.
+				if v := recover(); v != nil {
+					fmt.Fprintf(out, "panic: %v\n\n%s", v, debug.Stack())
+					prepared <- prepResult{err: exitCodeError(2)}
+				}
+			}()
+			l, err := prepare(ctx, out)
+			prepared <- prepResult{l, err}
+		}()
+	} else {
+		path := argv[0]
+		if !strings.Contains(path, "/") {
+			if p, err := lookPath(path, env); err == nil {
+				path = p
+			}
+		}
+		pid, err := startTask(Launch{Path: path, Argv: argv, Env: env}, out)
+		out.Close()
+		if err != nil {
+			return writeJSON(filepath.Join(dir, exitFile), exitInfo{Code: 127, StartError: fmt.Sprintf("starting %s: %v", argv[0], err)})
+		}
+		if err := started(pid); err != nil {
+			return err
 		}
 	}
-	proc, err := os.StartProcess(path, argv, &os.ProcAttr{Env: env, Files: []*os.File{devnull, out, out},
-		Sys: &syscall.SysProcAttr{Setpgid: true}})
-	out.Close()
-	if err != nil {
-		return writeJSON(filepath.Join(dir, exitFile), exitInfo{Code: 127, StartError: fmt.Sprintf("starting %s: %v", argv[0], err)})
-	}
-	child := proc.Pid
-	if err := writeJSON(filepath.Join(dir, shimFile), shimInfo{ShimPID: os.Getpid(), ChildPID: child, Started: time.Now().UnixNano()}); err != nil {
-		return err
-	}
-	exited := make(chan syscall.WaitStatus, 1)
-	go func() { exited <- ReapUntil(child) }()
+	var stopped syscall.Signal // a stop signal the setup got
 	watch := time.NewTicker(2 * time.Second)
 	defer watch.Stop()
-	var ownerGone time.Time
-	lost := false
 	for {
 		select {
+		case r := <-prepared:
+			prepared = nil
+			cancelPrep()
+			if r.err == nil && stopped != 0 {
+				fmt.Fprintf(out, "clearml-agent: stopped (%v) before the task started\n", stopped)
+				r.err = exitCodeError(128 + int(stopped))
+			}
+			if r.err != nil {
+				out.Close()
+				killTree(os.Getpid(), 2*time.Second)
+				info := exitInfo{Code: exitCode(r.err)}
+				if stopped == syscall.SIGKILL {
+					info.Code, info.Signal = -int(syscall.SIGKILL), int(syscall.SIGKILL)
+				}
+				return s.finish(info)
+			}
+			// What the setup held is not needed while the task runs.
+			debug.FreeOSMemory()
+			pid, err := startTask(r.launch, out)
+			out.Close()
+			if err != nil {
+				return s.finish(exitInfo{Code: 127, StartError: fmt.Sprintf("starting %s: %v", r.launch.Argv[0], err)})
+			}
+			if err := started(pid); err != nil {
+				return err
+			}
 		case ws := <-exited:
 			killTree(os.Getpid(), 2*time.Second)
-			info := exitInfo{Code: ws.ExitStatus(), Lost: lost}
+			info := exitInfo{Code: ws.ExitStatus()}
 			if ws.Signaled() {
 				info.Code, info.Signal = -int(ws.Signal()), int(ws.Signal())
 			}
-			if err := writeJSON(filepath.Join(dir, exitFile), info); err != nil || !lost {
-				return err
+			return s.finish(info)
+		case sig := <-sigs:
+			ss := sig.(syscall.Signal)
+			if ss == syscall.SIGUSR1 {
+				ss = syscall.SIGKILL
 			}
-			runOnLost(dir)
-			return nil
-		case s := <-sigs:
-			if s == syscall.SIGUSR1 {
-				signalTree(os.Getpid(), syscall.SIGKILL)
-				continue
+			if s.child == 0 {
+				// The setup in this process: stop it and what it started.
+				cancelPrep()
+				if stopped != syscall.SIGKILL {
+					stopped = ss
+				}
+			} else if ss != syscall.SIGKILL {
+				syscall.Kill(-s.child, ss)
 			}
-			syscall.Kill(-child, s.(syscall.Signal))
-			signalTree(os.Getpid(), s.(syscall.Signal))
+			signalTree(os.Getpid(), ss)
 		case <-watch.C:
-			if lostAfter <= 0 || ownerAlive(dir) {
-				ownerGone = time.Time{}
-				continue
-			}
-			if ownerGone.IsZero() {
-				ownerGone = time.Now()
-			}
-			if !lost && time.Since(ownerGone) >= lostAfter {
+			if s.ownerLost() {
 				// No daemon follows the task any more: stop it rather than
 				// leave it running unsupervised.
-				lost = true
+				s.lost = true
+				cancelPrep()
 				fmt.Fprintf(appendOutput(dir), "clearml-agent: no agent followed this task for %v: stopping it\n", lostAfter)
 				signalTree(os.Getpid(), syscall.SIGTERM)
 				go func() { time.Sleep(10 * time.Second); signalTree(os.Getpid(), syscall.SIGKILL) }()
 			}
 		}
 	}
+}
+
+// record writes shim.json: the shim's pid, and the task's once it runs.
+func (s *shim) record() error {
+	return writeJSON(filepath.Join(s.dir, shimFile), shimInfo{ShimPID: os.Getpid(), ChildPID: s.child, Started: time.Now().UnixNano()})
+}
+
+// ownerLost reports, once, that no daemon followed the run for lostAfter.
+func (s *shim) ownerLost() bool {
+	if s.lostAfter <= 0 || ownerAlive(s.dir) {
+		s.ownerGone = time.Time{}
+		return false
+	}
+	if s.ownerGone.IsZero() {
+		s.ownerGone = time.Now()
+	}
+	return !s.lost && time.Since(s.ownerGone) >= s.lostAfter
+}
+
+// finish records how the task ended and, for a task stopped because no
+// daemon followed it, runs the lost-task command.
+func (s *shim) finish(info exitInfo) error {
+	info.Lost = s.lost
+	if err := writeJSON(filepath.Join(s.dir, exitFile), info); err != nil || !s.lost {
+		return err
+	}
+	runOnLost(s.dir)
+	return nil
+}
+
+// startTask starts the task's process, in a process group of its own,
+// with out as its stdout and stderr.
+func startTask(l Launch, out *os.File) (int, error) {
+	devnull, _ := os.Open(os.DevNull)
+	defer devnull.Close()
+	proc, err := os.StartProcess(l.Path, l.Argv, &os.ProcAttr{Dir: l.Dir, Env: l.Env, Files: []*os.File{devnull, out, out},
+		Sys: &syscall.SysProcAttr{Setpgid: true}})
+	if err != nil {
+		return 0, err
+	}
+	return proc.Pid, nil
 }
 
 // runOnLost runs the run's lost-task command, if it has one, and waits for

@@ -15,7 +15,7 @@ import (
 // The test binary is also the shim (Executor.Self defaults to it).
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == ShimCommand {
-		os.Exit(ShimMain(os.Args[2:]))
+		os.Exit(ShimMain(os.Args[2:], testPreparer))
 	}
 	os.Exit(m.Run())
 }
@@ -173,5 +173,22 @@ func TestShimStopsAnUnfollowedTask(t *testing.T) {
 	x, _, _ := readExit(dir)
 	if !x.Lost || x.Code >= 0 {
 		t.Fatalf("exit = %+v", x)
+	}
+}
+
+// The same while the shim still prepares the task in its own process: the
+// setup is stopped, and the run recorded lost.
+func TestShimStopsAnUnfollowedSetup(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	spec := Spec{Argv: []string{"prep", "block"}, Env: os.Environ(), Marker: "lost-setup", RunDir: dir}
+	if err := (&Executor{LostAfter: time.Second}).startShim(spec, dir); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, ownerFile), []byte("999999999"), 0o600)
+	testwait.Until(t, 30*time.Second, func() bool { return Ended(dir) }, "the shim to stop the unfollowed setup")
+	x, _, _ := readExit(dir)
+	if !x.Lost || x.Code != 143 {
+		t.Fatalf("exit = %+v, want lost with the setup's status 143", x)
 	}
 }

@@ -1,0 +1,136 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testPreparer runs `prep MODE [SCRIPT]` in the shim (the tests' shim is
+// the test binary):
+//
+//	ok SCRIPT   prints "prepared", then the task is sh -c SCRIPT
+//	fail        prints "setup failed" and ends with exit status 3
+//	block       starts a sleep it leaves running, prints "preparing",
+//	            waits for the stop and ends with exit status 143
+//	panic       panics
+//	stubborn    prints "preparing" and waits for a subprocess that
+//	            ignores SIGTERM, whatever the context says
+//
+// Anything else runs as a process of its own.
+func testPreparer(argv []string) (Prepare, bool) {
+	if len(argv) < 2 || argv[0] != "prep" {
+		return nil, false
+	}
+	return func(ctx context.Context, out *os.File) (Launch, error) {
+		switch argv[1] {
+		case "ok":
+			fmt.Fprintln(out, "prepared")
+			return Launch{Path: "/bin/sh", Argv: []string{"sh", "-c", argv[2]}, Env: os.Environ()}, nil
+		case "fail":
+			fmt.Fprintln(out, "setup failed")
+			return Launch{}, exitCodeError(3)
+		case "block":
+			sleep := exec.Command("sleep", "300")
+			if err := sleep.Start(); err != nil {
+				return Launch{}, err
+			}
+			fmt.Fprintf(out, "preparing %d\n", sleep.Process.Pid)
+			<-ctx.Done()
+			return Launch{}, exitCodeError(143)
+		case "panic":
+			panic("the setup broke")
+		case "stubborn":
+			sh := exec.Command("sh", "-c", "trap '' TERM; echo preparing; sleep 300")
+			sh.Stdout = out
+			if err := sh.Run(); err != nil {
+				return Launch{}, fmt.Errorf("preparing: %w", err)
+			}
+			return Launch{}, errors.New("the stubborn setup ended")
+		}
+		return Launch{}, fmt.Errorf("unknown mode %q", argv[1])
+	}, true
+}
+
+// startPrep runs `prep ARGS...` under the executor in the background.
+func startPrep(t *testing.T, ctx context.Context, grace time.Duration, args ...string) *running {
+	r := &running{marker: strings.ReplaceAll(t.Name(), "/", "_"), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.exit, r.err = (&Executor{}).Run(ctx, Spec{Argv: append([]string{"prep"}, args...), Env: os.Environ(), Marker: r.marker, GracePeriod: grace}, &r.out)
+	}()
+	return r
+}
+
+// A command prepared in the shim: its output comes first, then the task's,
+// and the task's exit status is the run's; a failed setup ends the run
+// with its own status.
+func TestPrepareInShim(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"ok", "echo task; echo err >&2; exit 4"}, 4, "prepared\ntask\nerr\n"},
+		{[]string{"ok", "kill -9 $$"}, -9, "prepared\n"},
+		{[]string{"fail"}, 3, "setup failed\n"},
+		{[]string{"bogus"}, 1, ""},
+		{[]string{"panic"}, 2, "panic: the setup broke\n"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			exit, out := startPrep(t, context.Background(), time.Second, tc.args...).wait(t)
+			if tc.args[0] == "panic" {
+				out, _, _ = strings.Cut(out, "\n\n") // the stack follows
+				out += "\n"
+			}
+			if exit.Code != tc.code || out != tc.out || exit.Cancelled {
+				t.Fatalf("exit %+v output %q, want code %d output %q", exit, out, tc.code, tc.out)
+			}
+		})
+	}
+}
+
+// Stopping a run while the shim prepares it stops the setup and every
+// process it started: at once when the setup honours the stop, after the
+// grace period (SIGKILL) when it does not.
+func TestStopDuringPrepare(t *testing.T) {
+	t.Parallel()
+	t.Run("honoured", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		r := startPrep(t, ctx, 10*time.Second, "block")
+		r.waitOutput(t, "preparing")
+		var pid int
+		fmt.Sscanf(r.out.String(), "preparing %d", &pid)
+		cancel()
+		exit, _ := r.wait(t)
+		if !exit.Cancelled || exit.Code != 143 || exit.Signal != 0 {
+			t.Fatalf("exit %+v, want status 143, cancelled", exit)
+		}
+		if pid <= 0 || alive(fmt.Sprint(pid)) {
+			t.Fatalf("the setup's sleep (pid %d) survived the stop", pid)
+		}
+	})
+	t.Run("ignored", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		r := startPrep(t, ctx, 300*time.Millisecond, "stubborn")
+		r.waitOutput(t, "preparing")
+		cancel()
+		exit, _ := r.wait(t)
+		if !exit.Cancelled || exit.Signal != syscall.SIGKILL {
+			t.Fatalf("exit %+v, want SIGKILL after the grace period", exit)
+		}
+	})
+}
