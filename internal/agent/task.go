@@ -182,12 +182,24 @@ func (a *Agent) runTask(ctx context.Context, taskID, lease string, q QueueRef, o
 			}
 		}()
 	}
-	a.reportNow(ctx, slot.WorkerID, taskID, q.ID)
 	if !slot.Child {
 		defer a.reportNow(final, slot.WorkerID, "", "")
 	}
-
-	secrets := a.taskSecrets(ctx, tapi, taskID)
+	// The bookkeeping the task's start does not wait on goes at once, in
+	// parallel: the worker's report, the secrets the log masks, the host
+	// recorded on the task.
+	var secrets []string
+	var pre sync.WaitGroup
+	pre.Go(func() { a.reportNow(ctx, slot.WorkerID, taskID, q.ID) })
+	pre.Go(func() { secrets = a.taskSecrets(ctx, tapi, taskID) })
+	if res == nil {
+		pre.Go(func() {
+			if err := tapi.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
+				log.Warn("failed setting hostname for task", "err", err)
+			}
+		})
+	}
+	pre.Wait()
 	lcfg := logstream.Config{TaskID: taskID, Worker: slot.WorkerID, SpoolDir: a.cfg.SpoolDir,
 		Secrets: secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log, TrackSource: a.cfg.RunsDir != ""}
 	if res != nil {
@@ -235,9 +247,6 @@ func (a *Agent) runTask(ctx context.Context, taskID, lease string, q QueueRef, o
 		streamer.Log("WARNING", fmt.Sprintf("clearml-agent: worker %s restarted; following the task again (its process kept running)", slot.WorkerID))
 	} else {
 		streamer.Log("INFO", fmt.Sprintf("task %s pulled from %s by worker %s\n", taskID, q.ID, slot.WorkerID))
-		if err := tapi.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
-			log.Warn("failed setting hostname for task", "err", err)
-		}
 		// The hand-out was acknowledged by "pulled by agent" (or, if that
 		// call's answer was lost, this one settles it by worker).
 		if err := tapi.Started(ctx, taskID, "launch by agent", "", apiclient.Default); api.ErrLeaseLost.Is(err) {
