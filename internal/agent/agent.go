@@ -160,6 +160,13 @@ type Agent struct {
 	// inactiveSince remembers that the schedule stopped the daemon, to log
 	// state changes once.
 	inactive bool
+	// tags are the queues' tags as last read (activeQueues), for the
+	// queue ids in key; owned by the poll loop.
+	tags struct {
+		byID map[string][]string
+		key  string
+		read time.Time
+	}
 
 	draining atomic.Bool
 	drainCh  chan struct{}

@@ -161,20 +161,18 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 	}
 }
 
+// queueTagsMaxAge is how long the queues' tags, once read, serve the
+// passes that follow: a burst of tasks, taken one pass after the other,
+// costs one read, not one per task.
+const queueTagsMaxAge = time.Second
+
 // activeQueues decides, per queue, whether the daemon takes tasks from it
 // now: queue tags force_workers:on/off first, then the uptime/downtime
 // schedule (spec 2.6 should_be_currently_active). The tags are read once
-// per pass, as upstream does; if they cannot be read, the schedule alone
-// decides.
+// per pass, as upstream does, unless the last read is under a second old;
+// if they cannot be read, the schedule alone decides.
 func (a *Agent) activeQueues(ctx context.Context) []bool {
-	tags := map[string][]string{}
-	if qs, err := a.api.QueuesByID(ctx, a.Queues(), []string{"id", "tags"}); err == nil {
-		for _, q := range qs {
-			tags[q.ID] = q.Tags
-		}
-	} else if ctx.Err() == nil {
-		a.log.Debug("reading queue tags", "err", err)
-	}
+	tags := a.queueTags(ctx)
 	now := a.cfg.Now()
 	out := make([]bool, len(a.queues))
 	anyActive := false
@@ -193,6 +191,30 @@ func (a *Agent) activeQueues(ctx context.Context) []bool {
 	}
 	a.inactive = !anyActive
 	return out
+}
+
+// queueTags returns the tags of the daemon's queues by id (see
+// queueTagsMaxAge); none when they cannot be read.
+func (a *Agent) queueTags(ctx context.Context) map[string][]string {
+	ids := a.Queues()
+	key := strings.Join(ids, ",")
+	if a.tags.byID != nil && a.tags.key == key && time.Since(a.tags.read) < queueTagsMaxAge {
+		return a.tags.byID
+	}
+	qs, err := a.api.QueuesByID(ctx, ids, []string{"id", "tags"})
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Debug("reading queue tags", "err", err)
+		}
+		a.tags.byID = nil
+		return map[string][]string{}
+	}
+	byID := make(map[string][]string, len(qs))
+	for _, q := range qs {
+		byID[q.ID] = q.Tags
+	}
+	a.tags.byID, a.tags.key, a.tags.read = byID, key, time.Now()
+	return byID
 }
 
 // StatusReport renders the --status report: schedule, state, queues.
