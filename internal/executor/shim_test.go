@@ -159,36 +159,33 @@ func TestAbortAfterAttach(t *testing.T) {
 	}
 }
 
-// A run no daemon follows any more is stopped by its shim after LostAfter.
-func TestShimStopsAnUnfollowedTask(t *testing.T) {
+// A run no daemon follows any more is stopped by its shim after LostAfter,
+// and recorded lost: a running task (killed by the signal), and a setup the
+// shim runs in its own process (stopped, with the setup's status 143).
+func TestShimStopsUnfollowedRuns(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	spec := Spec{Argv: []string{"sleep", "300"}, Env: os.Environ(), Marker: "lost", RunDir: dir}
-	if err := (&Executor{LostAfter: time.Second}).startShim(spec, dir); err != nil {
-		t.Fatal(err)
-	}
-	// The owner is a process that exits at once.
-	os.WriteFile(filepath.Join(dir, ownerFile), []byte("999999999"), 0o600)
-	testwait.Until(t, 30*time.Second, func() bool { return Ended(dir) }, "the shim to stop the unfollowed task")
-	x, _, _ := readExit(dir)
-	if !x.Lost || x.Code >= 0 {
-		t.Fatalf("exit = %+v", x)
-	}
-}
-
-// The same while the shim still prepares the task in its own process: the
-// setup is stopped, and the run recorded lost.
-func TestShimStopsAnUnfollowedSetup(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	spec := Spec{Argv: []string{"prep", "block"}, Env: os.Environ(), Marker: "lost-setup", RunDir: dir}
-	if err := (&Executor{LostAfter: time.Second}).startShim(spec, dir); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, ownerFile), []byte("999999999"), 0o600)
-	testwait.Until(t, 30*time.Second, func() bool { return Ended(dir) }, "the shim to stop the unfollowed setup")
-	x, _, _ := readExit(dir)
-	if !x.Lost || x.Code != 143 {
-		t.Fatalf("exit = %+v, want lost with the setup's status 143", x)
+	for _, tc := range []struct {
+		name string
+		argv []string
+		code func(int) bool
+	}{
+		{"task", []string{"sleep", "300"}, func(c int) bool { return c < 0 }},
+		{"setup", []string{"prep", "block"}, func(c int) bool { return c == 143 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			spec := Spec{Argv: tc.argv, Env: os.Environ(), Marker: "lost-" + tc.name, RunDir: dir}
+			if err := (&Executor{LostAfter: time.Second}).startShim(spec, dir); err != nil {
+				t.Fatal(err)
+			}
+			// The owner is a process that exits at once.
+			os.WriteFile(filepath.Join(dir, ownerFile), []byte("999999999"), 0o600)
+			testwait.Until(t, 30*time.Second, func() bool { return Ended(dir) }, "the shim to stop the unfollowed run")
+			x, _, _ := readExit(dir)
+			if !x.Lost || !tc.code(x.Code) {
+				t.Fatalf("exit = %+v", x)
+			}
+		})
 	}
 }
