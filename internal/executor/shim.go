@@ -207,7 +207,7 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 			pid, err := startTask(r.launch, out)
 			out.Close()
 			if err != nil {
-				return s.finish(exitInfo{Code: 127, StartError: fmt.Sprintf("starting %s: %v", r.launch.Argv[0], err)})
+				return s.finish(exitInfo{Code: 127, StartError: fmt.Sprintf("starting %s: %v", r.launch.Path, err)})
 			}
 			if err := started(pid); err != nil {
 				return err
