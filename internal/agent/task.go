@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -190,16 +191,31 @@ func (a *Agent) runTask(ctx context.Context, taskID, lease string, q QueueRef, o
 	// recorded on the task.
 	var secrets []string
 	var pre sync.WaitGroup
-	pre.Go(func() { a.reportNow(ctx, slot.WorkerID, taskID, q.ID) })
-	pre.Go(func() { secrets = a.taskSecrets(ctx, tapi, taskID) })
-	if res == nil {
+	var panicked atomic.Value
+	goSafe := func(f func()) {
 		pre.Go(func() {
+			// A panic is runTask's, whose recover does not reach here.
+			defer func() {
+				if p := recover(); p != nil {
+					panicked.CompareAndSwap(nil, fmt.Sprintf("%v\n%s", p, debug.Stack()))
+				}
+			}()
+			f()
+		})
+	}
+	goSafe(func() { a.reportNow(ctx, slot.WorkerID, taskID, q.ID) })
+	goSafe(func() { secrets = a.taskSecrets(ctx, tapi, taskID) })
+	if res == nil {
+		goSafe(func() {
 			if err := tapi.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
 				log.Warn("failed setting hostname for task", "err", err)
 			}
 		})
 	}
 	pre.Wait()
+	if p := panicked.Load(); p != nil {
+		panic(p)
+	}
 	lcfg := logstream.Config{TaskID: taskID, Worker: slot.WorkerID, SpoolDir: a.cfg.SpoolDir,
 		Secrets: secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log, TrackSource: a.cfg.RunsDir != ""}
 	if res != nil {
