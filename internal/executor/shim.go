@@ -47,6 +47,10 @@ const (
 // which may be slow or down: it retries within this time).
 const onLostTimeout = 2 * time.Minute
 
+// settleAfter is how long after the task's start a shim that prepared it
+// gives the setup's memory back to the system.
+const settleAfter = 10 * time.Second
+
 // ShimCommand is the hidden sub-command that runs a shim.
 const ShimCommand = "task-shim"
 
@@ -182,6 +186,7 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 		}
 	}
 	var stopped syscall.Signal // a stop signal the setup got
+	var settle <-chan time.Time
 	watch := time.NewTicker(2 * time.Second)
 	defer watch.Stop()
 	for {
@@ -202,8 +207,6 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 				}
 				return s.finish(info)
 			}
-			// What the setup held is not needed while the task runs.
-			debug.FreeOSMemory()
 			pid, err := startTask(r.launch, out)
 			out.Close()
 			if err != nil {
@@ -212,6 +215,13 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 			if err := started(pid); err != nil {
 				return err
 			}
+			// What the setup held is not needed while the task runs: it
+			// goes back once the task's start (and, in services mode, the
+			// other tasks' starts) are over, not on their way.
+			settle = time.After(settleAfter)
+		case <-settle:
+			settle = nil
+			debug.FreeOSMemory()
 		case ws := <-exited:
 			killTree(os.Getpid(), 2*time.Second)
 			info := exitInfo{Code: ws.ExitStatus()}
