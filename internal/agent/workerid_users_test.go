@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // otherUID and thirdUID are users that are not the test's (the tests
@@ -77,7 +81,16 @@ func startAs(t *testing.T, uid int, argv0 string) int {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd.Process.Pid
+	// Start returns once the exec is under way; until it has finished,
+	// /proc/PID is still root's (the process is not dumpable after its
+	// change of user) and its command line may be the parent's.
+	pid := cmd.Process.Pid
+	testwait.Until(t, 30*time.Second, func() bool {
+		owner, ok := processUID(pid)
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return ok && owner == uid && strings.HasPrefix(string(cmdline), argv0+"\x00")
+	}, fmt.Sprintf("process %d to run %q as uid %d", pid, argv0, uid))
+	return pid
 }
 
 // Another user cannot stop this user's daemons from registering: not
@@ -179,10 +192,17 @@ func registerAs(t *testing.T, uid int, dir, workerID string) registered {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-test.run=^TestRegisterChild$")
-	cmd.Env = append(os.Environ(), "REGISTER_CHILD_DIR="+dir, "REGISTER_CHILD_ID="+workerID, "HOME=/nonexistent", "XDG_CACHE_HOME="+filepath.Join(dir, fmt.Sprintf("cache-of-%d", uid)))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
-	out, err := cmd.Output()
+	// A process another test forks while the copy is open for writing
+	// holds it open until its own exec: running the copy meanwhile fails
+	// with ETXTBSY (golang.org/issue/22315), and is tried again.
+	var out []byte
+	testwait.Until(t, 30*time.Second, func() bool {
+		cmd := exec.Command(bin, "-test.run=^TestRegisterChild$")
+		cmd.Env = append(os.Environ(), "REGISTER_CHILD_DIR="+dir, "REGISTER_CHILD_ID="+workerID, "HOME=/nonexistent", "XDG_CACHE_HOME="+filepath.Join(dir, fmt.Sprintf("cache-of-%d", uid)))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		out, err = cmd.Output()
+		return !errors.Is(err, syscall.ETXTBSY)
+	}, "the copy of the test binary to be free to run")
 	var r registered
 	for _, line := range strings.Split(string(out), "\n") {
 		if rest, ok := strings.CutPrefix(line, "REGISTERED "); ok {
