@@ -79,19 +79,23 @@ func TestConcurrentPollersDeliverEachTaskOnce(t *testing.T) {
 
 // onServerProcesses runs fn, in parallel subtests, against one server
 // process on SQLite and against two server processes on one PostgreSQL
-// database.
+// database. The clients of these tests take tasks and never start them:
+// the servers' hand-outs last an hour, so that a loaded machine (a run of
+// more than the default 30 s) does not see a task come back to its queue
+// and be handed out again, as it must in production.
 func onServerProcesses(t *testing.T, fn func(t *testing.T, servers []*procClient)) {
+	lease := []string{"--lease-timeout", "1h"}
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		s := testbin.StartServer(t, t.TempDir())
+		s := testbin.StartServer(t, t.TempDir(), lease...)
 		fn(t, []*procClient{newProcClient(t, s)})
 	})
 	t.Run("postgres-two-servers", func(t *testing.T) {
 		t.Parallel()
 		dsn := pgtest.NewDatabase(t)
 		dir := t.TempDir()
-		a := testbin.StartServer(t, filepath.Join(dir, "a"), "--db", dsn)
-		b := testbin.StartServer(t, filepath.Join(dir, "b"), "--db", dsn)
+		a := testbin.StartServer(t, filepath.Join(dir, "a"), append([]string{"--db", dsn}, lease...)...)
+		b := testbin.StartServer(t, filepath.Join(dir, "b"), append([]string{"--db", dsn}, lease...)...)
 		fn(t, []*procClient{newProcClient(t, a), newProcClient(t, b)})
 	})
 }
