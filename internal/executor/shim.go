@@ -179,7 +179,7 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 		pid, err := startTask(Launch{Path: path, Argv: argv, Env: env}, out)
 		out.Close()
 		if err != nil {
-			return writeJSON(filepath.Join(dir, exitFile), exitInfo{Code: 127, StartError: fmt.Sprintf("starting %s: %v", argv[0], err)})
+			return s.finish(startFailed(argv[0], err))
 		}
 		if err := started(pid); err != nil {
 			return err
@@ -210,7 +210,7 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 			pid, err := startTask(r.launch, out)
 			out.Close()
 			if err != nil {
-				return s.finish(exitInfo{Code: 127, StartError: fmt.Sprintf("starting %s: %v", r.launch.Path, err)})
+				return s.finish(startFailed(r.launch.Path, err))
 			}
 			if err := started(pid); err != nil {
 				return err
@@ -284,6 +284,11 @@ func (s *shim) finish(info exitInfo) error {
 	}
 	runOnLost(s.dir)
 	return nil
+}
+
+// startFailed is how a task ended that could not be started.
+func startFailed(name string, err error) exitInfo {
+	return exitInfo{Code: 127, StartError: fmt.Sprintf("starting %s: %v", name, err)}
 }
 
 // startTask starts the task's process, in a process group of its own,
