@@ -20,6 +20,7 @@ import (
 
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/executor"
+	"github.com/goclearml/agent/internal/memtrim"
 	"github.com/goclearml/agent/internal/metrics"
 	"github.com/goclearml/agent/internal/schedule"
 	"github.com/goclearml/agent/internal/sysstats"
@@ -289,6 +290,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.reportLoop(loopCtx) })
+	wg.Go(func() { a.settle(loopCtx) })
 	a.runCtx = ctx
 	back := a.recoverRuns(ctx)
 	var err error
@@ -361,3 +363,24 @@ func (a *Agent) ownSlot() *Slot { return &Slot{WorkerID: a.cfg.WorkerID} }
 
 // errf is fmt.Errorf, shortened for the wrapping prefixes below.
 var errf = fmt.Errorf
+
+// settleAfter is how long after its start the daemon gives back the pages
+// its start-up touched (memtrim).
+const settleAfter = 10 * time.Second
+
+// settle trims the binary's pages once the start-up is over.
+func (a *Agent) settle(ctx context.Context) {
+	t := time.NewTimer(settleAfter)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	res, err := memtrim.BinaryPages()
+	if err != nil {
+		a.log.Debug("giving back start-up pages", "err", err)
+		return
+	}
+	a.log.Debug("gave back start-up pages", "kib", res.ReleasedKB, "mappings", res.Mappings)
+}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/goclearml/agent/internal/memtrim"
 )
 
 // A task runs under a shim: a small process of this binary (`clearml-agent
@@ -47,8 +49,8 @@ const (
 // which may be slow or down: it retries within this time).
 const onLostTimeout = 2 * time.Minute
 
-// settleAfter is how long after the task's start a shim that prepared it
-// gives the setup's memory back to the system.
+// settleAfter is how long after the task's start a shim gives back the
+// setup's memory and the pages of the binary its start touched (memtrim).
 const settleAfter = 10 * time.Second
 
 // ShimCommand is the hidden sub-command that runs a shim.
@@ -148,6 +150,10 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 	// it); else the command starts at once.
 	var prepared chan prepResult
 	cancelPrep := func() {}
+	// settle fires once the task's start is over: the shim then gives
+	// back the memory and the pages of the binary its start and the setup
+	// used (settleAfter).
+	var settle <-chan time.Time
 	if prepare != nil {
 		if err := s.record(); err != nil {
 			out.Close()
@@ -184,9 +190,9 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 		if err := started(pid); err != nil {
 			return err
 		}
+		settle = time.After(settleAfter)
 	}
 	var stopped syscall.Signal // a stop signal the setup got
-	var settle <-chan time.Time
 	watch := time.NewTicker(2 * time.Second)
 	defer watch.Stop()
 	for {
@@ -222,6 +228,9 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 		case <-settle:
 			settle = nil
 			debug.FreeOSMemory()
+			if _, err := memtrim.BinaryPages(); err != nil {
+				fmt.Fprintf(os.Stderr, "task-shim: %v\n", err)
+			}
 		case ws := <-exited:
 			killTree(os.Getpid(), 2*time.Second)
 			info := exitInfo{Code: ws.ExitStatus()}

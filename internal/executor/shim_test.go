@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goclearml/agent/internal/memtrim"
 	"github.com/goclearml/agent/internal/testwait"
 )
 
@@ -185,6 +186,61 @@ func TestShimStopsUnfollowedRuns(t *testing.T) {
 			x, _, _ := readExit(dir)
 			if !x.Lost || !tc.code(x.Code) {
 				t.Fatalf("exit = %+v", x)
+			}
+		})
+	}
+}
+
+// Once its task has started, a shim gives back the pages of the binary its
+// start (and a setup in it) touched; the task runs on and its exit is
+// recorded as before.
+func TestShimSettles(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		argv func(script string) []string
+	}{
+		{"task", func(script string) []string { return []string{"sh", "-c", script} }},
+		{"setup", func(script string) []string { return []string{"prep", "ok", script} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			release := filepath.Join(t.TempDir(), "release")
+			if err := syscall.Mkfifo(release, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			spec := Spec{Argv: tc.argv("read x < " + release + "; exit 4"), Env: os.Environ(),
+				Marker: "settle-" + tc.name, RunDir: dir}
+			if err := (&Executor{}).startShim(spec, dir); err != nil {
+				t.Fatal(err)
+			}
+			var si shimInfo
+			testwait.Until(t, 30*time.Second, func() bool {
+				return readJSON(filepath.Join(dir, shimFile), &si) == nil && si.ChildPID > 0
+			}, "the task's start")
+			resident := func() int64 {
+				n, err := memtrim.FileResidentKB(si.ShimPID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			started := resident()
+			var now int64
+			if !testwait.For(2*time.Minute, func() bool { now = resident(); return now < started/2 }) {
+				t.Fatalf("the shim's pages of the binary: %d kB after the task's start, still %d kB", started, now)
+			}
+			t.Logf("the shim's pages of the binary: %d kB after the task's start, %d kB settled", started, now)
+			f, err := os.OpenFile(release, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString("\n")
+			f.Close()
+			testwait.Until(t, 30*time.Second, func() bool { return Ended(dir) }, "the run's end")
+			if x, _, err := readExit(dir); err != nil || x.Code != 4 {
+				t.Fatalf("exit = %+v, %v", x, err)
 			}
 		})
 	}

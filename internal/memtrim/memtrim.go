@@ -1,0 +1,174 @@
+// Package memtrim gives back the resident pages a long-lived process of
+// this binary holds only because of its start.
+//
+// Starting the binary runs the initialisation of every package linked in
+// (the Kubernetes client's, the metrics library's, the SQLite driver's),
+// and each page of code or read-only data it touches is mapped into the
+// process together with its neighbours (the kernel's fault-around). A
+// daemon or a task's supervisor then keeps those pages resident for days
+// without using them again. BinaryPages unmaps the binary's read-only
+// pages from the process: the next use of one maps it again from the page
+// cache, where the pages stay (shared with the other processes of the
+// binary, and reclaimable under memory pressure like any unmapped file
+// page). Writable mappings, and read-only ones with privately written
+// pages (relocations of a position-independent build), are left alone:
+// unmapping those would lose what was written.
+package memtrim
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Mapping is one read-only mapping of the binary.
+type Mapping struct {
+	Start, End uint64
+	// Rss and Anonymous are the mapping's resident and privately written
+	// kilobytes when it was read.
+	RssKB, AnonymousKB int64
+}
+
+// Result says what BinaryPages did.
+type Result struct {
+	// Mappings is how many read-only mappings of the binary were trimmed.
+	Mappings int
+	// ReleasedKB is how many resident kilobytes they held before.
+	ReleasedKB int64
+}
+
+// BinaryPages unmaps the resident pages of this process's read-only
+// mappings of its own executable (see the package comment).
+func BinaryPages() (Result, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/self/exe", &st); err != nil {
+		return Result{}, fmt.Errorf("trimming the binary's pages: %w", err)
+	}
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return Result{}, fmt.Errorf("trimming the binary's pages: %w", err)
+	}
+	maps, err := readOnlyMappings(f, st.Dev, st.Ino)
+	f.Close()
+	if err != nil {
+		return Result{}, fmt.Errorf("trimming the binary's pages: reading /proc/self/smaps: %w", err)
+	}
+	var res Result
+	var errs []error
+	for _, m := range maps {
+		if m.AnonymousKB != 0 || m.RssKB == 0 {
+			continue
+		}
+		if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, uintptr(m.Start), uintptr(m.End-m.Start), syscall.MADV_DONTNEED); e != 0 {
+			errs = append(errs, fmt.Errorf("madvise %#x-%#x: %w", m.Start, m.End, e))
+			continue
+		}
+		res.Mappings++
+		res.ReleasedKB += m.RssKB
+	}
+	if err := errors.Join(errs...); err != nil {
+		return res, fmt.Errorf("trimming the binary's pages: %w", err)
+	}
+	return res, nil
+}
+
+// readOnlyMappings returns the private, non-writable mappings of the file
+// (dev, ino) listed in an smaps file.
+func readOnlyMappings(r io.Reader, dev, ino uint64) ([]Mapping, error) {
+	var out []Mapping
+	var cur *Mapping
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if m, perms, mdev, mino, ok := parseHeader(line); ok {
+			cur = nil
+			if mino == ino && mdev == dev && len(perms) == 4 && perms[1] != 'w' && perms[3] == 'p' {
+				out = append(out, m)
+				cur = &out[len(out)-1]
+			}
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		key, val, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		switch string(key) {
+		case "Rss":
+			cur.RssKB = kilobytes(val)
+		case "Anonymous":
+			cur.AnonymousKB = kilobytes(val)
+		}
+	}
+	return out, sc.Err()
+}
+
+// parseHeader reads a mapping's first line in smaps:
+// "start-end perms offset major:minor inode [path]".
+func parseHeader(line []byte) (m Mapping, perms string, dev, ino uint64, ok bool) {
+	f := strings.Fields(string(line))
+	if len(f) < 5 {
+		return m, "", 0, 0, false
+	}
+	lo, hi, found := strings.Cut(f[0], "-")
+	if !found {
+		return m, "", 0, 0, false
+	}
+	var err1, err2, err3, err4, err5 error
+	m.Start, err1 = strconv.ParseUint(lo, 16, 64)
+	m.End, err2 = strconv.ParseUint(hi, 16, 64)
+	maj, min, found := strings.Cut(f[3], ":")
+	if !found {
+		return m, "", 0, 0, false
+	}
+	major, err3 := strconv.ParseUint(maj, 16, 32)
+	minor, err4 := strconv.ParseUint(min, 16, 32)
+	ino, err5 = strconv.ParseUint(f[4], 10, 64)
+	if errors.Join(err1, err2, err3, err4, err5) != nil || m.End <= m.Start {
+		return m, "", 0, 0, false
+	}
+	return m, f[1], mkdev(major, minor), ino, true
+}
+
+// mkdev packs a device number as the kernel's stat does (glibc's
+// makedev).
+func mkdev(major, minor uint64) uint64 {
+	return (major&0xfff)<<8 | (major&^0xfff)<<32 | minor&0xff | (minor&^0xff)<<12
+}
+
+func kilobytes(val []byte) int64 {
+	f := strings.Fields(string(val))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(f[0], 10, 64)
+	return n
+}
+
+// FileResidentKB reads the resident pages of files that process pid maps
+// (RssFile in /proc/PID/status: for this binary, mostly its own pages), in
+// kilobytes.
+func FileResidentKB(pid int) (int64, error) {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("reading resident pages: %w", err)
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
+			if n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil {
+				return n, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("reading resident pages: no RssFile in %s", path)
+}
