@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"sync"
 	"time"
 
@@ -77,32 +76,32 @@ func (s *Server) popNext(c *call, req *api.QueueTaskRequest) (*api.GetNextTaskRe
 	}
 	err := s.store.Update(c.ctx, func(tx store.Tx) error {
 		*resp = api.GetNextTaskResponse{}
-		if busy {
-			if err := s.checkQueue(tx, c, req.Queue); err != nil {
-				return err
-			}
-		}
 		for {
 			if req.Task != "" {
+				if err := s.checkQueue(tx, c, req.Queue); err != nil {
+					return err
+				}
 				head, err := tx.Entries(req.Queue, 1)
 				if err != nil || len(head) == 0 || head[0].Task != req.Task {
 					return err
 				}
 			}
+			// The queue's company is checked by the pop itself; only an
+			// empty answer needs telling apart from a queue not the
+			// caller's.
 			lease := store.Lease{ID: newID(), Worker: c.worker, Until: s.opts.Now().Add(s.opts.LeaseTimeout)}
-			e, err := tx.LeaseEntry(req.Queue, lease)
-			if err != nil || e == nil {
+			e, status, err := tx.LeaseHead(req.Queue, c.ident.Company, lease)
+			if err != nil {
 				return err
 			}
-			status, _, err := tx.TaskStatus(e.Task)
-			if errors.Is(err, store.ErrNotFound) {
+			if e == nil {
+				return s.checkQueue(tx, c, req.Queue)
+			}
+			if status == "" { // the task is gone: its entry and hand-out go too
 				if err := tx.DropLease(e.Task); err != nil {
 					return err
 				}
 				continue
-			}
-			if err != nil {
-				return err
 			}
 			if status == api.StatusStopped || req.GetTaskInfo {
 				t, err := tx.Task(e.Task)

@@ -205,3 +205,67 @@ func parkLongPoll(t *testing.T, c *client, queue string, waitMS int) func() (map
 	}
 	return func() (map[string]any, time.Duration) { wg.Wait(); return got, waited }
 }
+
+// TestPopChecksAndSkips: a pop takes only from the caller's company's
+// queues (one of another company is an invalid queue, full or empty, and
+// keeps its entries); an entry whose task was deleted behind the server's
+// back is dropped and the next one handed out; an enqueue to another queue
+// moves the task.
+func TestPopChecksAndSkips(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, c *client) {
+		ctx := context.Background()
+		q := c.defaultQueue()
+		gone, kept := c.createTask("deleted while queued"), c.createTask("next in line")
+		for _, id := range []string{gone, kept} {
+			c.ok("tasks.enqueue", map[string]any{"task": id, "queue": q})
+		}
+		foreign := c.createTask("of another company")
+		err := c.ts.Store.Update(ctx, func(tx store.Tx) error {
+			for _, id := range []string{"q-other-full", "q-other-empty"} {
+				if _, err := tx.InsertQueue(&api.Queue{ID: id, Name: id, Company: "another-company"}); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.AddEntry("q-other-full", foreign, api.Now()); err != nil {
+				return err
+			}
+			return tx.DeleteTask(gone)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, other := range []string{"q-other-full", "q-other-empty", "q-missing"} {
+			c.fail("queues.get_next_task", map[string]any{"queue": other}, 400, api.ErrInvalidQueueID.Subcode)
+		}
+		err = c.ts.Store.View(ctx, func(tx store.Tx) error {
+			if n, err := tx.CountEntries("q-other-full"); err != nil || n != 1 {
+				t.Errorf("the other company's queue holds %d entries (%v), want 1", n, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := c.ok("queues.get_next_task", map[string]any{"queue": q})
+		if e, _ := got["entry"].(map[string]any); e == nil || e["task"] != kept {
+			t.Fatalf("pop = %v, want %s (the deleted task's entry skipped)", got, kept)
+		}
+		if got := c.ok("queues.get_next_task", map[string]any{"queue": q}); got["entry"] != nil {
+			t.Fatalf("pop of the emptied queue = %v", got)
+		}
+
+		// Enqueued to a second queue, a queued task leaves the first.
+		second := c.ok("queues.create", map[string]any{"name": "second"})["id"].(string)
+		moved := c.createTask("moved")
+		c.ok("tasks.enqueue", map[string]any{"task": moved, "queue": q})
+		c.ok("tasks.enqueue", map[string]any{"task": moved, "queue": second})
+		c.fail("tasks.enqueue", map[string]any{"task": moved, "queue": second}, 400, api.ErrTaskAlreadyQueued.Subcode)
+		for queue, want := range map[string]int{q: 0, second: 1} {
+			entries := c.ok("queues.get_by_id", map[string]any{"queue": queue})["queue"].(map[string]any)["entries"].([]any)
+			if len(entries) != want {
+				t.Fatalf("queue %s has %d entries, want %d: %v", queue, len(entries), want, entries)
+			}
+		}
+	})
+}

@@ -283,7 +283,7 @@ func tasksEnqueue(s *Server, c *call) (any, error) {
 			}
 			t.EnqueueStatus = prev
 		}
-		added, err := tx.AddEntry(q.ID, t.ID, s.now())
+		added, err := tx.EnqueueEntry(q.ID, t.ID, s.now())
 		if err != nil {
 			return err
 		}
@@ -296,9 +296,6 @@ func tasksEnqueue(s *Server, c *call) (any, error) {
 			}
 			t.Execution["queue"] = q.ID
 			fields["execution.queue"] = q.ID
-		}
-		if _, err := tx.RemoveTaskEntries(t.ID, q.ID); err != nil {
-			return err
 		}
 		fields["enqueue_status"] = t.EnqueueStatus
 		resp["fields"] = fields

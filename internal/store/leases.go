@@ -35,37 +35,48 @@ type Lease struct {
 	State   string
 }
 
-func (t *sqlTx) LeaseEntry(queueID string, l Lease) (*api.QueueEntry, error) {
+func (t *sqlTx) LeaseHead(queueID, company string, l Lease) (*api.QueueEntry, string, error) {
 	var taskID string
 	var added int64
 	if t.s.dialect == "postgres" {
-		// One statement, one round trip: SKIP LOCKED lets concurrent
-		// pollers each take a different head row.
+		// One statement, one round trip: the queue's company, the pop (SKIP
+		// LOCKED lets concurrent pollers each take a different head row),
+		// the lease and the task's status, its row locked as TaskStatus
+		// would.
+		var status sql.NullString
 		err := t.queryRow(`WITH popped AS (DELETE FROM queue_entries WHERE seq = (SELECT seq FROM queue_entries
-			WHERE queue_id = ? ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING seq, task_id, added_ms)
-			INSERT INTO task_leases (task_id, lease_id, worker, queue_id, seq, added_ms, until_ms, state)
+			WHERE queue_id = ? AND EXISTS (SELECT 1 FROM queues WHERE id = ? AND company = ?)
+			ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING seq, task_id, added_ms),
+			leased AS (INSERT INTO task_leases (task_id, lease_id, worker, queue_id, seq, added_ms, until_ms, state)
 			SELECT task_id, ?, ?, ?, seq, added_ms, ?, ? FROM popped
 			ON CONFLICT (task_id) DO UPDATE SET lease_id = excluded.lease_id, worker = excluded.worker,
 			queue_id = excluded.queue_id, seq = excluded.seq, added_ms = excluded.added_ms,
 			until_ms = excluded.until_ms, state = excluded.state
-			RETURNING task_id, added_ms`, queueID, l.ID, l.Worker, queueID, l.Until.UnixMilli(), LeaseHeld).Scan(&taskID, &added)
+			RETURNING task_id, added_ms)
+			SELECT task_id, added_ms, (SELECT status FROM tasks WHERE id = leased.task_id FOR UPDATE) FROM leased`,
+			queueID, queueID, company, l.ID, l.Worker, queueID, l.Until.UnixMilli(), LeaseHeld).Scan(&taskID, &added, &status)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nil
+			return nil, "", nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		return &api.QueueEntry{Task: taskID, Added: api.Time{Time: time.UnixMilli(added).UTC()}}, nil
+		return &api.QueueEntry{Task: taskID, Added: api.Time{Time: time.UnixMilli(added).UTC()}}, status.String, nil
 	}
-	// SQLite: the single writer makes the two statements atomic.
+	// SQLite: the single writer makes the statements atomic.
+	if c, err := t.QueueCompany(queueID); errors.Is(err, ErrNotFound) || (err == nil && c != company) {
+		return nil, "", nil
+	} else if err != nil {
+		return nil, "", err
+	}
 	var seq int64
 	err := t.queryRow(`DELETE FROM queue_entries WHERE seq = (SELECT seq FROM queue_entries WHERE queue_id = ?
 		ORDER BY seq LIMIT 1) RETURNING seq, task_id, added_ms`, queueID).Scan(&seq, &taskID, &added)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+		return nil, "", nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	_, err = t.exec(`INSERT INTO task_leases (task_id, lease_id, worker, queue_id, seq, added_ms, until_ms, state)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -74,9 +85,13 @@ func (t *sqlTx) LeaseEntry(queueID string, l Lease) (*api.QueueEntry, error) {
 		until_ms = excluded.until_ms, state = excluded.state`,
 		taskID, l.ID, l.Worker, queueID, seq, added, l.Until.UnixMilli(), LeaseHeld)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return &api.QueueEntry{Task: taskID, Added: api.Time{Time: time.UnixMilli(added).UTC()}}, nil
+	status, _, err := t.TaskStatus(taskID)
+	if errors.Is(err, ErrNotFound) {
+		err = nil
+	}
+	return &api.QueueEntry{Task: taskID, Added: api.Time{Time: time.UnixMilli(added).UTC()}}, status, err
 }
 
 func (t *sqlTx) TaskLease(taskID string) (*Lease, error) {

@@ -162,6 +162,9 @@ func (t *sqlTx) PutTask(task *api.Task) error {
 	if task.LastUpdate != nil {
 		lu = task.LastUpdate.UnixMilli()
 	}
+	if t.s.dialect == "postgres" {
+		return t.putTaskPostgres(task, doc, lu)
+	}
 	// Most writes change an existing task: try a plain UPDATE first, which
 	// costs SQLite much less than an upsert.
 	res, err := t.exec(`UPDATE tasks SET company = ?, status = ?, project = ?, last_update_ms = ?, doc = ? WHERE id = ?`,
@@ -179,6 +182,36 @@ func (t *sqlTx) PutTask(task *api.Task) error {
 		}
 	}
 	return t.putTaskList(task)
+}
+
+// putTaskPostgres writes an existing task and updates its listing row in
+// place in one statement (one round trip); a new task, or a listing row
+// that must be rewritten (see taskListUpdate), takes the full writes.
+func (t *sqlTx) putTaskPostgres(task *api.Task, doc string, lu int64) error {
+	var tasks, rows int
+	err := t.queryRow(`WITH u AS (UPDATE tasks SET company = ?, status = ?, project = ?, last_update_ms = ?, doc = ?
+		WHERE id = ? RETURNING id),
+		l AS (UPDATE task_list SET status = ?, user_id = ?, type = ?, name = ?, started_us = ?, last_update_us = ?
+		WHERE id = (SELECT id FROM u) AND company || '' = ? AND created_us IS NOT DISTINCT FROM ? AND system_tags = ?
+		AND tags = ? AND search = ? AND project || '' = ? RETURNING id)
+		SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM l)`,
+		task.Company, task.Status, task.Project, lu, doc, task.ID,
+		task.Status, task.User, task.Type, task.Name, micros(task.Started), micros(task.LastUpdate),
+		task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), taskSearchText(task), task.Project,
+	).Scan(&tasks, &rows)
+	switch {
+	case err != nil:
+		return err
+	case tasks == 0:
+		if _, err := t.exec(`INSERT INTO tasks (id, company, status, project, last_update_ms, doc) VALUES (?, ?, ?, ?, ?, ?)`,
+			task.ID, task.Company, task.Status, task.Project, lu, doc); err != nil {
+			return err
+		}
+		return t.putTaskList(task)
+	case rows == 0:
+		return t.rewriteTaskList(task)
+	}
+	return nil
 }
 
 func (t *sqlTx) DeleteTask(id string) error {

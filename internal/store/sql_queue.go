@@ -18,6 +18,24 @@ func (t *sqlTx) AddEntry(queueID, taskID string, added api.Time) (bool, error) {
 	return n == 1, err
 }
 
+func (t *sqlTx) EnqueueEntry(queueID, taskID string, added api.Time) (bool, error) {
+	if t.s.dialect == "postgres" {
+		// One statement, one round trip.
+		var n int
+		err := t.queryRow(`WITH ins AS (INSERT INTO queue_entries (queue_id, task_id, added_ms) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING RETURNING task_id),
+			others AS (DELETE FROM queue_entries WHERE task_id = ? AND queue_id <> ? AND EXISTS (SELECT 1 FROM ins))
+			SELECT count(*) FROM ins`, queueID, taskID, added.UnixMilli(), taskID, queueID).Scan(&n)
+		return n == 1, err
+	}
+	ok, err := t.AddEntry(queueID, taskID, added)
+	if err != nil || !ok {
+		return ok, err
+	}
+	_, err = t.RemoveTaskEntries(taskID, queueID)
+	return true, err
+}
+
 func (t *sqlTx) RemoveEntry(queueID, taskID string) (int, error) {
 	res, err := t.exec(`DELETE FROM queue_entries WHERE queue_id = ? AND task_id = ?`, queueID, taskID)
 	if err != nil {

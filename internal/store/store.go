@@ -156,6 +156,10 @@ type Tx interface {
 	DeleteQueue(id string) error
 	// AddEntry appends a task to a queue; false when it is there already.
 	AddEntry(queueID, taskID string, added api.Time) (bool, error)
+	// EnqueueEntry appends a task to a queue and removes it from every
+	// other queue; false (and nothing changed) when it is in that queue
+	// already.
+	EnqueueEntry(queueID, taskID string, added api.Time) (bool, error)
 	// RemoveEntry removes a task from one queue and says how many entries went.
 	RemoveEntry(queueID, taskID string) (int, error)
 	// RemoveTaskEntries removes a task from every queue except exceptQueue.
@@ -163,9 +167,12 @@ type Tx interface {
 	// PopEntry atomically removes and returns the head of a queue, or nil
 	// when it is empty. Concurrent callers never get the same entry.
 	PopEntry(queueID string) (*api.QueueEntry, error)
-	// LeaseEntry takes the head of a queue like PopEntry and leases it to a
-	// worker (leases.go); nil when the queue is empty.
-	LeaseEntry(queueID string, l Lease) (*api.QueueEntry, error)
+	// LeaseHead takes the head of a company's queue like PopEntry, leases
+	// it to a worker (leases.go) and reads its task's status (inside
+	// Update the task's row stays locked; "" when the task is gone). The
+	// entry is nil when the queue is empty and when it is not the
+	// company's (or not there at all): QueueCompany tells them apart.
+	LeaseHead(queueID, company string, l Lease) (*api.QueueEntry, string, error)
 	// TaskLease reads a task's latest hand-out; ErrNotFound when it has none.
 	TaskLease(taskID string) (*Lease, error)
 	// SetLeaseState records what became of a task's hand-out.

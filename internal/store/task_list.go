@@ -112,8 +112,23 @@ func micros(t *api.Time) any {
 // last-update indexes follow the new time), which halves the cost of an
 // upsert; anything else is an upsert.
 func (t *sqlTx) putTaskList(task *api.Task) error {
-	search := strings.ToLower(task.ID + " " + task.Name + " " + task.Comment)
-	lu := micros(task.LastUpdate)
+	q, args := t.taskListUpdate(task)
+	res, err := t.exec(q, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	return t.rewriteTaskList(task)
+}
+
+// taskListUpdate is the statement that updates a task's listing row in
+// place; it changes nothing when a column it does not write (company,
+// project, created, tags, the search text) would change: rewriteTaskList
+// then writes the row. (putTaskPostgres runs it together with the task's
+// write.)
+func (t *sqlTx) taskListUpdate(task *api.Task) (string, []any) {
 	same := "IS"
 	if t.s.dialect == "postgres" {
 		same = "IS NOT DISTINCT FROM"
@@ -121,17 +136,20 @@ func (t *sqlTx) putTaskList(task *api.Task) error {
 	// The row is found by its id alone: company and project are written
 	// as expressions, so that no planner (PostgreSQL's generic plan of a
 	// prepared statement) takes the project index to find it.
-	res, err := t.exec(`UPDATE task_list SET status = ?, user_id = ?, type = ?, name = ?, started_us = ?, last_update_us = ?
-		WHERE id = ? AND company || '' = ? AND created_us `+same+` ? AND system_tags = ? AND tags = ? AND search = ?
+	return `UPDATE task_list SET status = ?, user_id = ?, type = ?, name = ?, started_us = ?, last_update_us = ?
+		WHERE id = ? AND company || '' = ? AND created_us ` + same + ` ? AND system_tags = ? AND tags = ? AND search = ?
 		AND project || '' = ?`,
-		task.Status, task.User, task.Type, task.Name, micros(task.Started), lu,
-		task.ID, task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), search, task.Project)
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 1 {
-		return err
-	}
+		[]any{task.Status, task.User, task.Type, task.Name, micros(task.Started), micros(task.LastUpdate),
+			task.ID, task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), taskSearchText(task), task.Project}
+}
+
+func taskSearchText(task *api.Task) string {
+	return strings.ToLower(task.ID + " " + task.Name + " " + task.Comment)
+}
+
+// rewriteTaskList writes a task's listing row and its search rows whole.
+func (t *sqlTx) rewriteTaskList(task *api.Task) error {
+	search := taskSearchText(task)
 	old, err := t.readSearchRow(task.ID)
 	if err != nil {
 		return err
@@ -143,7 +161,7 @@ func (t *sqlTx) putTaskList(task *api.Task) error {
 		started_us = excluded.started_us, last_update_us = excluded.last_update_us, tags = excluded.tags,
 		system_tags = excluded.system_tags, search = excluded.search`,
 		task.ID, task.Company, task.Status, task.Project, task.User, task.Type, task.Name, micros(task.Created),
-		micros(task.Started), lu, listText(task.Tags), listText(task.SystemTags), search)
+		micros(task.Started), micros(task.LastUpdate), listText(task.Tags), listText(task.SystemTags), search)
 	if err != nil {
 		return err
 	}
