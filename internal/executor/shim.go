@@ -227,7 +227,12 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 			settle = time.After(settleAfter)
 		case <-settle:
 			settle = nil
-			debug.FreeOSMemory()
+			if prepare != nil {
+				// What the setup held (a forced collection; without a
+				// setup there is nothing to give back, and the collection
+				// itself would cost memory).
+				debug.FreeOSMemory()
+			}
 			if _, err := memtrim.BinaryPages(); err != nil {
 				fmt.Fprintf(os.Stderr, "task-shim: %v\n", err)
 			}
