@@ -290,7 +290,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.reportLoop(loopCtx) })
-	wg.Go(func() { a.settle(loopCtx) })
+	wg.Go(func() { memtrim.After(loopCtx, settleAfter, a.log) })
 	a.runCtx = ctx
 	back := a.recoverRuns(ctx)
 	var err error
@@ -367,20 +367,3 @@ var errf = fmt.Errorf
 // settleAfter is how long after its start the daemon gives back the pages
 // its start-up touched (memtrim).
 const settleAfter = 10 * time.Second
-
-// settle trims the binary's pages once the start-up is over.
-func (a *Agent) settle(ctx context.Context) {
-	t := time.NewTimer(settleAfter)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return
-	case <-t.C:
-	}
-	res, err := memtrim.BinaryPages()
-	if err != nil {
-		a.log.Debug("giving back start-up pages", "err", err)
-		return
-	}
-	a.log.Debug("gave back start-up pages", "kib", res.ReleasedKB, "mappings", res.Mappings)
-}

@@ -18,13 +18,16 @@ package memtrim
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Mapping is one read-only mapping of the binary.
@@ -171,4 +174,23 @@ func FileResidentKB(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("reading resident pages: no RssFile in %s", path)
+}
+
+// After waits d, then trims the binary's pages (BinaryPages) and logs
+// what it gave back at debug level; it returns at once when ctx ends
+// first. Long-lived commands run it once their start-up is over.
+func After(ctx context.Context, d time.Duration, log *slog.Logger) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	res, err := BinaryPages()
+	if err != nil {
+		log.Debug("giving back the start-up pages", "err", err)
+		return
+	}
+	log.Debug("gave back the start-up pages", "kib", res.ReleasedKB, "mappings", res.Mappings)
 }

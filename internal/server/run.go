@@ -17,6 +17,7 @@ import (
 	"github.com/goclearml/agent/internal/clientconf"
 	"github.com/goclearml/agent/internal/fileserver"
 	"github.com/goclearml/agent/internal/httpguard"
+	"github.com/goclearml/agent/internal/memtrim"
 	"github.com/goclearml/agent/internal/store"
 )
 
@@ -201,6 +202,9 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.RunWatchdog(runCtx, cfg.Watchdog) })
 	wg.Go(func() { srv.RunLeases(runCtx) })
+	// The pages of the binary the start touched and the server does not
+	// use go back once it is up.
+	wg.Go(func() { memtrim.After(runCtx, 10*time.Second, log) })
 	serveErr := make(chan error, len(servers))
 	for i, hs := range servers {
 		wg.Go(func() { serveErr <- hs.Serve(listeners[i]) })
