@@ -16,6 +16,7 @@ import (
 	"github.com/goclearml/agent/internal/agent"
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/apiclient"
+	"github.com/goclearml/agent/internal/memtrim"
 )
 
 // Executor turns queued tasks into pods. Build it with New, run it with
@@ -136,6 +137,7 @@ func (e *Executor) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { e.reportLoop(ctx, ids) })
 	wg.Go(func() { e.monitorLoop(ctx) })
+	wg.Go(func() { memtrim.After(ctx, 10*time.Second, log) })
 	err = e.launchLoop(ctx)
 	wg.Wait()
 	return err
