@@ -57,7 +57,7 @@ func BinaryPages() (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("trimming the binary's pages: %w", err)
 	}
-	maps, err := readOnlyMappings(f, st.Dev, st.Ino)
+	maps, err := readOnlyMappings(f, uint64(st.Dev), uint64(st.Ino)) // int32 and uint64 on some systems
 	f.Close()
 	if err != nil {
 		return Result{}, fmt.Errorf("trimming the binary's pages: reading /proc/self/smaps: %w", err)
