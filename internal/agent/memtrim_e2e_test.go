@@ -6,18 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goclearml/agent/internal/memtrim"
-	"github.com/goclearml/agent/internal/testwait"
+	"github.com/goclearml/agent/internal/memtrim/memtrimtest"
 )
-
-func rssFileKB(t *testing.T, pid int) int64 {
-	t.Helper()
-	n, err := memtrim.FileResidentKB(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
 
 // TestSettledDaemonGivesBackStartupPages: once settled, a daemon no longer
 // holds the pages of the binary its start-up touched (most of its
@@ -27,12 +17,7 @@ func TestSettledDaemonGivesBackStartupPages(t *testing.T) {
 	e := newEnv(t)
 	d := e.daemon("--queue", "default")
 	d.WaitOutput(t, "Listening to queues", 60*time.Second)
-	started := rssFileKB(t, d.Pid())
-	var now int64
-	if !testwait.For(2*time.Minute, func() bool { now = rssFileKB(t, d.Pid()); return now < started/2 }) {
-		t.Fatalf("pages of the binary: %d kB after the start, still %d kB\n%s", started, now, d.Output())
-	}
-	t.Logf("pages of the binary: %d kB after the start, %d kB settled", started, now)
+	memtrimtest.WaitSettled(t, d.Pid(), 2*time.Minute)
 	id := e.task("after settling", "", "print('still here')\n")
 	done := e.waitStatus(id, 60*time.Second, "completed", "failed", "stopped")
 	if done.Status != "completed" || !strings.Contains(strings.Join(e.logLines(id), "\n"), "still here") {

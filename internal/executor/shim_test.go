@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goclearml/agent/internal/memtrim"
+	"github.com/goclearml/agent/internal/memtrim/memtrimtest"
 	"github.com/goclearml/agent/internal/testwait"
 )
 
@@ -219,19 +219,7 @@ func TestShimSettles(t *testing.T) {
 			testwait.Until(t, 30*time.Second, func() bool {
 				return readJSON(filepath.Join(dir, shimFile), &si) == nil && si.ChildPID > 0
 			}, "the task's start")
-			resident := func() int64 {
-				n, err := memtrim.FileResidentKB(si.ShimPID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return n
-			}
-			started := resident()
-			var now int64
-			if !testwait.For(2*time.Minute, func() bool { now = resident(); return now < started/2 }) {
-				t.Fatalf("the shim's pages of the binary: %d kB after the task's start, still %d kB", started, now)
-			}
-			t.Logf("the shim's pages of the binary: %d kB after the task's start, %d kB settled", started, now)
+			memtrimtest.WaitSettled(t, si.ShimPID, 2*time.Minute)
 			f, err := os.OpenFile(release, os.O_WRONLY, 0)
 			if err != nil {
 				t.Fatal(err)

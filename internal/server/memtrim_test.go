@@ -5,9 +5,8 @@ import (
 	"time"
 
 	"github.com/goclearml/agent/internal/api"
-	"github.com/goclearml/agent/internal/memtrim"
+	"github.com/goclearml/agent/internal/memtrim/memtrimtest"
 	"github.com/goclearml/agent/internal/testbin"
-	"github.com/goclearml/agent/internal/testwait"
 )
 
 // TestSettledServerGivesBackStartupPages: once up for a while, a server
@@ -17,19 +16,7 @@ func TestSettledServerGivesBackStartupPages(t *testing.T) {
 	t.Parallel()
 	s := testbin.StartServer(t, t.TempDir())
 	pc := newProcClient(t, s)
-	resident := func() int64 {
-		n, err := memtrim.FileResidentKB(s.Pid())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	started := resident()
-	var now int64
-	if !testwait.For(2*time.Minute, func() bool { now = resident(); return now < started/2 }) {
-		t.Fatalf("pages of the binary: %d kB once up, still %d kB", started, now)
-	}
-	t.Logf("pages of the binary: %d kB once up, %d kB settled", started, now)
+	memtrimtest.WaitSettled(t, s.Pid(), 2*time.Minute)
 	var created api.IDResponse
 	if err := pc.call("tasks.create", map[string]any{"name": "after settling", "type": "training"}, &created); err != nil {
 		t.Fatal(err)
