@@ -53,11 +53,14 @@ func BinaryPages() (Result, error) {
 	if err := syscall.Stat("/proc/self/exe", &st); err != nil {
 		return Result{}, fmt.Errorf("trimming the binary's pages: %w", err)
 	}
+	// int32 and uint64 on some systems
+	exe := file{dev: uint64(st.Dev), ino: uint64(st.Ino)}
+	exe.path, _ = os.Readlink("/proc/self/exe")
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return Result{}, fmt.Errorf("trimming the binary's pages: %w", err)
 	}
-	maps, err := readOnlyMappings(f, uint64(st.Dev), uint64(st.Ino)) // int32 and uint64 on some systems
+	maps, err := readOnlyMappings(f, exe)
 	f.Close()
 	if err != nil {
 		return Result{}, fmt.Errorf("trimming the binary's pages: reading /proc/self/smaps: %w", err)
@@ -81,18 +84,30 @@ func BinaryPages() (Result, error) {
 	return res, nil
 }
 
-// readOnlyMappings returns the private, non-writable mappings of the file
-// (dev, ino) listed in an smaps file.
-func readOnlyMappings(r io.Reader, dev, ino uint64) ([]Mapping, error) {
+// file names a mapped file: by device and inode, or by its path as the
+// process sees it (an overlay file system, as in a container, lists the
+// device and inode of the file underneath in smaps, not those stat gives).
+type file struct {
+	dev, ino uint64
+	path     string
+}
+
+func (f file) is(o file) bool {
+	return (f.dev == o.dev && f.ino == o.ino) || (f.path != "" && f.path == o.path)
+}
+
+// readOnlyMappings returns the private, non-writable mappings of file
+// target listed in an smaps file.
+func readOnlyMappings(r io.Reader, target file) ([]Mapping, error) {
 	var out []Mapping
 	var cur *Mapping
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 64<<10)
 	for sc.Scan() {
 		line := sc.Bytes()
-		if m, perms, mdev, mino, ok := parseHeader(line); ok {
+		if m, perms, mapped, ok := parseHeader(line); ok {
 			cur = nil
-			if mino == ino && mdev == dev && len(perms) == 4 && perms[1] != 'w' && perms[3] == 'p' {
+			if mapped.is(target) && len(perms) == 4 && perms[1] != 'w' && perms[3] == 'p' {
 				out = append(out, m)
 				cur = &out[len(out)-1]
 			}
@@ -117,29 +132,32 @@ func readOnlyMappings(r io.Reader, dev, ino uint64) ([]Mapping, error) {
 
 // parseHeader reads a mapping's first line in smaps:
 // "start-end perms offset major:minor inode [path]".
-func parseHeader(line []byte) (m Mapping, perms string, dev, ino uint64, ok bool) {
-	f := strings.Fields(string(line))
-	if len(f) < 5 {
-		return m, "", 0, 0, false
+func parseHeader(line []byte) (m Mapping, perms string, mapped file, ok bool) {
+	rest := string(line)
+	var f [5]string
+	for i := range f {
+		rest = strings.TrimLeft(rest, " ")
+		f[i], rest, _ = strings.Cut(rest, " ")
 	}
 	lo, hi, found := strings.Cut(f[0], "-")
-	if !found {
-		return m, "", 0, 0, false
+	maj, min, found2 := strings.Cut(f[3], ":")
+	if !found || !found2 {
+		return m, "", file{}, false
 	}
 	var err1, err2, err3, err4, err5 error
 	m.Start, err1 = strconv.ParseUint(lo, 16, 64)
 	m.End, err2 = strconv.ParseUint(hi, 16, 64)
-	maj, min, found := strings.Cut(f[3], ":")
-	if !found {
-		return m, "", 0, 0, false
-	}
 	major, err3 := strconv.ParseUint(maj, 16, 32)
 	minor, err4 := strconv.ParseUint(min, 16, 32)
-	ino, err5 = strconv.ParseUint(f[4], 10, 64)
+	mapped.ino, err5 = strconv.ParseUint(f[4], 10, 64)
 	if errors.Join(err1, err2, err3, err4, err5) != nil || m.End <= m.Start {
-		return m, "", 0, 0, false
+		return m, "", file{}, false
 	}
-	return m, f[1], mkdev(major, minor), ino, true
+	mapped.dev = mkdev(major, minor)
+	if mapped.ino != 0 {
+		mapped.path = strings.TrimLeft(rest, " ")
+	}
+	return m, f[1], mapped, true
 }
 
 // mkdev packs a device number as the kernel's stat does (glibc's

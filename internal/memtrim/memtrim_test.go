@@ -9,7 +9,8 @@ import (
 
 // smapsSample is a PIE binary's smaps (/usr/bin/cat's, shortened): a
 // read-only mapping written by the loader (its relocations), code, a
-// writable mapping, another file, and the heap.
+// writable mapping, another file, the heap, a shared mapping, a deleted
+// file whose path has spaces, the stack.
 const smapsSample = `55b2cc358000-55b2cc35a000 r--p 00000000 fe:00 247026                     /usr/bin/cat
 Size:                  8 kB
 Rss:                   8 kB
@@ -41,29 +42,39 @@ Anonymous:            12 kB
 7f0e1c100000-7f0e1c101000 r--s 00000000 fe:00 247026                     /usr/bin/cat
 Rss:                   4 kB
 Anonymous:             0 kB
+7f0e1d000000-7f0e1d001000 r-xp 00000000 fe:02 99                         /opt/my tools/run (deleted)
+Rss:                   4 kB
+Anonymous:             0 kB
+7ffd1c000000-7ffd1c021000 rw-p 00000000 00:00 0                          [stack]
+Rss:                   8 kB
+Anonymous:             8 kB
 `
 
 func TestReadOnlyMappings(t *testing.T) {
 	t.Parallel()
 	dev := mkdev(0xfe, 0)
+	cat := []Mapping{
+		{Start: 0x55b2cc358000, End: 0x55b2cc35a000, RssKB: 8},
+		{Start: 0x55b2cc35a000, End: 0x55b2cc35f000, RssKB: 20},
+		{Start: 0x55b2cc361000, End: 0x55b2cc362000, RssKB: 4, AnonymousKB: 4},
+	}
 	tests := []struct {
-		name     string
-		dev, ino uint64
-		want     []Mapping
+		name   string
+		target file
+		want   []Mapping
 	}{
-		{"the binary", dev, 247026, []Mapping{
-			{Start: 0x55b2cc358000, End: 0x55b2cc35a000, RssKB: 8},
-			{Start: 0x55b2cc35a000, End: 0x55b2cc35f000, RssKB: 20},
-			{Start: 0x55b2cc361000, End: 0x55b2cc362000, RssKB: 4, AnonymousKB: 4},
-		}},
-		{"a library", dev, 1001, []Mapping{{Start: 0x7f0e1c000000, End: 0x7f0e1c021000, RssKB: 100}}},
-		{"same inode, other device", mkdev(0xfe, 1), 247026, nil},
-		{"not mapped", dev, 42, nil},
+		{"the binary", file{dev: dev, ino: 247026}, cat},
+		{"the binary, by its path (an overlay)", file{dev: 0x2a, ino: 7, path: "/usr/bin/cat"}, cat},
+		{"a library", file{dev: dev, ino: 1001}, []Mapping{{Start: 0x7f0e1c000000, End: 0x7f0e1c021000, RssKB: 100}}},
+		{"a path with spaces", file{path: "/opt/my tools/run (deleted)"}, []Mapping{{Start: 0x7f0e1d000000, End: 0x7f0e1d001000, RssKB: 4}}},
+		{"same inode, other device", file{dev: mkdev(0xfe, 1), ino: 247026}, nil},
+		{"not mapped", file{dev: dev, ino: 42, path: "/bin/true"}, nil},
+		{"the heap is no file", file{path: "[heap]"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := readOnlyMappings(strings.NewReader(smapsSample), tt.dev, tt.ino)
+			got, err := readOnlyMappings(strings.NewReader(smapsSample), tt.target)
 			if err != nil {
 				t.Fatal(err)
 			}
