@@ -85,8 +85,9 @@ func BinaryPages() (Result, error) {
 }
 
 // file names a mapped file: by device and inode, or by its path as the
-// process sees it (an overlay file system, as in a container, lists the
-// device and inode of the file underneath in smaps, not those stat gives).
+// process sees it (for a file on an overlay file system, as in a
+// container, some kernels list the device and inode of the file
+// underneath in smaps, not those stat gives).
 type file struct {
 	dev, ino uint64
 	path     string
