@@ -5,7 +5,7 @@
 // (the Kubernetes client's, the metrics library's, the SQLite driver's),
 // and each page of code or read-only data it touches is mapped into the
 // process together with its neighbours (the kernel's fault-around). A
-// daemon or a task's supervisor then keeps those pages resident for days
+// daemon, a server or a task's supervisor then keeps those pages resident for days
 // without using them again. BinaryPages unmaps the binary's read-only
 // pages from the process: the next use of one maps it again from the page
 // cache, where the pages stay (shared with the other processes of the
