@@ -5,12 +5,12 @@
 // (the Kubernetes client's, the metrics library's, the SQLite driver's),
 // and each page of code or read-only data it touches is mapped into the
 // process together with its neighbours (the kernel's fault-around). A
-// daemon, a server or a task's supervisor then keeps those pages resident for days
-// without using them again. BinaryPages unmaps the binary's read-only
-// pages from the process: the next use of one maps it again from the page
-// cache, where the pages stay (shared with the other processes of the
-// binary, and reclaimable under memory pressure like any unmapped file
-// page). Writable mappings, and read-only ones with privately written
+// daemon, a server or a task's supervisor then keeps those pages resident
+// for days without using them again. BinaryPages unmaps the binary's
+// read-only pages from the process: the next use of one maps it again
+// from the page cache, where the pages stay (shared with the other
+// processes of the binary, and reclaimable under memory pressure like any
+// unmapped file page). Writable mappings, and read-only ones with privately written
 // pages (relocations of a position-independent build), are left alone:
 // unmapping those would lose what was written.
 package memtrim
