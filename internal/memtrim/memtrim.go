@@ -10,9 +10,9 @@
 // read-only pages from the process: the next use of one maps it again
 // from the page cache, where the pages stay (shared with the other
 // processes of the binary, and reclaimable under memory pressure like any
-// unmapped file page). Writable mappings, and read-only ones with privately written
-// pages (relocations of a position-independent build), are left alone:
-// unmapping those would lose what was written.
+// unmapped file page). Writable mappings, and read-only ones with
+// privately written pages (relocations of a position-independent build),
+// are left alone: unmapping those would lose what was written.
 package memtrim
 
 import (
