@@ -148,6 +148,12 @@ func TestScalarsChart(t *testing.T) {
 	check("time axis")
 	do(t, ctx, chromedp.Focus(chromedp.CSS(`#charts figure.chart svg`)), chromedp.KeyEvent(kb.ArrowRight))
 	waitJS(t, ctx, `document.querySelector("#charts figure.chart .tip").textContent.includes(":")`, 10*time.Second, "hover values")
+	// A redraw (a running task's charts refresh every 5 s) keeps the
+	// keyboard's chart and its cursor.
+	do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector("#charts figure.chart .tip").textContent = "";
+		document.dispatchEvent(new Event("ui:status"))`))
+	waitJS(t, ctx, `document.querySelector("#charts figure.chart .tip").textContent.includes(":") &&
+		document.activeElement === document.querySelector("#charts figure.chart svg")`, 10*time.Second, "the cursor and focus kept over a redraw")
 }
 
 // TestPlots: a confusion matrix, a table, a histogram and a scatter plot

@@ -182,6 +182,9 @@ const Charts = (() => {
       ev.preventDefault();
       show((at < 0 ? 0 : at) + step);
     });
+    // Where the cursor stands (an x value), for a redraw to put it back.
+    fig.cursorX = () => (at >= 0 && cursor.getAttribute("visibility") === "visible" ? xs[at] : null);
+    fig.showX = (x) => { if (xs.length) show(nearest(xs, x)); };
     parent.append(fig);
     return fig;
   }
@@ -191,7 +194,7 @@ const Charts = (() => {
     const tasks = JSON.parse(box.dataset.series);
     const controls = { smooth: document.getElementById("smooth"), log: document.getElementById("logscale"),
       x: document.getElementById("xaxis"), out: document.getElementById("smooth-out") };
-    let data = null;
+    let data = null, drawnKey = null;
     async function load() {
       const key = controls.x.value;
       try {
@@ -201,6 +204,15 @@ const Charts = (() => {
       } catch (e) { UI.toast(`Loading scalars failed: ${e.message}`, true); }
     }
     function render() {
+      // A redraw (the refresh of a running task's charts) keeps the chart
+      // the keyboard is on, and every chart's cursor where it stood.
+      const figures = () => [...box.querySelectorAll("figure.chart")];
+      const titleOf = (f) => f.querySelector("figcaption").textContent;
+      const active = document.activeElement && document.activeElement.closest("#charts figure.chart");
+      const focused = active ? titleOf(active) : null;
+      const cursors = data.key !== drawnKey ? new Map() // another x axis: the old x means nothing
+        : new Map(figures().map((f) => [titleOf(f), f.cursorX()]).filter(([, x]) => x !== null));
+      drawnKey = data.key;
       const metrics = new Map();
       data.all.forEach((d, ti) => {
         for (const [metric, variants] of Object.entries(d.metrics || {})) {
@@ -218,6 +230,11 @@ const Charts = (() => {
         series.sort((a, b) => a.label.localeCompare(b.label));
         draw(box, { title: metric, series, log: controls.log.checked, smoothing: +controls.smooth.value, time,
           xLabel: time ? "time (UTC)" : (series[0].xLabel || "iteration") });
+      }
+      for (const f of figures()) {
+        const title = titleOf(f);
+        if (title === focused) f.querySelector("svg").focus();
+        if (cursors.has(title)) f.showX(cursors.get(title));
       }
     }
     controls.smooth.addEventListener("input", () => { controls.out.textContent = controls.smooth.value; if (data) render(); });
