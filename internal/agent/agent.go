@@ -290,7 +290,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.reportLoop(loopCtx) })
-	wg.Go(func() { memtrim.After(loopCtx, settleAfter, a.log) })
+	wg.Go(func() { memtrim.After(loopCtx, a.log) })
 	a.runCtx = ctx
 	back := a.recoverRuns(ctx)
 	var err error
@@ -363,7 +363,3 @@ func (a *Agent) ownSlot() *Slot { return &Slot{WorkerID: a.cfg.WorkerID} }
 
 // errf is fmt.Errorf, shortened for the wrapping prefixes below.
 var errf = fmt.Errorf
-
-// settleAfter is how long after its start the daemon gives back the pages
-// its start-up touched (memtrim).
-const settleAfter = 10 * time.Second

@@ -76,8 +76,8 @@ func runServices(ctx context.Context, r *runner) ([]Result, error) {
 		return nil, err
 	}
 	tree := treeRSS(d.pid())
-	// Supervisors give back the pages of their start 10 s after their
-	// task's (executor.settleAfter): measured again once all have.
+	// Supervisors give back the pages of their start memtrim.Settle after
+	// their task's: measured again once all have.
 	if err := sleep(ctx, time.Until(start.Add(allUp+settled))); err != nil {
 		return nil, err
 	}

@@ -49,10 +49,6 @@ const (
 // which may be slow or down: it retries within this time).
 const onLostTimeout = 2 * time.Minute
 
-// settleAfter is how long after the task's start a shim gives back the
-// setup's memory and the pages of the binary its start touched (memtrim).
-const settleAfter = 10 * time.Second
-
 // ShimCommand is the hidden sub-command that runs a shim.
 const ShimCommand = "task-shim"
 
@@ -152,7 +148,7 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 	cancelPrep := func() {}
 	// settle fires once the task's start is over: the shim then gives
 	// back the memory and the pages of the binary its start and the setup
-	// used (settleAfter).
+	// used (memtrim.Settle).
 	var settle <-chan time.Time
 	if prepare != nil {
 		if err := s.record(); err != nil {
@@ -190,7 +186,7 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 		if err := started(pid); err != nil {
 			return err
 		}
-		settle = time.After(settleAfter)
+		settle = time.After(memtrim.Settle)
 	}
 	var stopped syscall.Signal // a stop signal the setup got
 	watch := time.NewTicker(2 * time.Second)
@@ -224,7 +220,7 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 			// What the setup held is not needed while the task runs: it
 			// goes back once the task's start (and, in services mode, the
 			// other tasks' starts) are over, not on their way.
-			settle = time.After(settleAfter)
+			settle = time.After(memtrim.Settle)
 		case <-settle:
 			settle = nil
 			if prepare != nil {

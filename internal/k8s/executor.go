@@ -137,7 +137,7 @@ func (e *Executor) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { e.reportLoop(ctx, ids) })
 	wg.Go(func() { e.monitorLoop(ctx) })
-	wg.Go(func() { memtrim.After(ctx, 10*time.Second, log) })
+	wg.Go(func() { memtrim.After(ctx, log) })
 	err = e.launchLoop(ctx)
 	wg.Wait()
 	return err

@@ -195,11 +195,16 @@ func FileResidentKB(pid int) (int64, error) {
 	return 0, fmt.Errorf("reading resident pages: no RssFile in %s", path)
 }
 
-// After waits d, then trims the binary's pages (BinaryPages) and logs
-// what it gave back at debug level; it returns at once when ctx ends
-// first. Long-lived commands run it once their start-up is over.
-func After(ctx context.Context, d time.Duration, log *slog.Logger) {
-	t := time.NewTimer(d)
+// Settle is how long after its start a long-lived process of the binary
+// (or, for a task's supervisor, after its task's start) gives back the
+// pages its start touched: past the start, not on its way.
+const Settle = 10 * time.Second
+
+// After waits Settle, then trims the binary's pages (BinaryPages) and
+// logs what it gave back at debug level; it returns at once when ctx ends
+// first. Long-lived commands run it from their start.
+func After(ctx context.Context, log *slog.Logger) {
+	t := time.NewTimer(Settle)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

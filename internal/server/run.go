@@ -204,7 +204,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	wg.Go(func() { srv.RunLeases(runCtx) })
 	// The pages of the binary the start touched and the server does not
 	// use go back once it is up.
-	wg.Go(func() { memtrim.After(runCtx, 10*time.Second, log) })
+	wg.Go(func() { memtrim.After(runCtx, log) })
 	serveErr := make(chan error, len(servers))
 	for i, hs := range servers {
 		wg.Go(func() { serveErr <- hs.Serve(listeners[i]) })
