@@ -23,7 +23,11 @@ type worker struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	ids      []string
-	surfaced []error
+	surfaced []failure
+	// outages are faults no call can get through (the database down):
+	// a call that gave up during one failed as it should.
+	outages  []window
+	excused  int // calls that gave up during an outage
 	reads    int
 	repolled int // status polls that failed for a moment and were made again
 	slowest  time.Duration
@@ -41,9 +45,10 @@ func startWork(t *testing.T, b *Bed, submitters int) *worker {
 					return
 				default:
 				}
+				start := time.Now()
 				id, err := shTask(ctx, c, "steady work", workQueue, "i=0\nwhile [ $i -lt 200 ]; do echo \"n $i\"; i=$((i+1)); done\n")
 				if err != nil {
-					w.fail(fmt.Errorf("submitting: %w", err))
+					w.fail(start, fmt.Errorf("submitting: %w", err))
 					continue
 				}
 				w.mu.Lock()
@@ -69,7 +74,7 @@ func startWork(t *testing.T, b *Bed, submitters int) *worker {
 						w.repolled++
 						w.mu.Unlock()
 					default:
-						w.fail(fmt.Errorf("following %s: %w", id, err))
+						w.fail(failingSince, fmt.Errorf("following %s: %w", id, err))
 						st = ""
 					}
 				}
@@ -97,17 +102,43 @@ func startWork(t *testing.T, b *Bed, submitters int) *worker {
 			w.slowest = max(w.slowest, d)
 			w.mu.Unlock()
 			if err != nil {
-				w.fail(fmt.Errorf("listing: %w", err))
+				w.fail(start, fmt.Errorf("listing: %w", err))
 			}
 		}
 	})
 	return w
 }
 
-func (w *worker) fail(err error) {
+// failure is a call that failed after its retries: made at start, given
+// up at end.
+type failure struct {
+	err        error
+	start, end time.Time
+}
+
+type window struct{ from, to time.Time }
+
+func (w *worker) fail(start time.Time, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.surfaced = append(w.surfaced, err)
+	w.surfaced = append(w.surfaced, failure{err, start, time.Now()})
+}
+
+// outage records a fault from..to that no call can get through.
+func (w *worker) outage(from, to time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.outages = append(w.outages, window{from, to})
+}
+
+// endedInOutage reports whether a failed call gave up during an outage.
+func (w *worker) endedInOutage(f failure) bool {
+	for _, o := range w.outages {
+		if !f.end.Before(o.from) && !f.end.After(o.to) {
+			return true
+		}
+	}
+	return false
 }
 
 // finish stops the work, waits for every submitted task to end, and checks
@@ -131,11 +162,19 @@ func (w *worker) finish() (tasks, bad, lostLines, dupLines int) {
 			}
 		}
 	}
-	for i, err := range w.surfaced {
-		if i < 5 {
-			t.Errorf("a call failed after its retries: %v", err)
+	var kept []failure
+	for _, f := range w.surfaced {
+		if w.endedInOutage(f) {
+			t.Logf("a call gave up during the outage (it started %v before it): %v", f.end.Sub(f.start).Round(time.Millisecond), f.err)
+			w.excused++
+			continue
 		}
+		if len(kept) < 5 {
+			t.Errorf("a call failed after its retries: %v", f.err)
+		}
+		kept = append(kept, f)
 	}
+	w.surfaced = kept
 	return len(w.ids), bad, lostLines, dupLines
 }
 
@@ -181,6 +220,7 @@ func TestClusterPostgresRestart(t *testing.T) {
 	ctx := context.Background()
 	c := b.Client(t)
 	w := startWork(t, b, 1)
+	stopping := time.Now()
 	if err := b.Docker("stop", b.PG); err != nil {
 		t.Fatal(err)
 	}
@@ -221,6 +261,13 @@ func TestClusterPostgresRestart(t *testing.T) {
 		}
 	}
 	ready := time.Since(healed)
+	// From the stop (PostgreSQL refuses new sessions while it shuts down)
+	// until every replica is ready again, a call with the default retries
+	// (about 10 s) fails if the outage outlasts them, as it should (on a
+	// loaded machine the stop, its checkpoint and the replicas' return
+	// took 11 s). The submitters' status polls and the call below retry
+	// for longer and must get through.
+	w.outage(stopping, time.Now())
 	if err := <-waiting; err != nil {
 		t.Errorf("the call made during the outage failed: %v", err)
 	}
@@ -231,8 +278,8 @@ func TestClusterPostgresRestart(t *testing.T) {
 	waitStatus(t, c, id, time.Minute, api.StatusCompleted)
 	flowing := time.Since(healed)
 	tasks, bad, lost, dup := w.finish()
-	t.Logf("RESULT scenario=postgres-restart faults=\"docker stop, then start, of PostgreSQL (down %s)\" health=%q single-attempt=%s tasks=%d bad=%d lines-lost=%d lines-duplicated=%d surfaced=%d status-polls-repeated=%d replicas-ready=%s recovery=%s",
-		healed.Sub(down).Round(time.Millisecond), body, quick.Round(time.Millisecond), tasks, bad, lost, dup, len(w.surfaced), w.repolled, ready.Round(time.Millisecond), flowing.Round(time.Millisecond))
+	t.Logf("RESULT scenario=postgres-restart faults=\"docker stop, then start, of PostgreSQL (down %s)\" health=%q single-attempt=%s tasks=%d bad=%d lines-lost=%d lines-duplicated=%d surfaced=%d gave-up-in-outage=%d status-polls-repeated=%d replicas-ready=%s recovery=%s",
+		healed.Sub(down).Round(time.Millisecond), body, quick.Round(time.Millisecond), tasks, bad, lost, dup, len(w.surfaced), w.excused, w.repolled, ready.Round(time.Millisecond), flowing.Round(time.Millisecond))
 }
 
 // One replica cut off from PostgreSQL only: it answers quickly with a
