@@ -279,6 +279,7 @@ func runIdle(ctx context.Context, r *runner) ([]Result, error) {
 	return []Result{
 		{Metric: "daemon RSS", Value: rss, Unit: "MiB", Note: note + split},
 		{Metric: "daemon RSS peak", Value: max(peak, rss), Unit: "MiB"},
+		{Metric: "daemon RSS with its processes", Value: treeRSS(d.pid()), Unit: "MiB", Note: "the daemon and every process below it (the spare task supervisor)"},
 		{Metric: "daemon CPU", Value: cores * 100, Unit: "% of a core", Note: note},
 	}, nil
 }

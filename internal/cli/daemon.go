@@ -407,6 +407,9 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 
 	log.Info("clearml-agent daemon started", "version", version.Version, "worker", inst.WorkerID, "server", cfg.API.Server)
 	started := time.Now()
+	// A task's supervisor is started ahead of the task (executor/spare.go).
+	ex.KeepSpare()
+	defer ex.Close()
 	err = a.Run(ctx)
 	if err != nil {
 		log.Error("clearml-agent daemon stopped", "worker", inst.WorkerID, "err", err, "uptime", time.Since(started).Round(time.Second).String())

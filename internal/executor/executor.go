@@ -82,6 +82,11 @@ type Executor struct {
 	// LostAfter is how long a task runs on without any daemon following
 	// it before its shim stops it (0: never).
 	LostAfter time.Duration
+
+	mu        sync.Mutex
+	keepSpare bool   // KeepSpare was called
+	spare     *spare // the spare supervisor, nil when none is started
+	closed    bool
 }
 
 func (e *Executor) log() *slog.Logger {
@@ -110,10 +115,14 @@ func (e *Executor) Run(ctx context.Context, spec Spec, out io.Writer) (Exit, err
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	if err := e.startShim(spec, dir); err != nil {
+	exited, err := e.startShim(spec, dir)
+	if err != nil {
 		return Exit{}, err
 	}
-	return e.follow(ctx, spec, dir, 0, out)
+	// The next run's spare starts now, beside this run's start: by the
+	// next task it has long started.
+	e.refill()
+	return e.follow(ctx, spec, dir, 0, out, exited)
 }
 
 // Attach follows a run started by an earlier daemon (the shim kept it
@@ -122,7 +131,7 @@ func (e *Executor) Attach(ctx context.Context, spec Spec, offset int64, out io.W
 	if err := e.Own(spec.RunDir); err != nil {
 		return Exit{}, err
 	}
-	return e.follow(ctx, spec, spec.RunDir, offset, out)
+	return e.follow(ctx, spec, spec.RunDir, offset, out, nil)
 }
 
 var scanMu sync.Mutex

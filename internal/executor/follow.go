@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,59 +15,115 @@ import (
 	"time"
 )
 
-// startShim starts the shim for spec in dir, in a session of its own so
-// that nothing aimed at the daemon (a terminal's Ctrl-C, the daemon's
-// death) reaches it.
-func (e *Executor) startShim(spec Spec, dir string) error {
-	self := e.Self
-	if self == "" {
-		var err error
-		if self, err = os.Executable(); err != nil {
-			return fmt.Errorf("finding the agent binary for the task shim: %w", err)
-		}
+// self is the agent binary the shims run.
+func (e *Executor) self() (string, error) {
+	if e.Self != "" {
+		return e.Self, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding the agent binary for the task shim: %w", err)
+	}
+	return self, nil
+}
+
+// startShim starts the shim for spec in dir (or hands the run to the spare
+// one, when e keeps one; see spare.go), in a session of its own so that
+// nothing aimed at the daemon (a terminal's Ctrl-C, the daemon's death)
+// reaches it, and waits until it has recorded itself. The returned channel
+// is closed once the shim has exited and is reaped.
+func (e *Executor) startShim(spec Spec, dir string) (<-chan struct{}, error) {
+	self, err := e.self()
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating the task's run folder: %w", err)
+		return nil, fmt.Errorf("creating the task's run folder: %w", err)
 	}
 	for _, f := range []string{exitFile, shimFile, OutputFile, onLostFile} {
 		os.Remove(filepath.Join(dir, f))
 	}
 	if spec.OnLost != nil {
 		if err := writeJSON(filepath.Join(dir, onLostFile), spec.OnLost); err != nil {
-			return fmt.Errorf("recording the run's lost-task command: %w", err)
+			return nil, fmt.Errorf("recording the run's lost-task command: %w", err)
 		}
 	}
 	if err := e.Own(dir); err != nil {
-		return err
+		return nil, err
+	}
+	if spec.Dir != "" {
+		if st, err := os.Stat(spec.Dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("entering the task's working folder %s: %w", spec.Dir, cmp.Or[error](err, syscall.ENOTDIR))
+		}
+	}
+	lostAfter := strconv.Itoa(int(e.LostAfter / time.Second))
+	argv := append([]string{self, ShimCommand, dir, lostAfter, "--"}, spec.Argv...)
+	markerVar := RunMarkerEnv + "=" + spec.Marker
+	env := append(append([]string{}, spec.Env...), markerVar)
+	a := assignment{Dir: dir, LostAfter: int(e.LostAfter / time.Second), Argv: spec.Argv, Env: env, Cwd: spec.Dir, Title: argv}
+	if exited := e.handToSpare(a, markerVar); exited != nil {
+		err := waitRecorded(dir, exited)
+		if !errors.Is(err, errShimExited) {
+			return exited, err
+		}
+		// Nothing of the run started: a supervisor of its own runs it.
+		e.log().Warn("the spare task supervisor exited before taking the run; starting one", "run", dir)
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, "shim.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("creating the shim log: %w", err)
+		return nil, fmt.Errorf("creating the shim log: %w", err)
 	}
-	defer logf.Close()
-	argv := append([]string{self, ShimCommand, dir, strconv.Itoa(int(e.LostAfter / time.Second)), "--"}, spec.Argv...)
-	env := append(append([]string{}, spec.Env...), RunMarkerEnv+"="+spec.Marker)
 	proc, err := os.StartProcess(self, argv, &os.ProcAttr{Dir: spec.Dir, Env: env, Files: []*os.File{nil, logf, logf},
 		Sys: &syscall.SysProcAttr{Setsid: true}})
+	logf.Close()
 	if err != nil {
-		return fmt.Errorf("starting the task shim: %w", err)
+		return nil, fmt.Errorf("starting the task shim: %w", err)
 	}
-	// The shim is not our child to wait for once it runs on its own; reap
-	// it so that it does not linger as a zombie while we live.
-	go proc.Wait()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	// The shim runs on its own (it outlives this process if need be);
+	// while we live, it is reaped as soon as it exits.
+	done := make(chan struct{})
+	go func() {
+		proc.Wait()
+		close(done)
+	}()
+	return done, waitRecorded(dir, done)
+}
+
+// waitRecorded waits until the shim of the run in dir has recorded itself
+// (shim.json) or the run's end (exit.json: its command could not start).
+// exited is closed once the shim has exited.
+func waitRecorded(dir string, exited <-chan struct{}) error {
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	recorded := func() bool {
 		var si shimInfo
 		if readJSON(filepath.Join(dir, shimFile), &si) == nil {
+			return true
+		}
+		_, err := os.Stat(filepath.Join(dir, exitFile))
+		return err == nil
+	}
+	for {
+		if recorded() {
 			return nil
 		}
-		if _, err := os.Stat(filepath.Join(dir, exitFile)); err == nil {
-			return nil // could not start the command; exit.json says so
+		select {
+		case <-exited:
+			if recorded() {
+				return nil // it recorded itself, then ended: follow reads how
+			}
+			return errShimExited
+		case <-deadline.C:
+			return errors.New("the task shim did not start within 30 s")
+		case <-tick.C:
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
-	return errors.New("the task shim did not start within 30 s")
 }
+
+// errShimExited: a shim exited before recording itself.
+var errShimExited = errors.New("the task shim exited at its start (see shim.log in the run folder)")
 
 // Own records this process as the one following the run in dir.
 func (e *Executor) Own(dir string) error {
@@ -82,12 +139,35 @@ func ShimAlive(dir string) bool {
 	if err := readJSON(filepath.Join(dir, shimFile), &si); err != nil || si.ShimPID <= 0 {
 		return false
 	}
+	if si.ShimStart != 0 {
+		// The pid could have been reused by another process: a shim is
+		// known by its start time.
+		start, ok := procStart(si.ShimPID)
+		return ok && start == si.ShimStart
+	}
+	// A shim of an earlier version: known by its command line.
 	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", si.ShimPID))
 	if err != nil {
 		return false
 	}
-	// The pid could have been reused by another process.
 	return strings.Contains(string(cmd), ShimCommand+"\x00"+dir+"\x00")
+}
+
+// procStart returns a live process's start time (clock ticks after boot);
+// false for a process that is gone or a zombie.
+func procStart(pid int) (uint64, bool) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	// f[0] is field 3 (the state), so field 22 is f[19].
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return 0, false
+	}
+	start, err := strconv.ParseUint(f[19], 10, 64)
+	return start, err == nil
 }
 
 // Ended reports whether the run in dir has recorded its exit.
@@ -118,7 +198,9 @@ func signalShim(dir string, sig syscall.Signal) {
 // ended and its output is read. Cancelling ctx stops the run: spec.Stop
 // when set (docker stop), else SIGTERM to every process of the task, and
 // after the grace period SIGKILL.
-func (e *Executor) follow(ctx context.Context, spec Spec, dir string, offset int64, out io.Writer) (Exit, error) {
+// exited, when not nil, is closed once the shim has exited (a shim this
+// process started).
+func (e *Executor) follow(ctx context.Context, spec Spec, dir string, offset int64, out io.Writer, exited <-chan struct{}) (Exit, error) {
 	grace := spec.GracePeriod
 	if grace <= 0 {
 		grace = 10 * time.Second
@@ -181,8 +263,17 @@ func (e *Executor) follow(ctx context.Context, spec Spec, dir string, offset int
 			}
 			// The shim exits right after writing the status: when Run
 			// returns, nothing of the run is left.
-			for wait := time.Now().Add(2 * time.Second); ShimAlive(dir) && time.Now().Before(wait); {
-				time.Sleep(2 * time.Millisecond)
+			if exited != nil {
+				t := time.NewTimer(2 * time.Second)
+				select {
+				case <-exited:
+				case <-t.C:
+				}
+				t.Stop()
+			} else {
+				for wait := time.Now().Add(2 * time.Second); ShimAlive(dir) && time.Now().Before(wait); {
+					time.Sleep(2 * time.Millisecond)
+				}
 			}
 			x.Cancelled = exit.Cancelled
 			return x, nil

@@ -56,6 +56,9 @@ type shimInfo struct {
 	ShimPID  int   `json:"shim_pid"`
 	ChildPID int   `json:"child_pid"`
 	Started  int64 `json:"started_ns"`
+	// ShimStart is the shim's start time (field 22 of /proc/PID/stat),
+	// which tells it from a later process given the same pid.
+	ShimStart uint64 `json:"shim_start,omitempty"`
 }
 
 // exitInfo is how the task ended.
@@ -87,10 +90,14 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(data, v)
 }
 
-// ShimMain is the shim: `task-shim DIR LOST_AFTER_SECONDS -- ARGV...`. It
-// returns the process exit status (0 once the task's status is recorded).
-// prep, when not nil, may take over the start of ARGV (see Preparer).
+// ShimMain is the shim: `task-shim DIR LOST_AFTER_SECONDS -- ARGV...`, or
+// `task-shim --spare` (spare.go). It returns the process exit status (0
+// once the task's status is recorded). prep, when not nil, may take over
+// the start of ARGV (see Preparer).
 func ShimMain(args []string, prep Preparer) int {
+	if len(args) > 0 && args[0] == spareArg {
+		return spareMain(prep)
+	}
 	if len(args) < 4 || args[2] != "--" {
 		fmt.Fprintln(os.Stderr, "usage: task-shim DIR LOST_AFTER_SECONDS -- COMMAND...")
 		return 2
@@ -108,7 +115,8 @@ func ShimMain(args []string, prep Preparer) int {
 type shim struct {
 	dir       string
 	lostAfter time.Duration
-	child     int // the task's process; 0 while the shim sets it up
+	child     int    // the task's process; 0 while the shim sets it up
+	start     uint64 // this process's start time (procStart)
 	lost      bool
 	ownerGone time.Time
 }
@@ -270,7 +278,11 @@ func runShim(dir string, argv []string, lostAfter time.Duration, preparer Prepar
 
 // record writes shim.json: the shim's pid, and the task's once it runs.
 func (s *shim) record() error {
-	return writeJSON(filepath.Join(s.dir, shimFile), shimInfo{ShimPID: os.Getpid(), ChildPID: s.child, Started: time.Now().UnixNano()})
+	if s.start == 0 {
+		s.start, _ = procStart(os.Getpid())
+	}
+	return writeJSON(filepath.Join(s.dir, shimFile), shimInfo{ShimPID: os.Getpid(), ChildPID: s.child, Started: time.Now().UnixNano(),
+		ShimStart: s.start})
 }
 
 // ownerLost reports, once, that no daemon followed the run for lostAfter.

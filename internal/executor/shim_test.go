@@ -90,7 +90,7 @@ func TestAttachToARunningTask(t *testing.T) {
 	}
 	spec := Spec{Argv: []string{"sh", "-c", "echo one; read x < " + release + "; echo two; exit 5"}, Env: os.Environ(),
 		Marker: "attach-" + t.Name(), RunDir: dir}
-	if err := e.startShim(spec, dir); err != nil {
+	if _, err := e.startShim(spec, dir); err != nil {
 		t.Fatal(err)
 	}
 	// Nobody follows (the daemon "died"): the task runs on and prints.
@@ -134,7 +134,7 @@ func TestAbortAfterAttach(t *testing.T) {
 	dir := t.TempDir()
 	spec := Spec{Argv: []string{"sh", "-c", "trap 'echo bye; exit 9' TERM; echo up; while :; do sleep 0.05; done"}, Env: os.Environ(),
 		Marker: "abort-attach", RunDir: dir, GracePeriod: 2 * time.Second}
-	if err := (&Executor{}).startShim(spec, dir); err != nil {
+	if _, err := (&Executor{}).startShim(spec, dir); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -177,7 +177,7 @@ func TestShimStopsUnfollowedRuns(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			spec := Spec{Argv: tc.argv, Env: os.Environ(), Marker: "lost-" + tc.name, RunDir: dir}
-			if err := (&Executor{LostAfter: time.Second}).startShim(spec, dir); err != nil {
+			if _, err := (&Executor{LostAfter: time.Second}).startShim(spec, dir); err != nil {
 				t.Fatal(err)
 			}
 			// The owner is a process that exits at once.
@@ -212,7 +212,7 @@ func TestShimSettles(t *testing.T) {
 			}
 			spec := Spec{Argv: tc.argv("read x < " + release + "; exit 4"), Env: os.Environ(),
 				Marker: "settle-" + tc.name, RunDir: dir}
-			if err := (&Executor{}).startShim(spec, dir); err != nil {
+			if _, err := (&Executor{}).startShim(spec, dir); err != nil {
 				t.Fatal(err)
 			}
 			var si shimInfo
