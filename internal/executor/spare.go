@@ -129,7 +129,10 @@ func (e *Executor) refill() {
 	if !e.keepSpare || e.closed || (e.spare != nil && e.spare.alive()) {
 		return
 	}
-	e.spare = nil
+	if e.spare != nil {
+		e.spare.w.Close() // it died waiting
+		e.spare = nil
+	}
 	sp, err := e.startSpare()
 	if err != nil {
 		e.log().Warn("starting a spare task supervisor; the next task starts its own", "err", err)
@@ -165,7 +168,8 @@ func (e *Executor) takeSpare() *spare {
 	defer e.mu.Unlock()
 	sp := e.spare
 	e.spare = nil
-	if sp == nil || !sp.alive() {
+	if sp != nil && !sp.alive() {
+		sp.w.Close() // it died waiting
 		return nil
 	}
 	return sp
