@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,7 @@ func TestSupervisorReportsAgentLost(t *testing.T) {
 	env := append(e.daemonEnv(), "CLEARML_AGENT__AGENT__REATTACH_TIMEOUT_SEC="+lostAfter)
 	d := testbin.Start(t, env, "--config-file", e.srv.ConfigPath, "daemon", "--foreground", "--polling-interval", "0.5", "--queue", "default")
 	id := e.task("orphan", "", "import os, time\nprint('cwd', os.getcwd(), flush=True)\ntime.sleep(600)\n")
+	e.logRunOnFailure(t, id)
 	waitLog(t, e, id, "cwd ", 60*time.Second)
 	var folder string
 	for _, l := range e.logLines(id) {
@@ -58,6 +60,7 @@ func TestDockerSupervisorReportsAgentLost(t *testing.T) {
 	image := dockertest.Busybox(t)
 	d := de.daemon([]string{"CLEARML_AGENT__AGENT__REATTACH_TIMEOUT_SEC=" + lostAfter}, "", "--queue", "default", "--cpu-only", "--docker", image)
 	id := de.shellTask("orphan in docker", "echo up\nsleep 600\n", nil)
+	de.logRunOnFailure(t, id)
 	waitLog(t, de.env, id, "up", 90*time.Second)
 	d.Signal(syscall.SIGKILL)
 	d.Wait(10 * time.Second)
@@ -66,4 +69,26 @@ func TestDockerSupervisorReportsAgentLost(t *testing.T) {
 		t.Fatalf("task = %s %q, want failed \"agent lost\"", tk.Status, tk.StatusReason)
 	}
 	de.noContainersLeft()
+}
+
+// logRunOnFailure logs, should the test fail, what the task's run folder
+// holds (the supervisor's log, the task's output, its exit): what the
+// supervisor did after its daemon died.
+func (e *env) logRunOnFailure(t *testing.T, id string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		files, _ := filepath.Glob(filepath.Join(e.dir, "cache", "clearml-agent", "runs", "*", id, "run", "*"))
+		if len(files) == 0 {
+			t.Logf("the run folder of task %s is gone", id)
+		}
+		for _, f := range files {
+			data, _ := os.ReadFile(f)
+			if len(data) > 4000 {
+				data = data[len(data)-4000:]
+			}
+			t.Logf("%s:\n%s", f, data)
+		}
+	})
 }

@@ -125,10 +125,22 @@ func waitRecorded(dir string, exited <-chan struct{}) error {
 // errShimExited: a shim exited before recording itself.
 var errShimExited = errors.New("the task shim exited at its start (see shim.log in the run folder)")
 
-// Own records this process as the one following the run in dir.
+// Own records this process as the one following the run in dir: its pid
+// and its start time (written first: a shim that reads the two while a
+// new owner writes them sees a mismatch for one check, never a wrong
+// match).
 func (e *Executor) Own(dir string) error {
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
-		return fmt.Errorf("recording the run's owner: %w", err)
+	start, ok := procStart(os.Getpid())
+	if !ok {
+		return errors.New("recording the run's owner: no start time for this process in /proc")
+	}
+	for _, f := range []struct{ name, value string }{
+		{ownerStartFile, strconv.FormatUint(start, 10)},
+		{ownerFile, strconv.Itoa(os.Getpid())},
+	} {
+		if err := writeFileAtomic(filepath.Join(dir, f.name), []byte(f.value)); err != nil {
+			return fmt.Errorf("recording the run's owner: %w", err)
+		}
 	}
 	return nil
 }

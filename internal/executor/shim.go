@@ -31,6 +31,8 @@ import (
 //	output     the task's stdout and stderr, appended by the task itself
 //	shim.json  the shim's and the task's pids
 //	owner      the pid of the daemon following the run
+//	owner.start  its start time, which tells it from a later process
+//	           given the same pid
 //	exit.json  how the task ended, written (atomically) when it has
 //	onlost.json  the command to run when the shim stopped the task because
 //	           no daemon followed it (Spec.OnLost), if any
@@ -41,8 +43,11 @@ const (
 	OutputFile = "output"
 	shimFile   = "shim.json"
 	ownerFile  = "owner"
-	exitFile   = "exit.json"
-	onLostFile = "onlost.json"
+	// ownerStartFile is the owner's start time (procStart), beside the
+	// owner file, which stays a bare pid for the shims of earlier versions.
+	ownerStartFile = "owner.start"
+	exitFile       = "exit.json"
+	onLostFile     = "onlost.json"
 )
 
 // onLostTimeout bounds the lost-task command (it reports to the server,
@@ -75,6 +80,12 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	return writeFileAtomic(path, data)
+}
+
+// writeFileAtomic replaces path with data: a reader sees the old content
+// or the new, never a part.
+func writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
@@ -466,14 +477,25 @@ func ReapAll() {
 	}
 }
 
-// ownerAlive reports whether the daemon recorded in the owner file runs.
+// ownerAlive reports whether the daemon recorded in the owner file runs:
+// the process of that pid, started when owner.start says (a pid is reused
+// within seconds on a busy machine whose pids wrap at 32,768). An owner
+// file without its start time (an earlier daemon's) is checked by pid.
 func ownerAlive(dir string) bool {
 	raw, err := os.ReadFile(filepath.Join(dir, ownerFile))
 	if err != nil {
 		return false
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	return err == nil && pid > 0 && syscall.Kill(pid, 0) == nil
+	if err != nil || pid <= 0 {
+		return false
+	}
+	if raw, err := os.ReadFile(filepath.Join(dir, ownerStartFile)); err == nil {
+		want, err := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+		start, ok := procStart(pid)
+		return err == nil && ok && start == want
+	}
+	return syscall.Kill(pid, 0) == nil
 }
 
 func lookPath(name string, env []string) (string, error) {

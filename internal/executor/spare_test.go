@@ -225,3 +225,45 @@ func TestShimAliveByStartTime(t *testing.T) {
 		}
 	}
 }
+
+// The shim knows its daemon by pid and start time: a pid given to another
+// process is no owner; an owner file without a start time (an earlier
+// daemon's) is checked by pid alone.
+func TestOwnerAlive(t *testing.T) {
+	t.Parallel()
+	self, ok := procStart(os.Getpid())
+	if !ok {
+		t.Fatal("no start time for this process")
+	}
+	pid := strconv.Itoa(os.Getpid())
+	start := strconv.FormatUint(self, 10)
+	for _, tc := range []struct {
+		name         string
+		owner, start string // "" for no file
+		want         bool
+	}{
+		{"this process", pid, start, true},
+		{"pid reused", pid, strconv.FormatUint(self+1, 10), false},
+		{"gone", strconv.Itoa(1 << 30), start, false},
+		{"earlier daemon, alive", pid, "", true},
+		{"earlier daemon, gone", strconv.Itoa(1 << 30), "", false},
+		{"no owner", "", "", false},
+	} {
+		dir := t.TempDir()
+		for name, v := range map[string]string{ownerFile: tc.owner, ownerStartFile: tc.start} {
+			if v != "" {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if got := ownerAlive(dir); got != tc.want {
+			t.Errorf("%s: ownerAlive = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// Own writes both, and they name this process.
+	dir := t.TempDir()
+	if err := (&Executor{}).Own(dir); err != nil || !ownerAlive(dir) {
+		t.Fatalf("after Own: %v, alive %v", err, ownerAlive(dir))
+	}
+}
