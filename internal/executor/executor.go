@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -172,13 +173,8 @@ func Usage(marker string) (cpu time.Duration, rssBytes int64) {
 	pageSize := int64(os.Getpagesize())
 	const clkTck = 100 // USER_HZ
 	for _, pid := range findMarked(marker) {
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(raw)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if len(f) < 22 {
+		f, err := statFields(strconv.Itoa(pid))
+		if err != nil || len(f) < 22 {
 			continue
 		}
 		var utime, stime, rss int64

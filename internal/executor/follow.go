@@ -165,17 +165,24 @@ func ShimAlive(dir string) bool {
 	return strings.Contains(string(cmd), ShimCommand+"\x00"+dir+"\x00")
 }
 
+// statFields returns the fields of /proc/PID/stat (pid: a number or
+// "self") from field 3, the state, on: field N is at index N-3. The
+// command's name before them, in parentheses, may hold spaces.
+func statFields(pid string) ([]string, error) {
+	raw, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return nil, err
+	}
+	s := string(raw)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:]), nil
+}
+
 // procStart returns a live process's start time (clock ticks after boot);
 // false for a process that is gone or a zombie.
 func procStart(pid int) (uint64, bool) {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	s := string(raw)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	// f[0] is field 3 (the state), so field 22 is f[19].
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+	f, err := statFields(strconv.Itoa(pid))
+	// Field 22 is the start time.
+	if err != nil || len(f) < 20 || f[0] == "Z" || f[0] == "X" {
 		return 0, false
 	}
 	start, err := strconv.ParseUint(f[19], 10, 64)

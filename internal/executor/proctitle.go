@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 )
 
 // A spare supervisor (spare.go) starts before its run is known, so its
@@ -22,14 +21,11 @@ type procAreas struct {
 }
 
 func readProcAreas() (procAreas, error) {
-	raw, err := os.ReadFile("/proc/self/stat")
+	f, err := statFields("self")
 	if err != nil {
 		return procAreas{}, err
 	}
-	s := string(raw)
-	// The fields after the command's name in parentheses start at field 3.
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	const first = 3
+	const first = 3 // statFields starts at field 3
 	if len(f) < 51-first+1 {
 		return procAreas{}, errors.New("/proc/self/stat has too few fields")
 	}

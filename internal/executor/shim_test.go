@@ -22,13 +22,8 @@ func TestMain(m *testing.M) {
 }
 
 func alive(pid string) bool {
-	raw, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(raw)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z"
+	f, err := statFields(pid)
+	return err == nil && len(f) > 0 && f[0] != "Z"
 }
 
 // A daemon that leaves its session and clears its environment (so no
