@@ -54,6 +54,7 @@ func (st *Streamer) Close(ctx context.Context) error {
 		st.mu.Lock()
 		st.sp.close()
 		st.mu.Unlock()
+		st.closeOffset()
 		activeDirs.Delete(absPath(st.sp.dir))
 		if err := os.RemoveAll(st.sp.dir); err != nil {
 			st.cfg.Logger.Warn("removing delivered task log spool", "dir", st.sp.dir, "err", err)
@@ -78,9 +79,18 @@ func (st *Streamer) Close(ctx context.Context) error {
 	if !inDoubt {
 		st.saveOffset(true) // else the intent stays, for Recover to check
 	}
+	st.closeOffset()
 	activeDirs.Delete(absPath(st.sp.dir))
 	return fmt.Errorf("logstream: %d task log events undelivered, kept in %s for Recover: %w",
 		pending, st.sp.dir, context.Cause(ctx))
+}
+
+// closeOffset closes the offset file; a write after it (a Run that
+// outlived the grace) opens it for that write only.
+func (st *Streamer) closeOffset() {
+	st.offsetMu.Lock()
+	st.offW.close()
+	st.offsetMu.Unlock()
 }
 
 func waitOrTimeout(done <-chan struct{}, d time.Duration) {
@@ -139,6 +149,8 @@ func recoverStream(ctx context.Context, dir string, s Sender, log *slog.Logger) 
 		return 0, fmt.Errorf("logstream: recovering %s: %w", dir, err)
 	}
 	atSeq, atOff := readOffset(dir)
+	w := &offsetWriter{dir: dir}
+	defer w.close()
 	for _, seq := range seqs {
 		path := segmentPath(dir, seq)
 		if seq < atSeq {
@@ -152,7 +164,7 @@ func recoverStream(ctx context.Context, dir string, s Sender, log *slog.Logger) 
 				off = skipDelivered(ctx, dir, seq, start, end, s, log)
 			}
 		}
-		n, err := recoverSegment(ctx, dir, seq, off, s, log)
+		n, err := recoverSegment(ctx, dir, seq, off, w, s, log)
 		sent += n
 		if err != nil {
 			return sent, fmt.Errorf("logstream: recovering %s: %w", dir, err)
@@ -161,6 +173,7 @@ func recoverStream(ctx context.Context, dir string, s Sender, log *slog.Logger) 
 			return sent, fmt.Errorf("logstream: recovering %s: %w", dir, err)
 		}
 	}
+	w.close()
 	if err := os.RemoveAll(dir); err != nil {
 		return sent, fmt.Errorf("logstream: removing recovered spool: %w", err)
 	}
@@ -168,7 +181,7 @@ func recoverStream(ctx context.Context, dir string, s Sender, log *slog.Logger) 
 	return sent, nil
 }
 
-func recoverSegment(ctx context.Context, dir string, seq, off int64, s Sender, log *slog.Logger) (sent int, err error) {
+func recoverSegment(ctx context.Context, dir string, seq, off int64, w *offsetWriter, s Sender, log *slog.Logger) (sent int, err error) {
 	f, err := os.Open(segmentPath(dir, seq))
 	if err != nil {
 		return 0, err
@@ -200,7 +213,7 @@ func recoverSegment(ctx context.Context, dir string, seq, off int64, s Sender, l
 			sent += min(added, len(lines))
 		}
 		off += n
-		if err := writeOffset(dir, seq, off); err != nil {
+		if err := w.put(offsetRecord(seq, off)); err != nil {
 			return sent, err
 		}
 	}

@@ -195,6 +195,7 @@ type Streamer struct {
 
 	// offsetMu serialises offset file writes, which happen outside mu.
 	offsetMu    sync.Mutex
+	offW        offsetWriter
 	offsetSaved [2]int64 // segment and byte offset last written
 	offsetAt    time.Time
 
@@ -226,7 +227,7 @@ func New(cfg Config, s Sender) (*Streamer, error) {
 		st.sp, st.stats.SpoolError = memorySpool(cfg.MaxSpoolBytes), err.Error()
 		return st, nil
 	}
-	st.sp = sp
+	st.sp, st.offW.dir = sp, sp.dir
 	activeDirs.Store(absPath(sp.dir), true)
 	if cfg.TrackSource && cfg.SourceOffset > 0 {
 		// A resumed log: the spool says where it resumes before any line

@@ -272,7 +272,7 @@ func (st *Streamer) saveOffset(force bool) {
 	if !force && time.Since(st.offsetAt) < st.cfg.FlushInterval {
 		return
 	}
-	if err := writeOffset(st.sp.dir, seq, off); err != nil {
+	if err := st.offW.put(offsetRecord(seq, off)); err != nil {
 		st.cfg.Logger.Warn("task log spool", "task", st.cfg.TaskID, "err", err)
 		return
 	}
@@ -291,7 +291,7 @@ func (st *Streamer) saveIntent(b *batch) {
 	st.mu.Unlock()
 	st.offsetMu.Lock()
 	defer st.offsetMu.Unlock()
-	if err := writeIntent(st.sp.dir, b.seq, b.start, b.end); err != nil {
+	if err := st.offW.put(intentRecord(b.seq, b.start, b.end)); err != nil {
 		st.cfg.Logger.Warn("task log spool", "task", st.cfg.TaskID, "err", err)
 	}
 	st.offsetSaved = [2]int64{b.seq, b.start - 1} // the next saveOffset rewrites the file

@@ -19,10 +19,10 @@ import (
 //   - segment files "<seq>.jsonl" (seq zero-padded, increasing): append-only
 //     JSON lines, one event per line, written whole with one write call;
 //   - "offset": "<seq> <byte offset>\n", at or before the first
-//     unacknowledged byte, replaced atomically (write to a temporary file,
-//     rename) at most once per FlushInterval while delivering, and when
-//     Close gives up. A stale offset only means that Recover sends some
-//     events twice; a segment that is gone was delivered (or dropped).
+//     unacknowledged byte, overwritten in place (offset.go) at most once
+//     per FlushInterval while delivering, and when Close gives up. A
+//     stale offset only means that Recover sends some events twice; a
+//     segment that is gone was delivered (or dropped).
 //
 // The last segment is the one being written. A new one is started when it
 // would grow past segSize, and when the reader has acknowledged all of it
@@ -226,75 +226,6 @@ func (sp *spool) ack(b *batch) (rolled bool, err error) {
 // position is the first unacknowledged byte.
 func (sp *spool) position() (seq, off int64) {
 	return sp.head().seq, sp.ackOff
-}
-
-func writeOffset(dir string, seq, off int64) error {
-	if dir == "" {
-		return nil
-	}
-	tmp := filepath.Join(dir, offsetFile+".tmp")
-	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%d %d\n", seq, off), 0o600); err != nil {
-		return fmt.Errorf("logstream: writing spool offset: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, offsetFile)); err != nil {
-		return fmt.Errorf("logstream: writing spool offset: %w", err)
-	}
-	return nil
-}
-
-// writeIntent records that the batch [start, end) of segment seq, starting
-// at the delivery position, is being sent.
-func writeIntent(dir string, seq, start, end int64) error {
-	if dir == "" {
-		return nil
-	}
-	tmp := filepath.Join(dir, offsetFile+".tmp")
-	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%d %d\ninflight %d %d\n", seq, start, start, end), 0o600); err != nil {
-		return fmt.Errorf("logstream: writing spool offset: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, offsetFile)); err != nil {
-		return fmt.Errorf("logstream: writing spool offset: %w", err)
-	}
-	return nil
-}
-
-// readIntent returns the batch recorded as in flight at the position, if
-// any: [start, end) of the position's segment.
-func readIntent(dir string) (start, end int64, ok bool) {
-	b, err := os.ReadFile(filepath.Join(dir, offsetFile))
-	if err != nil {
-		return 0, 0, false
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) != 2 {
-		return 0, 0, false
-	}
-	f := strings.Fields(lines[1])
-	if len(f) != 3 || f[0] != "inflight" {
-		return 0, 0, false
-	}
-	start, err1 := strconv.ParseInt(f[1], 10, 64)
-	end, err2 := strconv.ParseInt(f[2], 10, 64)
-	return start, end, err1 == nil && err2 == nil && end > start
-}
-
-// readOffset returns the recorded position, or (0, 0) when there is none.
-func readOffset(dir string) (seq, off int64) {
-	b, err := os.ReadFile(filepath.Join(dir, offsetFile))
-	if err != nil {
-		return 0, 0
-	}
-	first, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(first)
-	if len(f) != 2 {
-		return 0, 0
-	}
-	seq, err1 := strconv.ParseInt(f[0], 10, 64)
-	off, err2 := strconv.ParseInt(f[1], 10, 64)
-	if err1 != nil || err2 != nil || off < 0 {
-		return 0, 0
-	}
-	return seq, off
 }
 
 // listSegments returns the segment numbers in dir, in order.
