@@ -26,7 +26,7 @@ type runRecord struct {
 	QueueName string    `json:"queue_name"`
 	Owner     string    `json:"owner,omitempty"`
 	Slot      Slot      `json:"slot"`
-	Marker    string    `json:"marker,omitempty"` // set once the process is started
+	Marker    string    `json:"marker,omitempty"` // what the run's processes carry (RunMarkerEnv)
 	Docker    bool      `json:"docker,omitempty"`
 	Taken     time.Time `json:"taken"`
 }

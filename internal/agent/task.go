@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -143,7 +144,10 @@ func (a *Agent) runTask(ctx context.Context, taskID, lease string, q QueueRef, o
 	a.track(taskID, q.ID, slot)
 	defer a.untrack(taskID)
 	log := a.log.With("task", taskID)
-	rec := &runRecord{Task: taskID, QueueID: q.ID, QueueName: q.Name, Owner: owner, Slot: *slot, Taken: time.Now()}
+	// The marker the run's processes will carry is in the record from the
+	// start: one write of it per task (a file created on the task's path).
+	rec := &runRecord{Task: taskID, QueueID: q.ID, QueueName: q.Name, Owner: owner, Slot: *slot, Taken: time.Now(),
+		Marker: taskID + "-" + strconv.FormatInt(time.Now().UnixNano(), 10), Docker: a.cfg.Launcher != nil}
 	if res != nil {
 		rec = res.rec
 		log.Info("following task again after a restart", "queue", q.Name, "from_output_offset", res.resume.SourceOffset)
@@ -306,10 +310,7 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slo
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	marker := taskID + "-" + fmt.Sprint(time.Now().UnixNano())
-	if res != nil {
-		marker = rec.Marker
-	}
+	marker := rec.Marker
 	wg.Go(func() { a.watch(watchCtx, tapi, taskID, marker, streamer, stop) })
 	wg.Go(func() {
 		select {
@@ -360,8 +361,6 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slo
 	case res != nil:
 		exit, err = exec.Attach(runCtx, spec, res.resume.SourceOffset, out)
 	default:
-		rec.Marker, rec.Docker = marker, a.cfg.Launcher != nil
-		a.saveRecord(rec)
 		exit, err = exec.Run(runCtx, spec, out)
 	}
 	stopWatch()
