@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/apiclient"
 )
 
 // servicesUnavailable is the row of a daemon that refuses --services-mode.
@@ -41,22 +42,36 @@ func runServices(ctx context.Context, r *runner) ([]Result, error) {
 		strconv.Quote(flag))
 	script := map[string]any{"binary": "python3", "entry_point": "t.py", "diff": code}
 	ids := make([]string, 0, tasks)
-	start := time.Now()
+	var first, last time.Time // the server's times of the first and last enqueue
 	for range tasks {
 		id, err := createTask(ctx, srv.api, "service", script)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := enqueue(ctx, srv.api, id); err != nil {
+		enq, err := enqueue(ctx, srv.api, id)
+		if err != nil {
 			return nil, err
 		}
+		if first.IsZero() {
+			first = enq
+		}
+		last = enq
 		ids = append(ids, id)
 	}
 	defer os.WriteFile(flag, nil, 0o644) // whatever happens, let them end
-	if err := waitAll(ctx, srv, ids, 5*time.Minute, api.StatusInProgress); err != nil {
+	states, err := waitAll(ctx, srv, ids, 5*time.Minute, api.StatusInProgress)
+	if err != nil {
 		return nil, err
 	}
-	allUp := time.Since(start)
+	polled := time.Since(first)
+	allUp, err := lastStart(states, first)
+	if err != nil {
+		return nil, err
+	}
+	allPrinting, err := lastFirstLine(ctx, srv, ids, first)
+	if err != nil {
+		return nil, err
+	}
 	window := r.window(10*time.Second, 5*time.Second)
 	m, err := startCPU(d.pid())
 	if err != nil {
@@ -78,14 +93,14 @@ func runServices(ctx context.Context, r *runner) ([]Result, error) {
 	tree := treeRSS(d.pid())
 	// Supervisors give back the pages of their start memtrim.Settle after
 	// their task's: measured again once all have.
-	if err := sleep(ctx, time.Until(start.Add(allUp+settled))); err != nil {
+	if err := sleep(ctx, time.Until(first.Add(allUp+settled))); err != nil {
 		return nil, err
 	}
 	treeSettled := treeRSS(d.pid())
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {
 		return nil, fmt.Errorf("releasing the tasks: %w", err)
 	}
-	if err := waitAll(ctx, srv, ids, 5*time.Minute, api.StatusCompleted); err != nil {
+	if _, err := waitAll(ctx, srv, ids, 5*time.Minute, api.StatusCompleted); err != nil {
 		return nil, err
 	}
 	note := fmt.Sprintf("measured over %s with all %d running", window, tasks)
@@ -96,40 +111,114 @@ func runServices(ctx context.Context, r *runner) ([]Result, error) {
 		{Metric: fmt.Sprintf("%d tasks running: RSS with the tasks, settled", tasks), Value: treeSettled, Unit: "MiB", N: tasks,
 			Note: fmt.Sprintf("%s after the last task's start", settled)},
 		{Metric: fmt.Sprintf("%d tasks running: CPU with the tasks", tasks), Value: treeCores * 100, Unit: "% of a core", N: tasks},
-		{Metric: fmt.Sprintf("enqueue to all %d running", tasks), Value: ms(allUp), Unit: "ms", N: tasks},
+		{Metric: fmt.Sprintf("enqueue to all %d running", tasks), Value: ms(allUp), Unit: "ms", N: tasks,
+			Note: "first enqueue to the last in_progress, server timestamps"},
+		{Metric: fmt.Sprintf("enqueue of all %d", tasks), Value: ms(last.Sub(first)), Unit: "ms", N: tasks,
+			Note: "first to last enqueue, one client creating and enqueueing in turn"},
+		{Metric: fmt.Sprintf("enqueue to all %d running, as polled", tasks), Value: ms(polled), Unit: "ms", N: tasks,
+			Note: "until a poll (every 250 ms) saw the last in_progress"},
+		{Metric: fmt.Sprintf("enqueue to the first line of all %d", tasks), Value: ms(allPrinting), Unit: "ms", N: tasks,
+			Note: "first enqueue to the last task's first log line (daemon's timestamp)"},
 	}, nil
 }
 
-// waitAll polls until every task has the status; a task that ends
-// otherwise (failed, stopped) is an error.
-func waitAll(ctx context.Context, srv *server, ids []string, timeout time.Duration, status string) error {
+// waitAll polls, with one tasks.get_all a pass, until every task has the
+// status; a task that ends otherwise (failed, stopped) is an error. It
+// returns the tasks as last read.
+func waitAll(ctx context.Context, srv *server, ids []string, timeout time.Duration, status string) (map[string]api.Task, error) {
 	deadline := time.Now().Add(timeout)
-	pending := ids
-	for len(pending) > 0 {
-		var still []string
-		for _, id := range pending {
-			s, reason, err := srv.api.TaskStatus(ctx, id)
-			if err != nil {
-				return fmt.Errorf("reading task %s: %w", id, err)
-			}
+	for {
+		var resp struct {
+			Tasks []api.Task `json:"tasks"`
+		}
+		req := map[string]any{"id": ids, "only_fields": []string{"id", "status", "status_reason", "started"}, "page_size": len(ids)}
+		if err := srv.api.Call(ctx, "", "tasks.get_all", req, &resp, apiclient.Default); err != nil {
+			return nil, fmt.Errorf("reading the tasks: %w", err)
+		}
+		got := make(map[string]api.Task, len(resp.Tasks))
+		for _, t := range resp.Tasks {
+			got[t.ID] = t
+		}
+		pending := 0
+		for _, id := range ids {
+			t, ok := got[id]
 			switch {
-			case s == status:
-			case s == api.StatusFailed || s == api.StatusStopped || (s == api.StatusCompleted && status != api.StatusCompleted):
-				return fmt.Errorf("task %s is %s (%s), want %s", id, s, reason, status)
+			case !ok:
+				return nil, fmt.Errorf("task %s is missing from tasks.get_all", id)
+			case t.Status == status:
+			case t.Status == api.StatusFailed || t.Status == api.StatusStopped || (t.Status == api.StatusCompleted && status != api.StatusCompleted):
+				return nil, fmt.Errorf("task %s is %s (%s), want %s", id, t.Status, t.StatusReason, status)
 			default:
-				still = append(still, id)
+				pending++
 			}
 		}
-		pending = still
-		if len(pending) == 0 {
-			break
+		if pending == 0 {
+			return got, nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d tasks not %s after %s", len(pending), len(ids), status, timeout)
+			return nil, fmt.Errorf("%d of %d tasks not %s after %s", pending, len(ids), status, timeout)
 		}
 		if err := sleep(ctx, 250*time.Millisecond); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+}
+
+// lastStart is the time from first to the last task's start (in_progress),
+// by the server's timestamps.
+func lastStart(states map[string]api.Task, first time.Time) (time.Duration, error) {
+	var last time.Time
+	for id, t := range states {
+		if t.Started == nil || t.Started.IsZero() {
+			return 0, fmt.Errorf("task %s is in_progress with no started time", id)
+		}
+		if t.Started.After(last) {
+			last = t.Started.Time
+		}
+	}
+	return last.Sub(first), nil
+}
+
+// lastFirstLine is the time from first to the last first log line of the
+// tasks (the event's timestamp, set by the daemon as it read the line).
+func lastFirstLine(ctx context.Context, srv *server, ids []string, first time.Time) (time.Duration, error) {
+	var last time.Time
+	deadline := time.Now().Add(time.Minute)
+	for _, id := range ids {
+		for {
+			at, ok, err := firstEventWith(ctx, srv.api, id, "UP_1")
+			if err != nil {
+				return 0, err
+			}
+			if ok {
+				if at.After(last) {
+					last = at
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				return 0, fmt.Errorf("task %s printed no first line within a minute of running", id)
+			}
+			if err := sleep(ctx, 50*time.Millisecond); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return last.Sub(first), nil
+}
+
+// firstEventWith returns the timestamp of the task's first log event
+// holding marker.
+func firstEventWith(ctx context.Context, c *apiclient.Client, id, marker string) (time.Time, bool, error) {
+	events, err := logPage(ctx, c, id, false, 0, 500)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	for _, ev := range events {
+		if msg, _ := ev["msg"].(string); strings.Contains(msg, marker) {
+			ts, _ := ev["timestamp"].(float64)
+			return time.UnixMilli(int64(ts)), true, nil
+		}
+	}
+	return time.Time{}, false, nil
 }
