@@ -206,19 +206,3 @@ func lastFirstLine(ctx context.Context, srv *server, ids []string, first time.Ti
 	}
 	return last.Sub(first), nil
 }
-
-// firstEventWith returns the timestamp of the task's first log event
-// holding marker.
-func firstEventWith(ctx context.Context, c *apiclient.Client, id, marker string) (time.Time, bool, error) {
-	events, err := logPage(ctx, c, id, false, 0, 500)
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	for _, ev := range events {
-		if msg, _ := ev["msg"].(string); strings.Contains(msg, marker) {
-			ts, _ := ev["timestamp"].(float64)
-			return time.UnixMilli(int64(ts)), true, nil
-		}
-	}
-	return time.Time{}, false, nil
-}

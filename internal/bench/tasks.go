@@ -83,28 +83,41 @@ func firstLine(ctx context.Context, c *apiclient.Client, script map[string]any) 
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
-		events, err := logPage(ctx, c, id, false, 0, 500)
+		at, ok, err := firstEventWith(ctx, c, id, firstMarker)
 		if err != nil {
 			return 0, err
 		}
-		for _, ev := range events {
-			if msg, _ := ev["msg"].(string); strings.Contains(msg, firstMarker) {
-				ts, _ := ev["timestamp"].(float64)
-				t, err := waitStatus(ctx, c, id, time.Minute, api.StatusCompleted, api.StatusFailed)
-				if err != nil {
-					return 0, err
-				}
-				if t.Status != api.StatusCompleted {
-					return 0, fmt.Errorf("task %s failed: %s", id, t.StatusReason)
-				}
-				return time.UnixMilli(int64(ts)).Sub(enq), nil
+		if ok {
+			t, err := waitStatus(ctx, c, id, time.Minute, api.StatusCompleted, api.StatusFailed)
+			if err != nil {
+				return 0, err
 			}
+			if t.Status != api.StatusCompleted {
+				return 0, fmt.Errorf("task %s failed: %s", id, t.StatusReason)
+			}
+			return at.Sub(enq), nil
 		}
 		if err := sleep(ctx, 20*time.Millisecond); err != nil {
 			return 0, err
 		}
 	}
 	return 0, fmt.Errorf("no first line from task %s within 3 minutes", id)
+}
+
+// firstEventWith returns the timestamp of the task's first log event
+// holding marker.
+func firstEventWith(ctx context.Context, c *apiclient.Client, id, marker string) (time.Time, bool, error) {
+	events, err := logPage(ctx, c, id, false, 0, 500)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	for _, ev := range events {
+		if msg, _ := ev["msg"].(string); strings.Contains(msg, marker) {
+			ts, _ := ev["timestamp"].(float64)
+			return time.UnixMilli(int64(ts)), true, nil
+		}
+	}
+	return time.Time{}, false, nil
 }
 
 // logPage is one events.get_task_log page: oldest first after the cursor
