@@ -2,6 +2,7 @@ package logstream
 
 import (
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,14 +14,19 @@ import (
 //
 //	<seq> <byte offset>\n
 //	inflight <start> <end>\n      (only while a batch is being sent)
+//	crc <crc32 of the lines above, hex>\n
 //
 // It is written in place, one write of offsetRecordSize bytes at the start
 // of the file, padded with spaces: a shorter record leaves nothing of a
-// longer one, and a write that small, inside one page, is not torn by a
-// crash of the process. An update used to be a new file renamed over the
-// old one, twice per batch sent: on a file system without a journal every
-// file created scans past the inodes freed in the last half minute, and a
-// daemon following fifty chatty tasks spent most of its CPU there.
+// longer one. A write that small, inside one page, is not torn by a crash
+// of the process in practice; the checksum makes sure that a torn one
+// reads as no record (Recover then sends the spool from its start: events
+// twice, none lost), never as a position too far. A file without the
+// checksum line is an earlier version's, read as it is. An update used to
+// be a new file renamed over the old one, twice per batch sent: on a file
+// system without a journal every file created scans past the inodes freed
+// in the last half minute, and a daemon following fifty chatty tasks spent
+// most of its CPU there.
 const offsetRecordSize = 128
 
 // offsetRecord is the position alone.
@@ -35,8 +41,9 @@ func intentRecord(seq, start, end int64) []byte {
 }
 
 func padRecord(b []byte) []byte {
+	b = fmt.Appendf(b, "%s%08x\n", crcPrefix, crc32.ChecksumIEEE(b))
 	out := make([]byte, offsetRecordSize)
-	n := copy(out, b) // at most 4 numbers of 20 characters: always fits
+	n := copy(out, b) // 4 numbers of at most 20 characters and the checksum: always fits
 	for i := n; i < len(out)-1; i++ {
 		out[i] = ' '
 	}
@@ -59,7 +66,9 @@ func (w *offsetWriter) put(rec []byte) error {
 	f := w.f
 	if f == nil {
 		var err error
-		f, err = os.OpenFile(filepath.Join(w.dir, offsetFile), os.O_WRONLY|os.O_CREATE, 0o600)
+		// Emptied first: what an earlier version wrote (shorter, with no
+		// checksum) must not show through a torn first record.
+		f, err = os.OpenFile(filepath.Join(w.dir, offsetFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return fmt.Errorf("logstream: writing spool offset: %w", err)
 		}
@@ -83,15 +92,35 @@ func (w *offsetWriter) close() {
 	w.done = true
 }
 
+const crcPrefix = "crc "
+
+// readRecord returns the lines of the offset file's record, without the
+// checksum line; false when there is no file or its checksum is wrong.
+func readRecord(dir string) ([]string, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, offsetFile))
+	if err != nil {
+		return nil, false
+	}
+	body := strings.TrimRight(string(b), " \n")
+	i := strings.LastIndex(body, "\n"+crcPrefix)
+	if i < 0 {
+		if strings.HasPrefix(body, crcPrefix) {
+			return nil, false // a checksum of nothing: torn
+		}
+		return strings.Split(body, "\n"), true // an earlier version's file
+	}
+	sum, err := strconv.ParseUint(body[i+1+len(crcPrefix):], 16, 32)
+	if err != nil || uint32(sum) != crc32.ChecksumIEEE([]byte(body[:i+1])) {
+		return nil, false
+	}
+	return strings.Split(body[:i], "\n"), true
+}
+
 // readIntent returns the batch recorded as in flight at the position, if
 // any: [start, end) of the position's segment.
 func readIntent(dir string) (start, end int64, ok bool) {
-	b, err := os.ReadFile(filepath.Join(dir, offsetFile))
-	if err != nil {
-		return 0, 0, false
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) != 2 {
+	lines, ok := readRecord(dir)
+	if !ok || len(lines) != 2 {
 		return 0, 0, false
 	}
 	f := strings.Fields(lines[1])
@@ -105,12 +134,11 @@ func readIntent(dir string) (start, end int64, ok bool) {
 
 // readOffset returns the recorded position, or (0, 0) when there is none.
 func readOffset(dir string) (seq, off int64) {
-	b, err := os.ReadFile(filepath.Join(dir, offsetFile))
-	if err != nil {
+	lines, ok := readRecord(dir)
+	if !ok {
 		return 0, 0
 	}
-	first, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(first)
+	f := strings.Fields(lines[0])
 	if len(f) != 2 {
 		return 0, 0
 	}
