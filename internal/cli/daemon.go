@@ -25,6 +25,7 @@ import (
 	"github.com/goclearml/agent/internal/redact"
 	"github.com/goclearml/agent/internal/schedule"
 	"github.com/goclearml/agent/internal/sysstats"
+	"github.com/goclearml/agent/internal/taskprep"
 	"github.com/goclearml/agent/internal/version"
 )
 
@@ -312,7 +313,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		defer mw.Close()
 		console = mw
 	}
-	afterTask := func(id string) { os.RemoveAll(TaskDir(id)) }
+	afterTask := func(id string) { os.RemoveAll(taskprep.Dir(id)) }
 	var leftovers func(context.Context, string)
 	if dm != nil {
 		leftovers = func(ctx context.Context, marker string) {

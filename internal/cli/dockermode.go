@@ -16,6 +16,7 @@ import (
 	"github.com/goclearml/agent/internal/docker"
 	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/shellwords"
+	"github.com/goclearml/agent/internal/taskprep"
 	"github.com/goclearml/agent/internal/vcs"
 )
 
@@ -307,19 +308,19 @@ func hostHasGPUs() bool {
 func containerCaches(cfg *config.Config, vcsOn, venvsOn bool) (docker.HostCaches, error) {
 	var c docker.HostCaches
 	if vcsOn {
-		c.VCS = expandHome(cfg.Raw.String("agent.vcs_cache.path", "~/.clearml/vcs-cache"))
+		c.VCS = config.ExpandHome(cfg.Raw.String("agent.vcs_cache.path", "~/.clearml/vcs-cache"))
 	}
 	switch mode := cfg.Raw.String("agent.docker_cache_isolation", "task"); mode {
 	case "task":
 	case "shared":
 		c.Shared = true
-		c.Pip = expandHome(cfg.Raw.String("agent.docker_pip_cache", "~/.clearml/pip-cache"))
-		c.Apt = expandHome(cfg.Raw.String("agent.docker_apt_cache", "~/.clearml/apt-cache"))
-		c.SDK = expandHome(cfg.Raw.String("agent.docker_sdk_cache", "~/.clearml/docker-cache/sdk"))
+		c.Pip = config.ExpandHome(cfg.Raw.String("agent.docker_pip_cache", "~/.clearml/pip-cache"))
+		c.Apt = config.ExpandHome(cfg.Raw.String("agent.docker_apt_cache", "~/.clearml/apt-cache"))
+		c.SDK = config.ExpandHome(cfg.Raw.String("agent.docker_sdk_cache", "~/.clearml/docker-cache/sdk"))
 		if venvsOn {
-			c.Venvs = expandHome(cfg.Raw.String("agent.docker_venvs_cache", "~/.clearml/docker-cache/venvs"))
+			c.Venvs = config.ExpandHome(cfg.Raw.String("agent.docker_venvs_cache", "~/.clearml/docker-cache/venvs"))
 		}
-		host := expandHome(cfg.Raw.String("agent.venvs_cache.path", "~/.clearml/venvs-cache"))
+		host := config.ExpandHome(cfg.Raw.String("agent.venvs_cache.path", "~/.clearml/venvs-cache"))
 		if c.Venvs != "" && filepath.Clean(c.Venvs) == filepath.Clean(host) {
 			return c, fmt.Errorf("agent.docker_venvs_cache must not be the host's venv cache (%s): containers could write what the host imports", host)
 		}
@@ -335,7 +336,7 @@ func prepareRepo(cfg *config.Config, log *slog.Logger) func(context.Context, map
 	return func(ctx context.Context, script map[string]any, logf func(string, string)) (string, error) {
 		str := func(k string) string { s, _ := script[k].(string); return strings.TrimSpace(s) }
 		var out bytes.Buffer
-		o := gitOptions(cfg, &out, log)
+		o := taskprep.GitOptions(cfg, &out, log)
 		dir, err := vcs.Prefetch(ctx, o, vcs.Source{Repository: str("repository"), Branch: str("branch"), Tag: str("tag"), Commit: str("version_num")})
 		if text := strings.TrimSpace(out.String()); text != "" {
 			logf("INFO", text)

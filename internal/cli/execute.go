@@ -8,18 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/goclearml/agent/internal/agent"
-	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/args"
 	"github.com/goclearml/agent/internal/config"
 	"github.com/goclearml/agent/internal/executor"
+	"github.com/goclearml/agent/internal/taskprep"
 )
 
 // runExecute runs one task in this process (spec 3): it marks the task
@@ -128,52 +126,25 @@ func startExecute(ctx context.Context, g args.Global, opts *args.Execute, stderr
 	return &execution{cfg: cfg, log: log, client: client, workerID: workerID}, nil
 }
 
-// prepare marks the task started and prepares its process.
+// prepare marks the task started and prepares its process
+// (taskprep.Launch); a task that cannot run is failed here, with the
+// exit status execute gives it.
 func (x *execution) prepare(ctx context.Context, opts *args.Execute, stdout io.Writer) (executor.Launch, error) {
-	client := x.client
 	msg := "Changed by clearml-agent " + x.workerID
-	task, err := client.Task(ctx, opts.ID)
-	if err != nil {
-		return executor.Launch{}, fmt.Errorf("reading task %s: %w", opts.ID, err)
-	}
-	if n, err := client.Dequeue(ctx, task.ID); err == nil && n >= 1 {
-		client.SetStatus(ctx, "tasks.started", task.ID, true, "starting execution soon", msg, apiclient.Default)
-	}
-	if err := client.SetStatus(ctx, "tasks.started", task.ID, true, "worker started execution", msg, apiclient.Default); err != nil {
-		return executor.Launch{}, fmt.Errorf("marking task started: %w", err)
-	}
-	fmt.Fprintf(stdout, "Running task id [%s]:\n", task.ID)
-	prep, err := prepareTask(ctx, x.cfg, client, task, taskOptions{optimization: opts.Optimization, standalone: opts.StandaloneMode}, stdout, x.log)
-	if err != nil && ctx.Err() != nil {
+	l, err := taskprep.Launch(ctx, x.cfg, x.client, taskprep.Request{TaskID: opts.ID, Optimization: opts.Optimization,
+		Standalone: opts.StandaloneMode, LogLevel: opts.LogLevel, Message: msg}, stdout, x.log)
+	var f *taskprep.Failure
+	switch {
+	case errors.Is(err, taskprep.ErrInterrupted):
 		// Stopped during setup (an abort, the daemon's shutdown): the
 		// daemon that stops us reports the task's status and why, not a
 		// setup failure.
-		fmt.Fprintln(stdout, "clearml-agent: task setup interrupted by a stop signal")
-		return executor.Launch{}, &exitError{code: 128 + int(syscall.SIGTERM), err: errSilent}
-	}
-	if err != nil {
+		return l, &exitError{code: 128 + int(syscall.SIGTERM), err: errSilent}
+	case errors.As(err, &f):
 		// A setup failure: say exactly what went wrong on the task.
-		reason := err.Error()
-		var se *setupError
-		if !errors.As(err, &se) {
-			reason = "setup failed: " + reason
-		}
-		return executor.Launch{}, setupFailed(ctx, client, stdout, task.ID, reason, msg)
+		return l, setupFailed(ctx, x.client, stdout, f.TaskID, f.Reason, msg)
 	}
-	client.SetStatus(ctx, "tasks.started", task.ID, true, "worker starting task execution", msg, apiclient.Default)
-	env := taskEnv(task, opts.LogLevel, prep.path)
-	fmt.Fprintf(stdout, "Starting Task Execution:\n[%s]$ %s\n", prep.dir, strings.Join(prep.argv, " "))
-	// A relative program is relative to the task's folder, which the
-	// process starts in.
-	name := prep.argv[0]
-	if strings.Contains(name, "/") && !filepath.IsAbs(name) {
-		name = filepath.Join(prep.dir, name)
-	}
-	path, err := exec.LookPath(name)
-	if err != nil {
-		return executor.Launch{}, setupFailed(ctx, client, stdout, task.ID, "setup failed: "+err.Error(), msg)
-	}
-	return executor.Launch{Path: path, Argv: prep.argv, Env: env, Dir: prep.dir}, nil
+	return l, err
 }
 
 // setupFailed says once, in the task's log, why the task cannot run, and
@@ -197,42 +168,6 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 func (e *exitError) ExitCode() int { return e.code }
-
-// taskEnv is the task process's environment (spec 3.7).
-func taskEnv(t *api.Task, logLevel string, pythonPath []string) []string {
-	var env []string
-	// In a process the git credentials are the agent's, not the task's. A
-	// container is the task's own: there they stay for its own git use
-	// (as upstream's container configuration holds them).
-	inContainer := os.Getenv("CLEARML_AGENT_IN_CONTAINER") == "1"
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "CLEARML_AGENT_GIT_ASKPASS_") || strings.HasPrefix(kv, "CLEARML_AGENT_IN_CONTAINER=") ||
-			!inContainer && (strings.HasPrefix(kv, "CLEARML_AGENT_GIT_PASS=") || strings.HasPrefix(kv, "CLEARML_AGENT_GIT_USER=")) {
-			continue
-		}
-		env = append(env, kv)
-	}
-	set := func(k, v string) { env = append(env, k+"="+v) }
-	set("CLEARML_TASK_ID", t.ID)
-	set("TRAINS_TASK_ID", t.ID)
-	set("CLEARML_LOG_TASK_TO_BACKEND", "0")
-	set("PYTHONUNBUFFERED", "1")
-	if old := os.Getenv("PYTHONPATH"); old != "" {
-		pythonPath = append(pythonPath, old)
-	}
-	if len(pythonPath) > 0 {
-		set("PYTHONPATH", strings.Join(pythonPath, string(os.PathListSeparator)))
-	}
-	if logLevel != "" {
-		set("CLEARML_LOG_LEVEL", strings.ToUpper(logLevel))
-	}
-	for name, p := range t.Hyperparams["Environment"] {
-		if name != "" && !strings.ContainsAny(name, "=\x00") {
-			set(name, p.Value)
-		}
-	}
-	return env
-}
 
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {

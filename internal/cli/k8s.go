@@ -173,7 +173,7 @@ func k8sConfig(cfg *config.Config, o *args.K8s) (k8s.Config, error) {
 		return kc, err
 	}
 	if ov := firstNonEmpty(o.OverridesYAML, raw.String("agent.k8s.overrides_yaml", "")); ov != "" {
-		data, err := os.ReadFile(expandHome(ov))
+		data, err := os.ReadFile(config.ExpandHome(ov))
 		if err != nil {
 			return kc, fmt.Errorf("reading --overrides-yaml: %w", err)
 		}
@@ -223,7 +223,7 @@ func k8sConfig(cfg *config.Config, o *args.K8s) (k8s.Config, error) {
 func readTemplate(cfg *config.Config, base, flag string) (*corev1.Pod, error) {
 	path := firstNonEmpty(flag, cfg.Raw.String(base+".template_yaml", ""))
 	if path != "" {
-		data, err := os.ReadFile(expandHome(path))
+		data, err := os.ReadFile(config.ExpandHome(path))
 		if err != nil {
 			return nil, fmt.Errorf("reading the pod template: %w", err)
 		}
@@ -252,7 +252,7 @@ func readTemplate(cfg *config.Config, base, flag string) (*corev1.Pod, error) {
 // .template (inline).
 func queueTemplate(name string, qm map[string]any) (*corev1.Pod, error) {
 	if path, _ := qm["template_yaml"].(string); path != "" {
-		data, err := os.ReadFile(expandHome(path))
+		data, err := os.ReadFile(config.ExpandHome(path))
 		if err != nil {
 			return nil, fmt.Errorf("agent.k8s.queues.%s.template_yaml: %w", name, err)
 		}

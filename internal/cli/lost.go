@@ -14,6 +14,7 @@ import (
 	"github.com/goclearml/agent/internal/args"
 	"github.com/goclearml/agent/internal/docker"
 	"github.com/goclearml/agent/internal/executor"
+	"github.com/goclearml/agent/internal/taskprep"
 )
 
 // taskLostCommand is the hidden sub-command a task's supervisor runs when
@@ -69,7 +70,7 @@ func runTaskLost(g args.Global, argv []string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), lostReportTimeout)
 	defer cancel()
 	var errs []error
-	if err := os.RemoveAll(TaskDir(id)); err != nil {
+	if err := os.RemoveAll(taskprep.Dir(id)); err != nil {
 		errs = append(errs, fmt.Errorf("removing the task's folder: %w", err))
 	}
 	if label != "" {

@@ -4,7 +4,9 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/goclearml/agent/internal/hocon"
@@ -210,4 +212,15 @@ type maskRules struct {
 	dockerHide                                   bool            // hide_docker_command_env_vars.enabled
 	dockerKeys                                   map[string]bool // env names whose -e values are hidden
 	dockerURLs                                   bool            // parse_embedded_urls
+}
+
+// ExpandHome makes a path the configuration gives as ~/... absolute, in
+// this user's home folder; other paths are returned as they are.
+func ExpandHome(p string) string {
+	if strings.HasPrefix(p, "~/") {
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, p[2:])
+		}
+	}
+	return p
 }

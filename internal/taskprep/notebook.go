@@ -1,4 +1,4 @@
-package cli
+package taskprep
 
 import (
 	"encoding/json"

@@ -1,17 +1,20 @@
-package cli
+// Package taskprep prepares a task to run on this host (spec 3.2 to 3.7):
+// its private folder, its code (a checkout or the literal script), its
+// Python environment, and the command, working folder and environment of
+// its process. `execute` runs it, in a process of its own or inside the
+// task's supervisor; in docker mode it runs inside the container.
+package taskprep
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/goclearml/agent/internal/api"
@@ -21,82 +24,13 @@ import (
 	"github.com/goclearml/agent/internal/vcs"
 )
 
-// TaskDir is where execute prepares a task's code; the daemon removes it
-// when the task ends. It is in the user's own cache folder, not in the
-// shared temp folder, where another local user could make it first.
-func TaskDir(taskID string) string {
-	return filepath.Join(taskRoot(), taskID)
-}
-
-// taskRoot holds the task folders: ~/.cache/clearml-agent/tasks (or
-// $XDG_CACHE_HOME/...), or a folder of this user's in the temp folder
-// when there is no home.
-func taskRoot() string {
-	base, err := os.UserCacheDir()
-	if err != nil || base == "" {
-		return filepath.Join(os.TempDir(), fmt.Sprintf("clearml-agent-%d", os.Geteuid()), "tasks")
-	}
-	return filepath.Join(base, "clearml-agent", "tasks")
-}
-
-// makeTaskDir creates a task's folder, fresh (whatever was there is
-// removed), 0700, in a parent that must be this user's and private.
-func makeTaskDir(taskID string) (string, error) {
-	root := taskRoot()
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return "", fmt.Errorf("creating task folder: %w", err)
-	}
-	for _, p := range []string{filepath.Dir(root), root} {
-		if err := ownPrivateDir(p); err != nil {
-			return "", err
-		}
-	}
-	dir := TaskDir(taskID)
-	if err := os.RemoveAll(dir); err != nil {
-		return "", fmt.Errorf("removing the task's old folder: %w", err)
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return "", fmt.Errorf("creating task folder: %w", err)
-	}
-	return dir, nil
-}
-
-// ownPrivateDir checks that p is a folder (not a link) of this user, and
-// takes group and other access away from it.
-func ownPrivateDir(p string) error {
-	st, err := os.Lstat(p)
-	if err != nil {
-		return fmt.Errorf("checking task folder: %w", err)
-	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	switch {
-	case !st.IsDir():
-		return fmt.Errorf("the task folders' parent %s is not a folder (%v): remove it", p, st.Mode().Type())
-	case ok && int(sys.Uid) != os.Geteuid():
-		return fmt.Errorf("the task folders' parent %s belongs to %s, not to this user (uid %d): remove it", p, describeUser(int(sys.Uid)), os.Geteuid())
-	case st.Mode().Perm()&0o077 != 0:
-		if err := os.Chmod(p, 0o700); err != nil {
-			return fmt.Errorf("making %s private: %w", p, err)
-		}
-	}
-	return nil
-}
-
-// describeUser is "name (uid N)", or "uid N" for a user without a name.
-func describeUser(uid int) string {
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
-		return fmt.Sprintf("%s (uid %d)", u.Username, uid)
-	}
-	return fmt.Sprintf("uid %d", uid)
-}
-
-// gitOptions are the checkout settings of a configuration: the mirror
+// GitOptions are the checkout settings of a configuration: the mirror
 // cache (agent.vcs_cache.*; read_only, ours, is set in a container's
 // configuration, which sees the host's mirror read-only), the git
 // credentials and protocol. Progress goes to out.
-func gitOptions(cfg *config.Config, out io.Writer, log *slog.Logger) vcs.Options {
+func GitOptions(cfg *config.Config, out io.Writer, log *slog.Logger) vcs.Options {
 	o := vcs.Options{
-		CacheDir:    expandHome(cfg.Raw.String("agent.vcs_cache.path", "~/.clearml/vcs-cache")),
+		CacheDir:    config.ExpandHome(cfg.Raw.String("agent.vcs_cache.path", "~/.clearml/vcs-cache")),
 		Credentials: vcs.Credentials{User: cfg.Agent.GitUser, Password: cfg.Agent.GitPass, Host: cfg.Agent.GitHost},
 		Log:         out, Logger: log,
 	}
@@ -112,8 +46,8 @@ func gitOptions(cfg *config.Config, out io.Writer, log *slog.Logger) vcs.Options
 	return o
 }
 
-// taskOptions are the execute flags that shape the task's command.
-type taskOptions struct {
+// options are the execute flags that shape the task's command.
+type options struct {
 	optimization int  // -O count
 	standalone   bool // --standalone-mode: no installs
 }
@@ -130,20 +64,11 @@ type setupError struct{ reason string }
 
 func (e *setupError) Error() string { return e.reason }
 
-func expandHome(p string) string {
-	if strings.HasPrefix(p, "~/") {
-		if h, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(h, p[2:])
-		}
-	}
-	return p
-}
-
-// prepareTask checks the task's code out (or writes its literal script),
+// prepare checks the task's code out (or writes its literal script),
 // builds or reuses its Python environment, writes the resolved commit and
 // the installed packages back to the task, and returns its command (spec
 // 3.2 to 3.6). Phase timings go to the task log (out).
-func prepareTask(ctx context.Context, cfg *config.Config, client *apiclient.Client, t *api.Task, opts taskOptions, out io.Writer, log *slog.Logger) (*prepared, error) {
+func prepare(ctx context.Context, cfg *config.Config, client *apiclient.Client, t *api.Task, opts options, out io.Writer, log *slog.Logger) (*prepared, error) {
 	if t.Script == nil {
 		return nil, &setupError{"can not run task without script information"}
 	}
@@ -158,7 +83,7 @@ func prepareTask(ctx context.Context, cfg *config.Config, client *apiclient.Clie
 		return nil, &setupError{err.Error()}
 	}
 	timings := []string{}
-	gitOpts := gitOptions(cfg, out, log)
+	gitOpts := GitOptions(cfg, out, log)
 	code := filepath.Join(root, "code")
 	scriptDir := code
 	switch repo := str("repository"); {
@@ -269,7 +194,7 @@ type pythonEnv struct {
 
 // preparePython builds or reuses the task's virtualenv and writes the
 // installed packages back (tasks.set_requirements).
-func preparePython(ctx context.Context, cfg *config.Config, client *apiclient.Client, gitOpts vcs.Options, t *api.Task, binary, code string, opts taskOptions, out io.Writer, log *slog.Logger) (*pythonEnv, error) {
+func preparePython(ctx context.Context, cfg *config.Config, client *apiclient.Client, gitOpts vcs.Options, t *api.Task, binary, code string, opts options, out io.Writer, log *slog.Logger) (*pythonEnv, error) {
 	start := time.Now()
 	var reqs string
 	if r, ok := t.Script["requirements"].(map[string]any); ok {
@@ -291,14 +216,14 @@ func preparePython(ctx context.Context, cfg *config.Config, client *apiclient.Cl
 	if p := os.Getenv("CLEARML_AGENT_SKIP_PIP_VENV_INSTALL"); p != "" && filepath.IsAbs(p) {
 		binary = p
 	}
-	cacheDir := expandHome(cfg.Raw.String("agent.venvs_cache.path", "~/.clearml/venvs-cache"))
+	cacheDir := config.ExpandHome(cfg.Raw.String("agent.venvs_cache.path", "~/.clearml/venvs-cache"))
 	maxEntries, _ := cfg.Raw.Int("agent.venvs_cache.max_entries", 10)
 	system, _ := cfg.Raw.Bool("agent.package_manager.system_site_packages", false)
 	env, err := pyenv.Prepare(ctx, pyenv.Options{
-		CacheDir: cacheDir, WorkDir: expandHome(cfg.Raw.String("agent.venvs_dir", "~/.clearml/venvs-builds")),
+		CacheDir: cacheDir, WorkDir: config.ExpandHome(cfg.Raw.String("agent.venvs_dir", "~/.clearml/venvs-builds")),
 		MaxEntries: int(maxEntries), PipArgs: pipArgs, SystemSitePackages: system, Log: out, Logger: log,
 		Env: append(os.Environ(), gitEnv...),
-	}, pyenv.Request{Binary: binary, DefaultPython: firstNonEmpty(cfg.Agent.DefaultPython, os.Getenv("LOCAL_PYTHON")), Requirements: reqs, RepoDir: code,
+	}, pyenv.Request{Binary: binary, DefaultPython: cmp.Or(cfg.Agent.DefaultPython, os.Getenv("LOCAL_PYTHON")), Requirements: reqs, RepoDir: code,
 		CUDAVersion: cfg.Agent.CUDAVersion, SkipInstall: skip, Standalone: opts.standalone})
 	if err != nil {
 		return nil, &setupError{"could not install the task's requirements: " + strings.TrimPrefix(err.Error(), "pyenv: ")}
