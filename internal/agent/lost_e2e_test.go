@@ -27,7 +27,7 @@ func TestSupervisorReportsAgentLost(t *testing.T) {
 	env := append(e.daemonEnv(), "CLEARML_AGENT__AGENT__REATTACH_TIMEOUT_SEC="+lostAfter)
 	d := testbin.Start(t, env, "--config-file", e.srv.ConfigPath, "daemon", "--foreground", "--polling-interval", "0.5", "--queue", "default")
 	id := e.task("orphan", "", "import os, time\nprint('cwd', os.getcwd(), flush=True)\ntime.sleep(600)\n")
-	e.logRunOnFailure(t, id)
+	e.logRunOnFailure(t, id, d)
 	waitLog(t, e, id, "cwd ", 60*time.Second)
 	var folder string
 	for _, l := range e.logLines(id) {
@@ -59,9 +59,13 @@ func TestDockerSupervisorReportsAgentLost(t *testing.T) {
 	de := newDockerEnv(t)
 	image := dockertest.Busybox(t)
 	d := de.daemon([]string{"CLEARML_AGENT__AGENT__REATTACH_TIMEOUT_SEC=" + lostAfter}, "", "--queue", "default", "--cpu-only", "--docker", image)
-	id := de.shellTask("orphan in docker", "echo up\nsleep 600\n", nil)
-	de.logRunOnFailure(t, id)
-	waitLog(t, de.env, id, "up", 90*time.Second)
+	// The marker is computed by the task's shell: the docker command line
+	// the daemon logs before the container runs holds the script's text
+	// (and this test's name, "...SupervisorReports...", in its paths), so
+	// waiting for a word of it could kill the daemon before the task ran.
+	id := de.shellTask("orphan in docker", "echo UP_$((20+22))\nsleep 600\n", nil)
+	de.logRunOnFailure(t, id, d)
+	waitLog(t, de.env, id, "UP_42", 90*time.Second)
 	d.Signal(syscall.SIGKILL)
 	d.Wait(10 * time.Second)
 	tk := de.waitStatus(id, 90*time.Second, "failed", "stopped", "completed")
@@ -73,12 +77,19 @@ func TestDockerSupervisorReportsAgentLost(t *testing.T) {
 
 // logRunOnFailure logs, should the test fail, what the task's run folder
 // holds (the supervisor's log, the task's output, its exit): what the
-// supervisor did after its daemon died.
-func (e *env) logRunOnFailure(t *testing.T, id string) {
+// supervisor did after its daemon died; and the daemon's own log and the
+// task's log on the server: what came before.
+func (e *env) logRunOnFailure(t *testing.T, id string, d *testbin.Process) {
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
 		}
+		out := d.Output()
+		if len(out) > 8000 {
+			out = out[len(out)-8000:]
+		}
+		t.Logf("the daemon's log (its end):\n%s", out)
+		t.Logf("the task's log on the server:\n%s", strings.Join(e.logLines(id), "\n"))
 		files, _ := filepath.Glob(filepath.Join(e.dir, "cache", "clearml-agent", "runs", "*", id, "run", "*"))
 		if len(files) == 0 {
 			t.Logf("the run folder of task %s is gone", id)
