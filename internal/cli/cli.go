@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -167,7 +168,7 @@ func newLogger(g cliargs.Global, w io.Writer, level string) (*slog.Logger, error
 	if err != nil {
 		return nil, &UsageError{Msg: err.Error()}
 	}
-	format, err := logging.ParseFormat(firstNonEmpty(g.LogFormat, os.Getenv(logging.FormatEnv)))
+	format, err := logging.ParseFormat(cmp.Or(g.LogFormat, os.Getenv(logging.FormatEnv)))
 	if err != nil {
 		return nil, &UsageError{Msg: err.Error()}
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -75,7 +76,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		d.GitPass = strings.Clone(d.GitPass)
 		hideArgValue(os.Args, "--git-pass")
 	}
-	level := firstNonEmpty(d.LogLevel, "INFO")
+	level := cmp.Or(d.LogLevel, "INFO")
 	if g.Debug {
 		level = "DEBUG"
 	}
@@ -364,7 +365,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		Metrics: m, Schedule: sched, UseOwnerToken: d.UseOwnerToken,
 		AfterTask: afterTask, Launcher: launcher, RunsDir: runsDir(inst.WorkerID), Leftovers: leftovers,
 		LostCommand: lostCommand(self, g, childEnv),
-	}, client, ex, &sysstats.Sampler{DiskPath: firstNonEmpty(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
+	}, client, ex, &sysstats.Sampler{DiskPath: cmp.Or(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
 
 	if d.Status {
 		report, err := a.StatusReport(ctx)

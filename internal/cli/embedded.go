@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -98,12 +99,12 @@ func planEmbedded(g args.Global) (*embeddedSetup, error) {
 	}
 	// The embedded server's address: where its own client configuration
 	// says it serves, else where a first start puts it.
-	own := "http://" + firstNonEmpty(os.Getenv(EmbeddedListenEnv), "127.0.0.1:8008")
+	own := "http://" + cmp.Or(os.Getenv(EmbeddedListenEnv), "127.0.0.1:8008")
 	if b, err := hocon.ParseWithEnv(s.baseConf(), readOrEmpty(s.baseConf()), os.LookupEnv); err == nil {
-		own = firstNonEmpty(b.String("api.api_server", ""), own)
+		own = cmp.Or(b.String("api.api_server", ""), own)
 	}
 	own = strings.TrimRight(own, "/")
-	apiServer := strings.TrimRight(strings.TrimSpace(firstNonEmpty(tree.String("api.api_server", ""), tree.String("api.host", ""), own)), "/")
+	apiServer := strings.TrimRight(strings.TrimSpace(cmp.Or(tree.String("api.api_server", ""), tree.String("api.host", ""), own)), "/")
 	u, err := url.Parse(apiServer)
 	if apiServer != own || err != nil || u.Scheme != "http" || !isLoopbackHost(u.Hostname()) {
 		return nil, nil // another server: followed as any configuration
@@ -168,7 +169,7 @@ func startEmbedded(s *embeddedSetup, log *slog.Logger, say func(string)) (*embed
 		found = "No ClearML configuration found"
 	}
 	e.mu.Lock()
-	web := firstNonEmpty(e.webURL, s.url)
+	web := cmp.Or(e.webURL, s.url)
 	e.mu.Unlock()
 	say(fmt.Sprintf("%s: %s (data in %s, web UI at %s/)%s", found, what, s.dataDir, strings.TrimRight(web, "/"), wrote))
 	if !e.isServing() {

@@ -119,7 +119,7 @@ func startExecute(ctx context.Context, g args.Global, opts *args.Execute, stderr
 	if err != nil {
 		return nil, err
 	}
-	workerID := firstNonEmpty(os.Getenv("CLEARML_WORKER_ID"), cfg.Agent.WorkerID)
+	workerID := cmp.Or(os.Getenv("CLEARML_WORKER_ID"), cfg.Agent.WorkerID)
 	if workerID == "" {
 		workerID = fmt.Sprintf("%s:%d", cfg.Agent.WorkerName, os.Getpid())
 	}
@@ -142,7 +142,7 @@ func (x *execution) prepare(ctx context.Context, opts *args.Execute, stdout io.W
 		return l, &exitError{code: 128 + int(syscall.SIGTERM), err: errSilent}
 	case errors.As(err, &f):
 		// A setup failure: say exactly what went wrong on the task.
-		return l, setupFailed(ctx, x.client, stdout, f.TaskID, f.Reason, msg)
+		return l, setupFailed(ctx, x.client, stdout, opts.ID, f.Reason, msg)
 	}
 	return l, err
 }
@@ -168,15 +168,6 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 func (e *exitError) ExitCode() int { return e.code }
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
 
 // retryLogin logs in, retrying for a while when the server is not up yet.
 func retryLogin(ctx context.Context, c *apiclient.Client) error {

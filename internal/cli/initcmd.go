@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -144,7 +145,7 @@ func (o *initOptions) client(in *prompter) (clientconf.Client, error) {
 	if c.APIServer == "" && c.WebServer == "" && in.interactive() {
 		c.WebServer = in.ask("Enter the url of the ClearML server's web app (or its API server), for example http://localhost:8080:")
 	}
-	host := firstNonEmpty(c.APIServer, c.WebServer)
+	host := cmp.Or(c.APIServer, c.WebServer)
 	if host == "" {
 		return c, &UsageError{Msg: "init: no server: give --api-server URL"}
 	}
@@ -155,8 +156,8 @@ func (o *initOptions) client(in *prompter) (clientconf.Client, error) {
 	if c.APIServer == "" || c.APIServer == c.WebServer {
 		c.APIServer = api
 	}
-	c.WebServer = firstNonEmpty(c.WebServer, web)
-	c.FilesServer = firstNonEmpty(c.FilesServer, files)
+	c.WebServer = cmp.Or(c.WebServer, web)
+	c.FilesServer = cmp.Or(c.FilesServer, files)
 	return c, nil
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -94,20 +95,20 @@ func k8sConfig(cfg *config.Config, o *args.K8s) (k8s.Config, error) {
 	raw := cfg.Raw
 	kc := k8s.Config{
 		Queues: o.Queues, CreateQueue: o.CreateQueue, UseOwnerToken: o.UseOwnerToken,
-		Namespace:     firstNonEmpty(o.Namespace, os.Getenv("K8S_DEFAULT_NAMESPACE"), raw.String("agent.k8s.namespace", "")),
-		PendingQueue:  firstNonEmpty(o.PendingQueue, raw.String("agent.k8s.pending_queue", "")),
-		Kind:          strings.ToLower(firstNonEmpty(os.Getenv("CLEARML_K8S_GLUE_KIND"), raw.String("agent.k8s.kind", ""))),
-		PodNamePrefix: firstNonEmpty(o.PodNamePrefix, raw.String("agent.k8s.pod_name_prefix", "")),
-		LimitLabel:    firstNonEmpty(o.LimitPodLabel, raw.String("agent.k8s.limit_pod_label", "")),
-		AgentImage:    firstNonEmpty(o.AgentImage, os.Getenv("CLEARML_K8S_AGENT_IMAGE"), raw.String("agent.k8s.agent_image", "")),
+		Namespace:     cmp.Or(o.Namespace, os.Getenv("K8S_DEFAULT_NAMESPACE"), raw.String("agent.k8s.namespace", "")),
+		PendingQueue:  cmp.Or(o.PendingQueue, raw.String("agent.k8s.pending_queue", "")),
+		Kind:          strings.ToLower(cmp.Or(os.Getenv("CLEARML_K8S_GLUE_KIND"), raw.String("agent.k8s.kind", ""))),
+		PodNamePrefix: cmp.Or(o.PodNamePrefix, raw.String("agent.k8s.pod_name_prefix", "")),
+		LimitLabel:    cmp.Or(o.LimitPodLabel, raw.String("agent.k8s.limit_pod_label", "")),
+		AgentImage:    cmp.Or(o.AgentImage, os.Getenv("CLEARML_K8S_AGENT_IMAGE"), raw.String("agent.k8s.agent_image", "")),
 		AgentBinary:   raw.String("agent.k8s.agent_binary", ""),
 		SecretName:    raw.String("agent.k8s.secret_name", ""),
-		APIServer:     firstNonEmpty(raw.String("agent.k8s.api_server", ""), cfg.API.Server),
-		WebServer:     firstNonEmpty(raw.String("agent.k8s.web_server", ""), raw.String("api.web_server", "")),
-		FilesServer:   firstNonEmpty(raw.String("agent.k8s.files_server", ""), raw.String("api.files_server", "")),
+		APIServer:     cmp.Or(raw.String("agent.k8s.api_server", ""), cfg.API.Server),
+		WebServer:     cmp.Or(raw.String("agent.k8s.web_server", ""), raw.String("api.web_server", "")),
+		FilesServer:   cmp.Or(raw.String("agent.k8s.files_server", ""), raw.String("api.files_server", "")),
 		AccessKey:     cfg.API.AccessKey, SecretKey: cfg.API.SecretKey,
 		GitUser: cfg.Agent.GitUser, GitPass: cfg.Agent.GitPass,
-		WorkerID: firstNonEmpty(os.Getenv("CLEARML_WORKER_ID"), cfg.Agent.WorkerID),
+		WorkerID: cmp.Or(os.Getenv("CLEARML_WORKER_ID"), cfg.Agent.WorkerID),
 	}
 	if kc.WorkerID == "" {
 		kc.WorkerID = cfg.Agent.WorkerName + ":k8s"
@@ -172,7 +173,7 @@ func k8sConfig(cfg *config.Config, o *args.K8s) (k8s.Config, error) {
 	if kc.Template, err = readTemplate(cfg, "agent.k8s", o.TemplateYAML); err != nil {
 		return kc, err
 	}
-	if ov := firstNonEmpty(o.OverridesYAML, raw.String("agent.k8s.overrides_yaml", "")); ov != "" {
+	if ov := cmp.Or(o.OverridesYAML, raw.String("agent.k8s.overrides_yaml", "")); ov != "" {
 		data, err := os.ReadFile(config.ExpandHome(ov))
 		if err != nil {
 			return kc, fmt.Errorf("reading --overrides-yaml: %w", err)
@@ -221,7 +222,7 @@ func k8sConfig(cfg *config.Config, o *args.K8s) (k8s.Config, error) {
 // readTemplate reads a pod template: the file flag (when given), else
 // <base>.template_yaml (a file), else <base>.template (inline, as HOCON).
 func readTemplate(cfg *config.Config, base, flag string) (*corev1.Pod, error) {
-	path := firstNonEmpty(flag, cfg.Raw.String(base+".template_yaml", ""))
+	path := cmp.Or(flag, cfg.Raw.String(base+".template_yaml", ""))
 	if path != "" {
 		data, err := os.ReadFile(config.ExpandHome(path))
 		if err != nil {

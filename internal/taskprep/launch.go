@@ -30,10 +30,7 @@ type Request struct {
 
 // Failure is a task that cannot run: the task fails with Reason, one
 // line, which names the cause.
-type Failure struct {
-	TaskID string
-	Reason string
-}
+type Failure struct{ Reason string }
 
 func (f *Failure) Error() string { return f.Reason }
 
@@ -70,7 +67,7 @@ func Launch(ctx context.Context, cfg *config.Config, client *apiclient.Client, r
 		if !errors.As(err, &se) {
 			reason = "setup failed: " + reason
 		}
-		return executor.Launch{}, &Failure{TaskID: task.ID, Reason: reason}
+		return executor.Launch{}, &Failure{Reason: reason}
 	}
 	client.SetStatus(ctx, "tasks.started", task.ID, true, "worker starting task execution", req.Message, apiclient.Default)
 	env := Env(task, req.LogLevel, prep.path)
@@ -83,7 +80,7 @@ func Launch(ctx context.Context, cfg *config.Config, client *apiclient.Client, r
 	}
 	path, err := exec.LookPath(name)
 	if err != nil {
-		return executor.Launch{}, &Failure{TaskID: task.ID, Reason: "setup failed: " + err.Error()}
+		return executor.Launch{}, &Failure{Reason: "setup failed: " + err.Error()}
 	}
 	return executor.Launch{Path: path, Argv: prep.argv, Env: env, Dir: prep.dir}, nil
 }
