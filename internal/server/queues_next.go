@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -74,7 +75,69 @@ func (s *Server) popNext(c *call, req *api.QueueTaskRequest) (*api.GetNextTaskRe
 			return resp, err
 		}
 	}
-	err := s.store.Update(c.ctx, func(tx store.Tx) error {
+	var err error
+	if req.Task == "" && !req.GetTaskInfo {
+		err = s.leaseHead(c, req.Queue, resp)
+	} else {
+		err = s.popLocked(c, req, resp)
+	}
+	s.busyQueues.set(req.Queue, err == nil && resp.Entry != nil)
+	return resp, err
+}
+
+// leaseHead is the common pop (no task named, no owner asked for): the
+// head is taken and leased by one statement in a transaction of its own;
+// the rare follow-ups (the task is gone, or was stopped since its enqueue)
+// take transactions of their own.
+func (s *Server) leaseHead(c *call, queue string, resp *api.GetNextTaskResponse) error {
+	for {
+		lease := store.Lease{ID: newID(), Worker: c.worker, Until: s.opts.Now().Add(s.opts.LeaseTimeout)}
+		e, status, err := s.store.LeaseHead(c.ctx, queue, c.ident.Company, lease)
+		if err != nil {
+			return err
+		}
+		if e == nil {
+			return s.store.View(c.ctx, func(tx store.Tx) error { return s.checkQueue(tx, c, queue) })
+		}
+		switch status {
+		case "": // the task is gone: its hand-out goes too
+			if err := s.store.Update(c.ctx, func(tx store.Tx) error { return tx.DropLease(e.Task) }); err != nil {
+				return err
+			}
+			continue
+		case api.StatusStopped:
+			if err := s.requeueStopped(c, e.Task); err != nil {
+				return err
+			}
+		}
+		resp.Entry = e
+		resp.Lease = &api.Lease{ID: lease.ID, TimeoutSec: s.opts.LeaseTimeout.Seconds()}
+		return nil
+	}
+}
+
+// requeueStopped sets a task that was stopped after its enqueue back to
+// queued, as it is handed out (an abort that raced with the enqueue).
+func (s *Server) requeueStopped(c *call, taskID string) error {
+	return s.store.Update(c.ctx, func(tx store.Tx) error {
+		t, err := tx.Task(taskID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil || t.Status != api.StatusStopped {
+			return err
+		}
+		if _, err := s.setStatus(c, t, api.StatusQueued, true, "", ""); err != nil {
+			return err
+		}
+		return tx.PutTask(t)
+	})
+}
+
+// popLocked pops in one transaction that keeps the task's row locked: for
+// a pop of a named task, or one that reads the task's owner.
+func (s *Server) popLocked(c *call, req *api.QueueTaskRequest, resp *api.GetNextTaskResponse) error {
+	return s.store.Update(c.ctx, func(tx store.Tx) error {
 		*resp = api.GetNextTaskResponse{}
 		for {
 			if req.Task != "" {
@@ -126,8 +189,6 @@ func (s *Server) popNext(c *call, req *api.QueueTaskRequest) (*api.GetNextTaskRe
 			return nil
 		}
 	})
-	s.busyQueues.set(req.Queue, err == nil && resp.Entry != nil)
-	return resp, err
 }
 
 // queueSet is a set of queue ids, safe for concurrent use, bounded: it

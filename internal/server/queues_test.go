@@ -97,23 +97,34 @@ func TestQueueFIFOAndStoppedRepair(t *testing.T) {
 		c.ok("tasks.stopped", map[string]any{"task": ids[0], "force": true})
 		// A stopped task found in a queue (possible in a database written
 		// by an earlier version, where an abort could race with the
-		// enqueue) goes back to queued when popped, as upstream.
+		// enqueue) goes back to queued when popped, as upstream: by a pop
+		// that asks for the owner (one transaction) and by a plain one
+		// (the pop, then the repair).
 		err := c.ts.Store.Update(context.Background(), func(tx store.Tx) error {
-			task, err := tx.Task(ids[1])
-			if err != nil {
-				return err
+			for _, id := range ids[1:3] {
+				task, err := tx.Task(id)
+				if err != nil {
+					return err
+				}
+				task.Status = api.StatusStopped
+				if err := tx.PutTask(task); err != nil {
+					return err
+				}
 			}
-			task.Status = api.StatusStopped
-			return tx.PutTask(task)
+			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i, want := range ids[1:] {
-			got := c.ok("queues.get_next_task", map[string]any{"queue": q, "get_task_info": true})
+			withInfo := i%2 == 0
+			got := c.ok("queues.get_next_task", map[string]any{"queue": q, "get_task_info": withInfo})
 			entry := got["entry"].(map[string]any)
-			if entry["task"] != want || got["task_info"].(map[string]any)["user"] == "" {
+			if entry["task"] != want {
 				t.Fatalf("pop %d = %v, want %s", i, got, want)
+			}
+			if info, _ := got["task_info"].(map[string]any); withInfo != (info != nil) || withInfo && info["user"] == "" {
+				t.Fatalf("pop %d (get_task_info %v) = %v", i, withInfo, got)
 			}
 		}
 		if got := c.ok("queues.get_next_task", map[string]any{"queue": q}); got["entry"] != nil {
@@ -122,8 +133,10 @@ func TestQueueFIFOAndStoppedRepair(t *testing.T) {
 		if st := c.task(ids[0])["status"]; st != "stopped" {
 			t.Fatalf("forced-stopped task is %v, want stopped", st)
 		}
-		if st := c.task(ids[1])["status"]; st != "queued" {
-			t.Fatalf("stopped task popped as %v, want queued", st)
+		for _, id := range ids[1:3] {
+			if st := c.task(id)["status"]; st != "queued" {
+				t.Fatalf("stopped task %s popped as %v, want queued", id, st)
+			}
 		}
 	})
 }

@@ -275,6 +275,13 @@ func tasksEnqueue(s *Server, c *call) (any, error) {
 		prev := t.Status
 		fields, err := s.setStatus(c, t, api.StatusQueued, req.Force, req.StatusReason, req.StatusMessage)
 		if err != nil {
+			if req.Queue != "" {
+				// A queue given by id is checked by the entry's insert;
+				// an invalid one is the error to report first.
+				if qerr := s.checkQueue(tx, c, req.Queue); qerr != nil {
+					return qerr
+				}
+			}
 			return err
 		}
 		if prev != api.StatusQueued || t.EnqueueStatus == "" {
@@ -283,7 +290,10 @@ func tasksEnqueue(s *Server, c *call) (any, error) {
 			}
 			t.EnqueueStatus = prev
 		}
-		added, err := tx.EnqueueEntry(q.ID, t.ID, s.now())
+		added, err := tx.EnqueueEntry(q.ID, c.ident.Company, t.ID, s.now())
+		if errors.Is(err, store.ErrNotFound) {
+			return api.ErrInvalidQueueID.New("", "id", q.ID)
+		}
 		if err != nil {
 			return err
 		}
@@ -320,14 +330,12 @@ func tasksEnqueue(s *Server, c *call) (any, error) {
 	return resp, nil
 }
 
-// resolveEnqueueQueue finds the queue of an enqueue: by id, by name
-// (created when missing), or the default queue.
+// resolveEnqueueQueue finds the queue of an enqueue: by id (not checked
+// here: the entry's insert checks it, in the same statement on
+// PostgreSQL), by name (created when missing), or the default queue.
 func (s *Server) resolveEnqueueQueue(tx store.Tx, c *call, id, name string) (*api.Queue, error) {
 	switch {
 	case id != "":
-		if err := s.checkQueue(tx, c, id); err != nil {
-			return nil, err
-		}
 		return &api.Queue{ID: id}, nil
 	case name != "":
 		queues, err := tx.Queues(c.ident.Company)

@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
 	_ "modernc.org/sqlite"             // SQLite driver "sqlite"
+
+	"github.com/goclearml/agent/internal/api"
 )
 
 // sqlStore implements Store over database/sql.
@@ -240,10 +242,38 @@ func (s *sqlStore) Update(parent context.Context, fn func(Tx) error) error {
 	if s.reqs != nil {
 		return s.updateBatched(parent, fn)
 	}
+	return s.retry(parent, func(ctx context.Context) error { return s.runTx(ctx, s.write, true, fn) })
+}
+
+// LeaseHead runs Tx.LeaseHead as a transaction of its own. On PostgreSQL
+// that is its one statement on its own (one round trip; in Update, BEGIN
+// and COMMIT make three); the task's row is not locked after it returns.
+// On SQLite it is an Update.
+func (s *sqlStore) LeaseHead(parent context.Context, queueID, company string, l Lease) (e *api.QueueEntry, status string, err error) {
+	if s.dialect != "postgres" {
+		err = s.Update(parent, func(tx Tx) error {
+			var err error
+			e, status, err = tx.LeaseHead(queueID, company, l)
+			return err
+		})
+		return e, status, err
+	}
+	err = s.retry(parent, func(ctx context.Context) error {
+		t := &sqlTx{s: s, q: s.write, pool: s.write, ctx: ctx, writable: true}
+		var err error
+		e, status, err = t.LeaseHead(queueID, company, l)
+		return err
+	})
+	return e, status, err
+}
+
+// retry runs one attempt of a transaction, again while it loses a
+// serialization race (PostgreSQL), up to maxAttempts.
+func (s *sqlStore) retry(parent context.Context, once func(context.Context) error) error {
 	ctx, cancel := s.bounded(parent)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		err := classify(parent, s.runTx(ctx, s.write, true, fn))
+		err := classify(parent, once(ctx))
 		if err == nil || !retryable(err) || attempt == maxAttempts {
 			return err
 		}

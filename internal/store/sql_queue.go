@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"database/sql"
 	"errors"
 	"time"
@@ -18,15 +19,24 @@ func (t *sqlTx) AddEntry(queueID, taskID string, added api.Time) (bool, error) {
 	return n == 1, err
 }
 
-func (t *sqlTx) EnqueueEntry(queueID, taskID string, added api.Time) (bool, error) {
+func (t *sqlTx) EnqueueEntry(queueID, company, taskID string, added api.Time) (bool, error) {
 	if t.s.dialect == "postgres" {
-		// One statement, one round trip.
-		var n int
-		err := t.queryRow(`WITH ins AS (INSERT INTO queue_entries (queue_id, task_id, added_ms) VALUES (?, ?, ?)
+		// One statement, one round trip: the queue's company, the entry,
+		// the task's entries in other queues.
+		var queues, n int
+		err := t.queryRow(`WITH q AS (SELECT 1 FROM queues WHERE id = ? AND company = ?),
+			ins AS (INSERT INTO queue_entries (queue_id, task_id, added_ms) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM q)
 			ON CONFLICT DO NOTHING RETURNING task_id),
 			others AS (DELETE FROM queue_entries WHERE task_id = ? AND queue_id <> ? AND EXISTS (SELECT 1 FROM ins))
-			SELECT count(*) FROM ins`, queueID, taskID, added.UnixMilli(), taskID, queueID).Scan(&n)
+			SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM ins)`,
+			queueID, company, queueID, taskID, added.UnixMilli(), taskID, queueID).Scan(&queues, &n)
+		if err == nil && queues == 0 {
+			err = ErrNotFound
+		}
 		return n == 1, err
+	}
+	if c, err := t.QueueCompany(queueID); err != nil || c != company {
+		return false, cmp.Or(err, ErrNotFound)
 	}
 	ok, err := t.AddEntry(queueID, taskID, added)
 	if err != nil || !ok {

@@ -31,6 +31,9 @@ type Store interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn with read access, without taking locks.
 	View(ctx context.Context, fn func(Tx) error) error
+	// LeaseHead runs Tx.LeaseHead in a transaction of its own (the
+	// cheapest way on each back end); the task's row is not locked after.
+	LeaseHead(ctx context.Context, queueID, company string, l Lease) (*api.QueueEntry, string, error)
 	// Dialect names the back end ("sqlite" or "postgres").
 	Dialect() string
 	Close() error
@@ -156,10 +159,11 @@ type Tx interface {
 	DeleteQueue(id string) error
 	// AddEntry appends a task to a queue; false when it is there already.
 	AddEntry(queueID, taskID string, added api.Time) (bool, error)
-	// EnqueueEntry appends a task to a queue and removes it from every
-	// other queue; false (and nothing changed) when it is in that queue
-	// already.
-	EnqueueEntry(queueID, taskID string, added api.Time) (bool, error)
+	// EnqueueEntry appends a task to a company's queue and removes it from
+	// every other queue; false (and nothing changed) when it is in that
+	// queue already; ErrNotFound when the queue is not the company's (or
+	// not there at all).
+	EnqueueEntry(queueID, company, taskID string, added api.Time) (bool, error)
 	// RemoveEntry removes a task from one queue and says how many entries went.
 	RemoveEntry(queueID, taskID string) (int, error)
 	// RemoveTaskEntries removes a task from every queue except exceptQueue.
