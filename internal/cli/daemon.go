@@ -248,7 +248,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	}
 	lostAfter := cfg.Agent.ReattachTimeout
 	ex := &executor.Executor{Log: log, Self: self, LostAfter: lostAfter}
-	var dm *dockerMode
+	var dm *taskprep.DockerMode
 	if d.Docker != nil {
 		inner := func(task string) []string {
 			a := []string{docker.AgentBinary}
@@ -264,7 +264,9 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 			}
 			return append(a, "--id", task)
 		}
-		if dm, err = newDockerMode(cfg, d, inst.WorkerID, visible, self, inner, ex, log); err != nil {
+		dm, err = taskprep.NewDockerMode(cfg, taskprep.DockerOptions{CLI: *d.Docker, Standalone: d.StandaloneMode,
+			OwnerToken: d.UseOwnerToken, WorkerID: inst.WorkerID, Visible: visible, Self: self, Inner: inner, Exec: ex, Log: log})
+		if err != nil {
 			return err
 		}
 		mode := "Docker"
@@ -272,7 +274,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 			mode = "Docker standalone"
 		}
 		log.Info(fmt.Sprintf("Running in %s mode (v19.03 and above) - using default docker image: %s %s", mode,
-			dm.defaults.Image, strings.Join(dm.defaults.Arguments, " ")))
+			dm.Defaults.Image, strings.Join(dm.Defaults.Arguments, " ")))
 	}
 	// --git-user/--git-pass (which upstream parses and ignores) reach the
 	// task's execute through its environment, never its command line.
@@ -318,9 +320,9 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	var leftovers func(context.Context, string)
 	if dm != nil {
 		leftovers = func(ctx context.Context, marker string) {
-			if ids, err := dm.client.Containers(ctx, docker.LabelRun+"="+marker); err == nil && len(ids) > 0 {
+			if ids, err := dm.Client.Containers(ctx, docker.LabelRun+"="+marker); err == nil && len(ids) > 0 {
 				log.Info("removing the container of a task that was not taken back", "containers", len(ids))
-				dm.client.Remove(ctx, ids...)
+				dm.Client.Remove(ctx, ids...)
 			}
 		}
 	}
@@ -329,7 +331,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	var cleanupWG sync.WaitGroup
 	defer func() { stopCleanup(); cleanupWG.Wait() }()
 	if dm != nil {
-		launcher = dm.launcher
+		launcher = dm.Launcher
 		kick := make(chan struct{}, 1)
 		afterTask = func(id string) {
 			select {
@@ -337,7 +339,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 			default:
 			}
 		}
-		cleanupWG.Go(func() { dm.cleanup.Loop(cleanupCtx, dm.client, dm.images, kick, log) })
+		cleanupWG.Go(func() { dm.Cleanup.Loop(cleanupCtx, dm.Client, dm.Images, kick, log) })
 	}
 	hostname, _ := os.Hostname()
 	var gpus sysstats.GPUReader
@@ -445,16 +447,12 @@ var unsafePath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompil
 // runsDir is where a worker keeps the records and output of its running
 // tasks, which a restarted daemon with the same id takes back.
 func runsDir(workerID string) string {
-	return filepath.Join(cacheBase(), "clearml-agent", "runs", unsafePath().ReplaceAllString(workerID, "_"))
+	return filepath.Join(taskprep.CacheBase(), "clearml-agent", "runs", unsafePath().ReplaceAllString(workerID, "_"))
 }
 
 // spoolDir is where a worker's undelivered task logs wait.
 func spoolDir(workerID string) string {
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = os.TempDir()
-	}
-	return filepath.Join(base, "clearml-agent", "spool", unsafePath().ReplaceAllString(workerID, "_"))
+	return filepath.Join(taskprep.CacheBase(), "clearml-agent", "spool", unsafePath().ReplaceAllString(workerID, "_"))
 }
 
 func homeDir() string {

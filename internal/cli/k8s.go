@@ -19,6 +19,7 @@ import (
 	"github.com/goclearml/agent/internal/config"
 	"github.com/goclearml/agent/internal/docker"
 	"github.com/goclearml/agent/internal/k8s"
+	"github.com/goclearml/agent/internal/taskprep"
 	"github.com/goclearml/agent/internal/version"
 )
 
@@ -207,15 +208,15 @@ func k8sConfig(cfg *config.Config, o *args.K8s) (k8s.Config, error) {
 			kc.PerQueue[name] = q
 		}
 	}
-	cc, err := readContainerChoice(cfg, nil)
+	cc, err := taskprep.ReadContainerChoice(cfg, nil)
 	if err != nil {
 		return kc, err
 	}
-	cc.merge.TaskGPUs = true
+	cc.Merge.TaskGPUs = true
 	hideKeys, _ := raw.StringList("agent.hide_docker_command_env_vars.extra_keys")
-	kc.Selection = docker.Selection{Defaults: cc.defaults, Extra: cc.extra, Merge: cc.merge,
+	kc.Selection = docker.Selection{Defaults: cc.Defaults, Extra: cc.Extra, Merge: cc.Merge,
 		Masker: docker.Masker{Keys: hideKeys, Secrets: cfg.Secrets()}}
-	kc.Init, kc.ForcePull = cc.init, cc.forcePull
+	kc.Init, kc.ForcePull = cc.Init, cc.ForcePull
 	return kc, nil
 }
 

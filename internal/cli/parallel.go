@@ -8,6 +8,7 @@ import (
 	"github.com/goclearml/agent/internal/args"
 	"github.com/goclearml/agent/internal/config"
 	"github.com/goclearml/agent/internal/gpu"
+	"github.com/goclearml/agent/internal/taskprep"
 )
 
 // parallelMode builds the parallel settings of --services-mode and
@@ -38,7 +39,7 @@ func parallelMode(cfg *config.Config, d *args.Daemon, inst *agent.Instance) (*ag
 	} else if adm.Enabled {
 		return nil, nil, fmt.Errorf("agent.gpu_admission is enabled but nvidia-smi is not installed: the GPUs cannot be checked")
 	}
-	state := filepath.Join(cacheBase(), "clearml-agent", "gpus", unsafePath().ReplaceAllString(inst.WorkerID, "_")+".json")
+	state := filepath.Join(taskprep.CacheBase(), "clearml-agent", "gpus", unsafePath().ReplaceAllString(inst.WorkerID, "_")+".json")
 	alloc, err := gpu.NewAllocator(devices, state)
 	if err != nil {
 		return nil, nil, err

@@ -1,4 +1,4 @@
-package cli
+package taskprep
 
 import (
 	"bytes"
@@ -11,12 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goclearml/agent/internal/args"
 	"github.com/goclearml/agent/internal/config"
 	"github.com/goclearml/agent/internal/docker"
 	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/shellwords"
-	"github.com/goclearml/agent/internal/taskprep"
 	"github.com/goclearml/agent/internal/vcs"
 )
 
@@ -26,13 +24,33 @@ var dockerPassEnv = []string{"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_L
 	"PIP_CERT", "PIP_CONSTRAINT", "CLEARML_EXTRA_PIP_INSTALL_FLAGS", "CLEARML_AGENT_SKIP_PIP_VENV_INSTALL",
 	"CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL"}
 
-// dockerMode is what the daemon needs for --docker.
-type dockerMode struct {
-	launcher *docker.Launcher
-	cleanup  docker.CleanupPolicy
-	client   docker.Client
-	images   *docker.ImageUsage
-	defaults docker.Defaults
+// DockerMode is what the daemon needs for --docker: the launcher that
+// runs each task in its container, and what the cleanup loop needs.
+type DockerMode struct {
+	Launcher *docker.Launcher
+	Cleanup  docker.CleanupPolicy
+	Client   docker.Client
+	Images   *docker.ImageUsage
+	Defaults docker.Defaults
+}
+
+// DockerOptions are the daemon's part of docker mode: its flags and
+// identity.
+type DockerOptions struct {
+	// CLI is --docker's values (image and arguments; empty when --docker
+	// was given alone).
+	CLI        []string
+	Standalone bool // --standalone-mode
+	OwnerToken bool // --use-owner-token
+	WorkerID   string
+	// Visible is the GPUs the daemon may use (--gpus), "" for all.
+	Visible string
+	// Self is this program's path, mounted into containers; Inner gives
+	// the command a container runs for a task.
+	Self  string
+	Inner func(taskID string) []string
+	Exec  *executor.Executor
+	Log   *slog.Logger
 }
 
 // dockerArgs reads a docker argument setting given as a list or as one
@@ -92,21 +110,21 @@ func envList(name string) ([]string, bool, error) {
 
 func boolKey(cfg *config.Config, key string, def bool) (bool, error) { return cfg.Raw.Bool(key, def) }
 
-// containerChoice is the part of the docker settings that decides a
+// ContainerChoice is the part of the docker settings that decides a
 // task's container, shared by docker mode and the Kubernetes executor.
-type containerChoice struct {
-	defaults  docker.Defaults
-	extra     []string
-	merge     docker.MergeOptions
-	init      docker.InitOptions
-	forcePull bool
+type ContainerChoice struct {
+	Defaults  docker.Defaults
+	Extra     []string
+	Merge     docker.MergeOptions
+	Init      docker.InitOptions
+	ForcePull bool
 }
 
-// readContainerChoice reads the image defaults (cli is --docker's values,
+// ReadContainerChoice reads the image defaults (cli is --docker's values,
 // nil when not given), the argument merge rules and the set-up script
 // parts (spec 3.9, 6.4).
-func readContainerChoice(cfg *config.Config, cli []string) (containerChoice, error) {
-	var cc containerChoice
+func ReadContainerChoice(cfg *config.Config, cli []string) (ContainerChoice, error) {
+	var cc ContainerChoice
 	var firstErr error
 	keep := func(err error) {
 		if firstErr == nil && err != nil {
@@ -171,14 +189,14 @@ func readContainerChoice(cfg *config.Config, cli []string) (containerChoice, err
 	forcePull, err := boolKey(cfg, "agent.docker_force_pull", false)
 	keep(err)
 
-	cc.defaults, cc.extra, cc.merge, cc.init, cc.forcePull = defaults, extra, merge, init, forcePull
+	cc.Defaults, cc.Extra, cc.Merge, cc.Init, cc.ForcePull = defaults, extra, merge, init, forcePull
 	return cc, firstErr
 }
 
-// newDockerMode reads the docker settings (spec 3.9 and 6.4) and checks
+// NewDockerMode reads the docker settings (spec 3.9 and 6.4) and checks
 // them before the daemon takes any task: a bad setting stops the start
 // with a clear error instead of failing every task.
-func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self string, inner func(string) []string, ex *executor.Executor, log *slog.Logger) (*dockerMode, error) {
+func NewDockerMode(cfg *config.Config, o DockerOptions) (*DockerMode, error) {
 	bin, err := docker.Find()
 	if err != nil {
 		return nil, err
@@ -189,9 +207,9 @@ func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self s
 			firstErr = err
 		}
 	}
-	cc, err := readContainerChoice(cfg, *d.Docker)
+	cc, err := ReadContainerChoice(cfg, o.CLI)
 	keep(err)
-	defaults, extra, merge, init, forcePull := cc.defaults, cc.extra, cc.merge, cc.init, cc.forcePull
+	defaults, extra, merge, init, forcePull := cc.Defaults, cc.Extra, cc.Merge, cc.Init, cc.ForcePull
 	mounts := docker.DefaultInternalMounts().WithOverrides(func(k string) string {
 		return cfg.Raw.String("agent.docker_internal_mounts."+k, "")
 	})
@@ -206,7 +224,7 @@ func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self s
 	if v := os.Getenv("CLEARML_AGENT_DISABLE_SSH_MOUNT"); v != "" && v != "0" && !strings.EqualFold(v, "false") {
 		noSSH = true
 	}
-	home := homeDir()
+	home, _ := os.UserHomeDir()
 	sshDir := ""
 	if st, err := os.Stat(filepath.Join(home, ".ssh")); err == nil && st.IsDir() && !noSSH {
 		sshDir = filepath.Join(home, ".ssh")
@@ -232,25 +250,25 @@ func newDockerMode(cfg *config.Config, d *args.Daemon, workerID, visible, self s
 	}
 	skipGPUs := os.Getenv("CLEARML_DOCKER_SKIP_GPUS_FLAG")
 	client := docker.Client{Bin: bin}
-	images := docker.NewImageUsage(filepath.Join(cacheBase(), "clearml-agent", "docker-images.json"))
+	images := docker.NewImageUsage(filepath.Join(CacheBase(), "clearml-agent", "docker-images.json"))
 	s := docker.Settings{
-		Client: client, Defaults: defaults, Extra: extra, Merge: merge, Init: init, Standalone: d.StandaloneMode,
+		Client: client, Defaults: defaults, Extra: extra, Merge: merge, Init: init, Standalone: o.Standalone,
 		ForcePull: forcePull, Mounts: mounts, Caches: caches, SSHAuthSock: os.Getenv("SSH_AUTH_SOCK"), SSHDir: sshDir,
 		GitFiles: gitFiles, ConfigTree: tree,
-		Conf: docker.ConfOptions{Mounts: mounts, VCSCache: vcsOn, VenvsCache: caches.Venvs != "", OwnerToken: d.UseOwnerToken,
+		Conf: docker.ConfOptions{Mounts: mounts, VCSCache: vcsOn, VenvsCache: caches.Venvs != "", OwnerToken: o.OwnerToken,
 			SystemSitePackages: systemSite},
-		PrepareRepo: prepareRepo(cfg, log),
-		GPUs:        docker.GPUs{Visible: visible, HostHasGPUs: hostHasGPUs(), SkipFlag: skipGPUs != "" && skipGPUs != "0"},
+		PrepareRepo: prepareRepo(cfg, o.Log),
+		GPUs:        docker.GPUs{Visible: o.Visible, HostHasGPUs: hostHasGPUs(), SkipFlag: skipGPUs != "" && skipGPUs != "0"},
 		Labels:      labels, NameFormat: cfg.Raw.String("agent.docker_container_name_format", ""),
 		Masker:      docker.Masker{Keys: hideKeys, Secrets: cfg.Secrets(), Disabled: !hide},
-		HostNetwork: docker.IsLoopbackServer(cfg.API.Server), Self: self, InnerArgv: inner, PassEnv: dockerPassEnv,
-		WorkDir: os.TempDir(), ParentWorker: workerID, Images: images, Exec: ex, Log: log,
+		HostNetwork: docker.IsLoopbackServer(cfg.API.Server), Self: o.Self, InnerArgv: o.Inner, PassEnv: dockerPassEnv,
+		WorkDir: os.TempDir(), ParentWorker: o.WorkerID, Images: images, Exec: o.Exec, Log: o.Log,
 	}
 	l, err := docker.NewLauncher(s)
 	if err != nil {
 		return nil, err
 	}
-	return &dockerMode{launcher: l, cleanup: cleanup, client: client, images: images, defaults: defaults}, nil
+	return &DockerMode{Launcher: l, Cleanup: cleanup, Client: client, Images: images, Defaults: defaults}, nil
 }
 
 // cleanupPolicy reads agent.docker_cleanup (ours): enabled (true),
@@ -336,7 +354,7 @@ func prepareRepo(cfg *config.Config, log *slog.Logger) func(context.Context, map
 	return func(ctx context.Context, script map[string]any, logf func(string, string)) (string, error) {
 		str := func(k string) string { s, _ := script[k].(string); return strings.TrimSpace(s) }
 		var out bytes.Buffer
-		o := taskprep.GitOptions(cfg, &out, log)
+		o := GitOptions(cfg, &out, log)
 		dir, err := vcs.Prefetch(ctx, o, vcs.Source{Repository: str("repository"), Branch: str("branch"), Tag: str("tag"), Commit: str("version_num")})
 		if text := strings.TrimSpace(out.String()); text != "" {
 			logf("INFO", text)
@@ -345,7 +363,9 @@ func prepareRepo(cfg *config.Config, log *slog.Logger) func(context.Context, map
 	}
 }
 
-func cacheBase() string {
+// CacheBase is this user's cache folder (or the temp folder when there is
+// none), where the agent keeps its state: runs, images, GPU claims.
+func CacheBase() string {
 	base, err := os.UserCacheDir()
 	if err != nil {
 		return os.TempDir()
