@@ -63,35 +63,31 @@ func (t *sqlTx) LeaseHead(queueID, company string, l Lease) (*api.QueueEntry, st
 		}
 		return &api.QueueEntry{Task: taskID, Added: api.Time{Time: time.UnixMilli(added).UTC()}}, status.String, nil
 	}
-	// SQLite: the single writer makes the statements atomic.
-	if c, err := t.QueueCompany(queueID); errors.Is(err, ErrNotFound) || (err == nil && c != company) {
-		return nil, "", nil
-	} else if err != nil {
-		return nil, "", err
-	}
+	// SQLite: the single writer makes the statements atomic. Two of them:
+	// the pop, with the queue's company checked inside it, and the lease,
+	// which reads the task's status.
 	var seq int64
 	err := t.queryRow(`DELETE FROM queue_entries WHERE seq = (SELECT seq FROM queue_entries WHERE queue_id = ?
-		ORDER BY seq LIMIT 1) RETURNING seq, task_id, added_ms`, queueID).Scan(&seq, &taskID, &added)
+		AND EXISTS (SELECT 1 FROM queues WHERE id = ? AND company = ?) ORDER BY seq LIMIT 1)
+		RETURNING seq, task_id, added_ms`, queueID, queueID, company).Scan(&seq, &taskID, &added)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, "", nil
 	}
 	if err != nil {
 		return nil, "", err
 	}
-	_, err = t.exec(`INSERT INTO task_leases (task_id, lease_id, worker, queue_id, seq, added_ms, until_ms, state)
+	var status sql.NullString
+	err = t.queryRow(`INSERT INTO task_leases (task_id, lease_id, worker, queue_id, seq, added_ms, until_ms, state)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (task_id) DO UPDATE SET lease_id = excluded.lease_id, worker = excluded.worker,
 		queue_id = excluded.queue_id, seq = excluded.seq, added_ms = excluded.added_ms,
-		until_ms = excluded.until_ms, state = excluded.state`,
-		taskID, l.ID, l.Worker, queueID, seq, added, l.Until.UnixMilli(), LeaseHeld)
+		until_ms = excluded.until_ms, state = excluded.state
+		RETURNING (SELECT status FROM tasks WHERE id = task_leases.task_id)`,
+		taskID, l.ID, l.Worker, queueID, seq, added, l.Until.UnixMilli(), LeaseHeld).Scan(&status)
 	if err != nil {
 		return nil, "", err
 	}
-	status, _, err := t.TaskStatus(taskID)
-	if errors.Is(err, ErrNotFound) {
-		err = nil
-	}
-	return &api.QueueEntry{Task: taskID, Added: api.Time{Time: time.UnixMilli(added).UTC()}}, status, err
+	return &api.QueueEntry{Task: taskID, Added: api.Time{Time: time.UnixMilli(added).UTC()}}, status.String, nil
 }
 
 func (t *sqlTx) TaskLease(taskID string) (*Lease, error) {

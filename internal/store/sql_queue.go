@@ -35,12 +35,21 @@ func (t *sqlTx) EnqueueEntry(queueID, company, taskID string, added api.Time) (b
 		}
 		return n == 1, err
 	}
-	if c, err := t.QueueCompany(queueID); err != nil || c != company {
-		return false, cmp.Or(err, ErrNotFound)
+	// SQLite: the queue's company is checked by the insert; only an entry
+	// not added needs telling apart from a queue not the company's.
+	res, err := t.exec(`INSERT INTO queue_entries (queue_id, task_id, added_ms) SELECT ?, ?, ?
+		WHERE EXISTS (SELECT 1 FROM queues WHERE id = ? AND company = ?) ON CONFLICT DO NOTHING`,
+		queueID, taskID, added.UnixMilli(), queueID, company)
+	if err != nil {
+		return false, err
 	}
-	ok, err := t.AddEntry(queueID, taskID, added)
-	if err != nil || !ok {
-		return ok, err
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		if err == nil {
+			if c, qerr := t.QueueCompany(queueID); qerr != nil || c != company {
+				err = cmp.Or(qerr, ErrNotFound)
+			}
+		}
+		return false, err
 	}
 	_, err = t.RemoveTaskEntries(taskID, queueID)
 	return true, err
