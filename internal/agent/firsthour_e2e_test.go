@@ -3,9 +3,6 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
-
-	"github.com/goclearml/agent/internal/api"
-	"github.com/goclearml/agent/internal/apiclient"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goclearml/agent/internal/api"
+	"github.com/goclearml/agent/internal/apiclient"
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // home is a fresh user home in which commands run with no ClearML
@@ -102,7 +102,14 @@ func TestEmbeddedConfigEditsApply(t *testing.T) {
 	d = h.daemon()
 	d.WaitOutput(t, "Using "+h.conf()+" (embedded default): running the embedded server", 60*time.Second)
 	d.WaitOutput(t, "worker=edited-worker", 30*time.Second)
-	if code, out := h.run("workers", "list"); code != 0 || !strings.Contains(out, "edited-worker") {
+	// The daemon names its worker before it registers it: the list is
+	// asked until the worker is in it.
+	var code int
+	var out string
+	if !testwait.For(60*time.Second, func() bool {
+		code, out = h.run("workers", "list")
+		return code == 0 && strings.Contains(out, "edited-worker")
+	}) {
 		t.Fatalf("workers list = %d %s", code, out)
 	}
 	stopProcess(t, d)
