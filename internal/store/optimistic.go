@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/goclearml/agent/internal/api"
+)
+
+// An enqueue on PostgreSQL without a transaction held open: the task is
+// read with its row version (xmin), its new state computed, then written
+// with its queue entry by one statement that applies only if the row is
+// still that version. Two round trips where a transaction takes five
+// (begin, the locked read, the entry, the task, commit). A task written in
+// between makes the statement change nothing (Stale): the caller reads it
+// again.
+
+// EnqueueOutcome is what EnqueueTask did.
+type EnqueueOutcome int
+
+const (
+	// Enqueued: the task's new state and its entry are written; it left
+	// every other queue.
+	Enqueued EnqueueOutcome = iota
+	// EnqueueStale: the task changed since it was read; nothing written.
+	EnqueueStale
+	// EnqueueBadQueue: the queue is not the company's (or not there).
+	EnqueueBadQueue
+	// EnqueueAlreadyThere: the task is in that queue already.
+	EnqueueAlreadyThere
+	// EnqueueNeedsTransaction: the task's listing row must be rewritten
+	// (see taskListUpdate); nothing written: enqueue in a transaction.
+	EnqueueNeedsTransaction
+)
+
+func (o EnqueueOutcome) String() string {
+	switch o {
+	case Enqueued:
+		return "enqueued"
+	case EnqueueStale:
+		return "stale"
+	case EnqueueBadQueue:
+		return "bad queue"
+	case EnqueueAlreadyThere:
+		return "already there"
+	case EnqueueNeedsTransaction:
+		return "needs a transaction"
+	}
+	return fmt.Sprintf("EnqueueOutcome(%d)", int(o))
+}
+
+// TaskVersion reads a task without locking it, with its row version for
+// EnqueueTask. PostgreSQL only: errors.ErrUnsupported on SQLite, where a
+// transaction costs no round trips.
+func (s *sqlStore) TaskVersion(parent context.Context, id string) (*api.Task, string, error) {
+	if s.dialect != "postgres" {
+		return nil, "", errors.ErrUnsupported
+	}
+	ctx, cancel := s.bounded(parent)
+	defer cancel()
+	var doc, version string
+	err := s.read.QueryRowContext(ctx, `SELECT doc, xmin::text FROM tasks WHERE id = $1`, id).Scan(&doc, &version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, "", ErrNotFound
+	}
+	if err != nil {
+		return nil, "", classify(parent, err)
+	}
+	t := new(api.Task)
+	if err := json.Unmarshal([]byte(doc), t); err != nil {
+		return nil, "", fmt.Errorf("decoding stored document: %w", err)
+	}
+	return t, version, nil
+}
+
+// EnqueueTask writes task (read by TaskVersion at version, its status now
+// queued) and its entry in a company's queue, added at added, and takes it
+// out of every other queue, in one statement, as Tx.PutTask and
+// Tx.EnqueueEntry would in a transaction. PostgreSQL only.
+func (s *sqlStore) EnqueueTask(parent context.Context, task *api.Task, version, queueID, company string, added api.Time) (EnqueueOutcome, error) {
+	if s.dialect != "postgres" {
+		return 0, errors.ErrUnsupported
+	}
+	doc, err := marshal(task)
+	if err != nil {
+		return 0, err
+	}
+	var lu int64
+	if task.LastUpdate != nil {
+		lu = task.LastUpdate.UnixMilli()
+	}
+	var queues, current, listed, there, written int
+	err = s.retry(parent, func(ctx context.Context) error {
+		// The task's write needs the queue, no entry there yet, its
+		// listing row as taskListUpdate writes it in place, and the row
+		// version read. Entries and listing rows change only with their
+		// task's row, so the version check covers them.
+		return s.write.QueryRowContext(ctx, `WITH q AS (SELECT 1 FROM queues WHERE id = $1 AND company = $2),
+			cur AS (SELECT 1 FROM tasks WHERE id = $3 AND xmin::text = $4),
+			lst AS (SELECT 1 FROM task_list WHERE id = $3 AND company || '' = $5 AND created_us IS NOT DISTINCT FROM $6
+				AND system_tags = $7 AND tags = $8 AND search = $9 AND project || '' = $10),
+			dup AS (SELECT 1 FROM queue_entries WHERE queue_id = $1 AND task_id = $3),
+			u AS (UPDATE tasks SET company = $5, status = $11, project = $10, last_update_ms = $12, doc = $13
+				WHERE id = $3 AND xmin::text = $4 AND EXISTS (SELECT 1 FROM q) AND EXISTS (SELECT 1 FROM lst)
+				AND NOT EXISTS (SELECT 1 FROM dup) RETURNING id),
+			l AS (UPDATE task_list SET status = $11, user_id = $14, type = $15, name = $16, started_us = $17, last_update_us = $18
+				WHERE id = (SELECT id FROM u) RETURNING id),
+			ins AS (INSERT INTO queue_entries (queue_id, task_id, added_ms) SELECT $1, id, $19 FROM u
+				ON CONFLICT DO NOTHING RETURNING task_id),
+			others AS (DELETE FROM queue_entries WHERE task_id = $3 AND queue_id <> $1 AND EXISTS (SELECT 1 FROM u))
+			SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM cur), (SELECT count(*) FROM lst),
+				(SELECT count(*) FROM dup), (SELECT count(*) FROM u)`,
+			queueID, company, task.ID, version,
+			task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), taskSearchText(task), task.Project,
+			task.Status, lu, doc, task.User, task.Type, task.Name, micros(task.Started), micros(task.LastUpdate),
+			added.UnixMilli(),
+		).Scan(&queues, &current, &listed, &there, &written)
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case written == 1:
+		return Enqueued, nil
+	case queues == 0:
+		return EnqueueBadQueue, nil
+	case current == 0:
+		return EnqueueStale, nil
+	case there == 1:
+		return EnqueueAlreadyThere, nil
+	case listed == 0:
+		return EnqueueNeedsTransaction, nil
+	}
+	// Every condition held in the statement's snapshot, but the row was
+	// written by another transaction before this one could.
+	return EnqueueStale, nil
+}
