@@ -302,9 +302,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.runTask(ctx, r.rec.Task, "", q, r.rec.Owner, &slot, r)
 			continue
 		}
+		slot.Free = func() { a.parallelDone(r.rec.Task) }
 		a.track(r.rec.Task, q.ID, &slot)
 		a.par.tasks.Go(func() {
-			defer a.parallelDone(r.rec.Task)
+			defer slot.Free()
 			a.runTask(ctx, r.rec.Task, "", q, r.rec.Owner, &slot, r)
 		})
 	}

@@ -317,12 +317,13 @@ func (a *Agent) startReserved(ctx context.Context, q QueueRef, res *reservation,
 		res.key = entry.Task
 	}
 	a.log.Info("task started in parallel", "task", entry.Task, "worker", slot.WorkerID, "queue", q.Name, "running", a.runningCount()+1)
+	slot.Free = func() {
+		release() // a second release is a no-op
+		a.parallelDone("")
+	}
 	a.track(entry.Task, q.ID, slot) // counted before the next pass
 	a.par.tasks.Go(func() {
-		defer func() {
-			release()
-			a.parallelDone("")
-		}()
+		defer slot.Free()
 		// The daemon's shutdown, not the long poll's end, stops the task.
 		a.runTask(a.runCtx, entry.Task, entry.Lease, q, owner, slot, nil)
 	})

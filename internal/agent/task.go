@@ -40,6 +40,11 @@ type Slot struct {
 	Env []string
 	// GPUs are the devices of the task, for its status reports.
 	GPUs []string
+	// Free, when set, gives back what the slot holds (its GPUs) once the
+	// task's process has ended: before the final status and the last of
+	// the log are sent, which can take long on a slow server. It may be
+	// called again later.
+	Free func() `json:"-"`
 }
 
 // stopReason says why a task process was stopped by the daemon.
@@ -283,6 +288,9 @@ func (a *Agent) runTask(ctx context.Context, taskID, lease string, q QueueRef, o
 	runStart := time.Now()
 	setup := newSetupCatcher(taskID)
 	reason, exit, runErr := a.supervise(ctx, tapi, slot, rec, res, ownerToken, streamer, secrets, setup)
+	if slot.Free != nil {
+		slot.Free()
+	}
 	if a.cfg.AfterTask != nil {
 		a.cfg.AfterTask(taskID)
 	}
