@@ -92,45 +92,57 @@ func (s *sqlStore) EnqueueTask(parent context.Context, task *api.Task, version, 
 	if task.LastUpdate != nil {
 		lu = task.LastUpdate.UnixMilli()
 	}
-	var queues, current, listed, there, written int
+	// The task's write needs the row version read, the queue, no entry
+	// there yet, and its listing row as taskListUpdate writes it in place.
+	// Entries and listing rows change only with their task's row, so the
+	// version check covers them.
+	const (
+		queueOK  = `EXISTS (SELECT 1 FROM queues WHERE id = $1 AND company = $2)`
+		current  = `EXISTS (SELECT 1 FROM tasks WHERE id = $3 AND xmin::text = $4)`
+		inQueue  = `EXISTS (SELECT 1 FROM queue_entries WHERE queue_id = $1 AND task_id = $3)`
+		listedOK = `EXISTS (SELECT 1 FROM task_list WHERE id = $3 AND company || '' = $5 AND created_us IS NOT DISTINCT FROM $6
+			AND system_tags = $7 AND tags = $8 AND search = $9 AND project || '' = $10)`
+	)
+	keys := []any{queueID, company, task.ID, version,
+		task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), taskSearchText(task), task.Project}
+	var written int
 	err = s.retry(parent, func(ctx context.Context) error {
-		// The task's write needs the queue, no entry there yet, its
-		// listing row as taskListUpdate writes it in place, and the row
-		// version read. Entries and listing rows change only with their
-		// task's row, so the version check covers them.
-		return s.write.QueryRowContext(ctx, `WITH q AS (SELECT 1 FROM queues WHERE id = $1 AND company = $2),
-			cur AS (SELECT 1 FROM tasks WHERE id = $3 AND xmin::text = $4),
-			lst AS (SELECT 1 FROM task_list WHERE id = $3 AND company || '' = $5 AND created_us IS NOT DISTINCT FROM $6
-				AND system_tags = $7 AND tags = $8 AND search = $9 AND project || '' = $10),
-			dup AS (SELECT 1 FROM queue_entries WHERE queue_id = $1 AND task_id = $3),
-			u AS (UPDATE tasks SET company = $5, status = $11, project = $10, last_update_ms = $12, doc = $13
-				WHERE id = $3 AND xmin::text = $4 AND EXISTS (SELECT 1 FROM q) AND EXISTS (SELECT 1 FROM lst)
-				AND NOT EXISTS (SELECT 1 FROM dup) RETURNING id),
+		return s.write.QueryRowContext(ctx, `WITH u AS (UPDATE tasks SET company = $5, status = $11, project = $10,
+				last_update_ms = $12, doc = $13
+				WHERE id = $3 AND xmin::text = $4 AND `+queueOK+` AND `+listedOK+` AND NOT `+inQueue+` RETURNING id),
 			l AS (UPDATE task_list SET status = $11, user_id = $14, type = $15, name = $16, started_us = $17, last_update_us = $18
 				WHERE id = (SELECT id FROM u) RETURNING id),
 			ins AS (INSERT INTO queue_entries (queue_id, task_id, added_ms) SELECT $1, id, $19 FROM u
 				ON CONFLICT DO NOTHING RETURNING task_id),
 			others AS (DELETE FROM queue_entries WHERE task_id = $3 AND queue_id <> $1 AND EXISTS (SELECT 1 FROM u))
-			SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM cur), (SELECT count(*) FROM lst),
-				(SELECT count(*) FROM dup), (SELECT count(*) FROM u)`,
-			queueID, company, task.ID, version,
-			task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), taskSearchText(task), task.Project,
-			task.Status, lu, doc, task.User, task.Type, task.Name, micros(task.Started), micros(task.LastUpdate),
-			added.UnixMilli(),
-		).Scan(&queues, &current, &listed, &there, &written)
+			SELECT count(*) FROM u`,
+			append(keys, task.Status, lu, doc, task.User, task.Type, task.Name, micros(task.Started), micros(task.LastUpdate),
+				added.UnixMilli())...,
+		).Scan(&written)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if written == 1 {
+		return Enqueued, nil
+	}
+	// Nothing written: which condition failed (read again, in a snapshot
+	// of its own; a task that changed reads as stale either way).
+	var queueFound, isCurrent, there, listed bool
+	err = s.retry(parent, func(ctx context.Context) error {
+		return s.read.QueryRowContext(ctx, `SELECT `+queueOK+`, `+current+`, `+inQueue+`, `+listedOK, keys...).
+			Scan(&queueFound, &isCurrent, &there, &listed)
 	})
 	switch {
 	case err != nil:
 		return 0, err
-	case written == 1:
-		return Enqueued, nil
-	case queues == 0:
+	case !queueFound:
 		return EnqueueBadQueue, nil
-	case current == 0:
+	case !isCurrent:
 		return EnqueueStale, nil
-	case there == 1:
+	case there:
 		return EnqueueAlreadyThere, nil
-	case listed == 0:
+	case !listed:
 		return EnqueueNeedsTransaction, nil
 	}
 	// Every condition held in the statement's snapshot, but the row was
