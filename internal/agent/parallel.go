@@ -308,6 +308,13 @@ func (a *Agent) startReserved(ctx context.Context, q QueueRef, res *reservation,
 	slot := &Slot{WorkerID: a.cfg.WorkerID + ":service:" + entry.Task, Child: true, Env: []string{"CLEARML_AGENT_SERVICE_TASK=1"}}
 	if res.hasGPU {
 		g := a.cfg.Parallel.GPUs
+		// A range takes the GPUs freed since the room was reserved (a long
+		// poll may have waited long), checked against what others use now.
+		if spec := a.par.specs[q.ID]; spec.Whole() && float64(len(res.alloc.Devices)) < spec.Max {
+			if external, unusable, err := a.passUsage(ctx, g); err == nil {
+				res.alloc = g.Allocator.Grow(res.key, spec, external, unusable)
+			}
+		}
 		if err := g.Allocator.Rename(res.key, entry.Task); err != nil {
 			a.log.Error("recording the GPU allocation", "err", err)
 		}

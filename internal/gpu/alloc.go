@@ -225,6 +225,29 @@ func fractionSuffix(dev string, share float64, used map[byte]bool) string {
 	return dev + "." + digits + string(letter)
 }
 
+// Grow gives a reservation (Reserve) of a range of whole GPUs the
+// devices freed since it was made, up to the range's maximum, so that the
+// task taken with it gets the GPUs free when it is taken, not only those
+// free when the room was reserved. Any other allocation is returned as it
+// is.
+func (a *Allocator) Grow(key string, spec QueueSpec, external map[string]float64, unusable map[string]bool) Allocation {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	al, ok := a.held[key]
+	if !ok || !al.pending || !spec.Whole() || spec.Min == spec.Max || float64(len(al.Devices)) >= spec.Max {
+		return al
+	}
+	delete(a.held, key) // its devices count as free for the new choice
+	grown, ok := a.choose(spec, a.freeLocked(external), unusable)
+	if !ok || len(grown.Devices) <= len(al.Devices) {
+		a.held[key] = al
+		return al
+	}
+	grown.Task, grown.Queue, grown.pending = al.Task, al.Queue, true
+	a.held[key] = grown
+	return grown
+}
+
 // Rename moves an allocation to another key (a reservation made before
 // the task was known gets the task's id).
 func (a *Allocator) Rename(from, to string) error {

@@ -100,6 +100,61 @@ func TestAllocateWholeRangesAndFractions(t *testing.T) {
 	}
 }
 
+// TestGrowReservation: a reserved range takes the GPUs freed since, up to
+// its maximum, never one held or used by another; other reservations and
+// allocations stay as they are.
+func TestGrowReservation(t *testing.T) {
+	t.Parallel()
+	flex := QueueSpec{"flex", 1, 4}
+	for _, tc := range []struct {
+		name     string
+		spec     QueueSpec
+		pending  bool     // grow a reservation (else an allocation of a known task)
+		external []string // GPUs another worker uses when it grows
+		want     string
+	}{
+		{name: "range, GPU 0 freed", spec: flex, pending: true, want: "0,2,3"},
+		{name: "range, GPU 0 freed and used by another worker", spec: flex, pending: true, external: []string{"0"}, want: "2,3"},
+		{name: "range up to 2, already 2", spec: QueueSpec{"flex2", 1, 2}, pending: true, want: "2,3"},
+		{name: "fixed count", spec: QueueSpec{"dual", 2, 2}, pending: true, want: "2,3"},
+		{name: "a task's allocation", spec: flex, want: "2,3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, _ := NewAllocator([]string{"0", "1", "2", "3"}, "")
+			// GPUs 0 and 1 held by tasks; the reservation gets 2 and 3.
+			for _, task := range []string{"on-0", "on-1"} {
+				if _, ok, err := a.Allocate(task, QueueSpec{"one", 1, 1}, nil, nil); !ok || err != nil {
+					t.Fatal(ok, err)
+				}
+			}
+			var err error
+			var ok bool
+			var al Allocation
+			if tc.pending {
+				al, ok, err = a.Reserve("pending-1", tc.spec, nil, nil)
+			} else {
+				al, ok, err = a.Allocate("pending-1", tc.spec, nil, nil)
+			}
+			if !ok || err != nil || al.Visible() != "2,3" {
+				t.Fatalf("reserved %+v %v %v", al, ok, err)
+			}
+			a.Release("on-0")
+			external := map[string]float64{}
+			for _, d := range tc.external {
+				external[d] = 1
+			}
+			got := a.Grow("pending-1", tc.spec, external, nil)
+			if got.Visible() != tc.want || a.Held()["pending-1"].Visible() != tc.want {
+				t.Fatalf("grown to %q (held %q), want %q", got.Visible(), a.Held()["pending-1"].Visible(), tc.want)
+			}
+			if free := a.Free(external); free["1"] != 0 {
+				t.Fatalf("GPU 1 (held by a task) became free: %v", free)
+			}
+		})
+	}
+}
+
 func TestAllocatorConcurrentNeverOverlaps(t *testing.T) {
 	t.Parallel()
 	a, _ := NewAllocator([]string{"0", "1", "2", "3"}, filepath.Join(t.TempDir(), "state.json"))
