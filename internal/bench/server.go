@@ -138,7 +138,7 @@ func runQueue(ctx context.Context, r *runner) ([]Result, error) {
 			if clients == 1 {
 				n /= 4
 			}
-			pairs, cpu, err := queuePairs(ctx, b, clients, n)
+			pairs, cpu, pgCPU, err := queuePairs(ctx, b, clients, n)
 			if err != nil {
 				b.close()
 				return res, err
@@ -147,33 +147,40 @@ func runQueue(ctx context.Context, r *runner) ([]Result, error) {
 			if clients > 1 {
 				metric += "s"
 			}
-			res = append(res, Result{Metric: metric, Value: pairs, Unit: "pairs/s", N: n,
-				Note: fmt.Sprintf("server CPU %.0f µs/pair", cpu.Seconds()*1e6/float64(n))})
+			note := fmt.Sprintf("server CPU %.0f µs/pair", cpu.Seconds()*1e6/float64(n))
+			if b.pg != nil {
+				note += fmt.Sprintf(", PostgreSQL's %.0f µs/pair", pgCPU.Seconds()*1e6/float64(n))
+			}
+			res = append(res, Result{Metric: metric, Value: pairs, Unit: "pairs/s", N: n, Note: note})
 		}
 		b.close()
 	}
 	return res, nil
 }
 
-func queuePairs(ctx context.Context, b *backend, clients, n int) (pairsPerSec float64, serverCPU time.Duration, err error) {
+// queuePairs runs n enqueue + get_next_task pairs from the clients and
+// returns the rate and the CPU time of the server and of PostgreSQL's
+// processes (0 on SQLite) during them.
+func queuePairs(ctx context.Context, b *backend, clients, n int) (pairsPerSec float64, serverCPU, pgCPU time.Duration, err error) {
 	c := b.api
 	id, _, err := c.GetDefaultQueue(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("finding the default queue: %w", err)
+		return 0, 0, 0, fmt.Errorf("finding the default queue: %w", err)
 	}
 	work := make(chan string, n)
 	for range n {
 		var created api.IDResponse
 		if err := c.Call(ctx, "", "tasks.create", map[string]any{"name": "bench task", "type": "training"}, &created, apiclient.Default); err != nil {
-			return 0, 0, fmt.Errorf("creating a task: %w", err)
+			return 0, 0, 0, fmt.Errorf("creating a task: %w", err)
 		}
 		work <- created.ID
 	}
 	close(work)
 	before, err := procCPU(b.srv.pid())
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
+	pgBefore := b.pgCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -210,13 +217,13 @@ func queuePairs(ctx context.Context, b *backend, clients, n int) (pairsPerSec fl
 	wg.Wait()
 	elapsed := time.Since(start)
 	if first != nil {
-		return 0, 0, first
+		return 0, 0, 0, first
 	}
 	after, err := procCPU(b.srv.pid())
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	return float64(n) / elapsed.Seconds(), after - before, nil
+	return float64(n) / elapsed.Seconds(), after - before, b.pgCPU() - pgBefore, nil
 }
 
 // runWorkers: 1,000 simulated upstream-style workers, each polling
