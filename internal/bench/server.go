@@ -138,7 +138,7 @@ func runQueue(ctx context.Context, r *runner) ([]Result, error) {
 			if clients == 1 {
 				n /= 4
 			}
-			pairs, cpu, pgCPU, err := queuePairs(ctx, b, clients, n)
+			pairs, cpu, pgCPU, clientCPU, err := queuePairs(ctx, b, clients, n)
 			if err != nil {
 				b.close()
 				return res, err
@@ -151,6 +151,7 @@ func runQueue(ctx context.Context, r *runner) ([]Result, error) {
 			if b.pg != nil {
 				note += fmt.Sprintf(", PostgreSQL's %.0f µs/pair", pgCPU.Seconds()*1e6/float64(n))
 			}
+			note += fmt.Sprintf(", the clients' %.0f µs/pair", clientCPU.Seconds()*1e6/float64(n))
 			res = append(res, Result{Metric: metric, Value: pairs, Unit: "pairs/s", N: n, Note: note})
 		}
 		b.close()
@@ -159,28 +160,32 @@ func runQueue(ctx context.Context, r *runner) ([]Result, error) {
 }
 
 // queuePairs runs n enqueue + get_next_task pairs from the clients and
-// returns the rate and the CPU time of the server and of PostgreSQL's
-// processes (0 on SQLite) during them.
-func queuePairs(ctx context.Context, b *backend, clients, n int) (pairsPerSec float64, serverCPU, pgCPU time.Duration, err error) {
+// returns the rate and the CPU time, during them, of the server, of
+// PostgreSQL's processes (0 on SQLite) and of this process (the clients).
+func queuePairs(ctx context.Context, b *backend, clients, n int) (pairsPerSec float64, serverCPU, pgCPU, clientCPU time.Duration, err error) {
 	c := b.api
 	id, _, err := c.GetDefaultQueue(ctx)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("finding the default queue: %w", err)
+		return 0, 0, 0, 0, fmt.Errorf("finding the default queue: %w", err)
 	}
 	work := make(chan string, n)
 	for range n {
 		var created api.IDResponse
 		if err := c.Call(ctx, "", "tasks.create", map[string]any{"name": "bench task", "type": "training"}, &created, apiclient.Default); err != nil {
-			return 0, 0, 0, fmt.Errorf("creating a task: %w", err)
+			return 0, 0, 0, 0, fmt.Errorf("creating a task: %w", err)
 		}
 		work <- created.ID
 	}
 	close(work)
 	before, err := procCPU(b.srv.pid())
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	pgBefore := b.pgCPU()
+	clientBefore, err := procCPU(os.Getpid())
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -217,13 +222,17 @@ func queuePairs(ctx context.Context, b *backend, clients, n int) (pairsPerSec fl
 	wg.Wait()
 	elapsed := time.Since(start)
 	if first != nil {
-		return 0, 0, 0, first
+		return 0, 0, 0, 0, first
 	}
 	after, err := procCPU(b.srv.pid())
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
-	return float64(n) / elapsed.Seconds(), after - before, b.pgCPU() - pgBefore, nil
+	clientAfter, err := procCPU(os.Getpid())
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	return float64(n) / elapsed.Seconds(), after - before, b.pgCPU() - pgBefore, clientAfter - clientBefore, nil
 }
 
 // runWorkers: 1,000 simulated upstream-style workers, each polling
