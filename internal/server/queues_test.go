@@ -250,6 +250,19 @@ func TestPopChecksAndSkips(t *testing.T) {
 		}
 		for _, other := range []string{"q-other-full", "q-other-empty", "q-missing"} {
 			c.fail("queues.get_next_task", map[string]any{"queue": other}, 400, api.ErrInvalidQueueID.Subcode)
+			// An enqueue there is refused and writes nothing; the queue is
+			// the error named first, before the status's (a task in
+			// progress cannot be enqueued without force).
+			c.fail("tasks.enqueue", map[string]any{"task": kept, "queue": other}, 400, api.ErrInvalidQueueID.Subcode)
+			running := c.createTask("running")
+			c.ok("tasks.started", map[string]any{"task": running, "force": true})
+			c.fail("tasks.enqueue", map[string]any{"task": running, "queue": other}, 400, api.ErrInvalidQueueID.Subcode)
+			if st := c.task(running)["status"]; st != "in_progress" {
+				t.Fatalf("task enqueued to %s: status %v", other, st)
+			}
+		}
+		if st, q := c.task(kept)["status"], c.task(kept)["execution"]; st != "queued" || q.(map[string]any)["queue"] != c.defaultQueue() {
+			t.Fatalf("task after enqueues to invalid queues: %v, %v", st, q)
 		}
 		err = c.ts.Store.View(ctx, func(tx store.Tx) error {
 			if n, err := tx.CountEntries("q-other-full"); err != nil || n != 1 {
