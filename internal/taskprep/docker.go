@@ -108,8 +108,6 @@ func envList(name string) ([]string, bool, error) {
 	return words, true, nil
 }
 
-func boolKey(cfg *config.Config, key string, def bool) (bool, error) { return cfg.Raw.Bool(key, def) }
-
 // ContainerChoice is the part of the docker settings that decides a
 // task's container, shared by docker mode and the Kubernetes executor.
 type ContainerChoice struct {
@@ -138,7 +136,7 @@ func ReadContainerChoice(cfg *config.Config, cli []string) (ContainerChoice, err
 	rulesRaw, _ := cfg.Raw.Get("agent.default_docker.match_rules")
 	defaults.Rules, err = docker.ParseMatchRules(rulesRaw)
 	keep(err)
-	defaults.DisableTaskOverride, err = boolKey(cfg, "agent.disable_task_docker_override", false)
+	defaults.DisableTaskOverride, err = cfg.Raw.Bool("agent.disable_task_docker_override", false)
 	keep(err)
 
 	extra, err := dockerArgs(cfg, "agent.extra_docker_arguments")
@@ -148,7 +146,7 @@ func ReadContainerChoice(cfg *config.Config, cli []string) (ContainerChoice, err
 		keep(err)
 	}
 	merge := docker.MergeOptions{Protected: docker.DefaultProtected, Forbidden: docker.DefaultForbidden}
-	merge.ExtraPrecedesTask, err = boolKey(cfg, "agent.docker_args_extra_precedes_task", true)
+	merge.ExtraPrecedesTask, err = cfg.Raw.Bool("agent.docker_args_extra_precedes_task", true)
 	keep(err)
 	if cfg.Raw.Has("agent.protected_docker_extra_args") {
 		merge.Protected, err = cfg.Raw.StringList("agent.protected_docker_extra_args")
@@ -172,9 +170,9 @@ func ReadContainerChoice(cfg *config.Config, cli []string) (ContainerChoice, err
 		}
 		merge.Filters = append(merge.Filters, re)
 	}
-	merge.AllowHostEnv, err = boolKey(cfg, "agent.docker_allow_host_environ", false)
+	merge.AllowHostEnv, err = cfg.Raw.Bool("agent.docker_allow_host_environ", false)
 	keep(err)
-	merge.Hardened, err = boolKey(cfg, "agent.docker_args_hardened", false)
+	merge.Hardened, err = cfg.Raw.Bool("agent.docker_args_hardened", false)
 	keep(err)
 
 	var init docker.InitOptions
@@ -184,9 +182,9 @@ func ReadContainerChoice(cfg *config.Config, cli []string) (ContainerChoice, err
 	keep(err)
 	init.Extra, err = scriptLines(cfg, "agent.extra_docker_shell_script")
 	keep(err)
-	init.OpenCVLibs, err = boolKey(cfg, "agent.docker_install_opencv_libs", true)
+	init.OpenCVLibs, err = cfg.Raw.Bool("agent.docker_install_opencv_libs", true)
 	keep(err)
-	forcePull, err := boolKey(cfg, "agent.docker_force_pull", false)
+	forcePull, err := cfg.Raw.Bool("agent.docker_force_pull", false)
 	keep(err)
 
 	cc.Defaults, cc.Extra, cc.Merge, cc.Init, cc.ForcePull = defaults, extra, merge, init, forcePull
@@ -213,13 +211,13 @@ func NewDockerMode(cfg *config.Config, o DockerOptions) (*DockerMode, error) {
 	mounts := docker.DefaultInternalMounts().WithOverrides(func(k string) string {
 		return cfg.Raw.String("agent.docker_internal_mounts."+k, "")
 	})
-	vcsOn, err := boolKey(cfg, "agent.vcs_cache.enabled", true)
+	vcsOn, err := cfg.Raw.Bool("agent.vcs_cache.enabled", true)
 	keep(err)
-	venvsOn, err := boolKey(cfg, "agent.venvs_cache.enabled", true)
+	venvsOn, err := cfg.Raw.Bool("agent.venvs_cache.enabled", true)
 	keep(err)
 	caches, err := containerCaches(cfg, vcsOn, venvsOn)
 	keep(err)
-	noSSH, err := boolKey(cfg, "agent.disable_ssh_mount", false)
+	noSSH, err := cfg.Raw.Bool("agent.disable_ssh_mount", false)
 	keep(err)
 	if v := os.Getenv("CLEARML_AGENT_DISABLE_SSH_MOUNT"); v != "" && v != "0" && !strings.EqualFold(v, "false") {
 		noSSH = true
@@ -235,7 +233,7 @@ func NewDockerMode(cfg *config.Config, o DockerOptions) (*DockerMode, error) {
 			gitFiles = append(gitFiles, docker.Mount{Host: filepath.Join(home, f), Container: "/root/" + f, ReadOnly: true})
 		}
 	}
-	hide, err := boolKey(cfg, "agent.hide_docker_command_env_vars.enabled", true)
+	hide, err := cfg.Raw.Bool("agent.hide_docker_command_env_vars.enabled", true)
 	keep(err)
 	hideKeys, err := cfg.Raw.StringList("agent.hide_docker_command_env_vars.extra_keys")
 	keep(err)
