@@ -351,6 +351,7 @@ type sqlTx struct {
 	misses   []string // statements to prepare after the transaction
 	ctx      context.Context
 	writable bool
+	known    map[string]taskKeys // task rows read or written (SQLite), see PutTask
 }
 
 // rebind turns '?' placeholders into PostgreSQL's $n.
