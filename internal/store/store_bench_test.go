@@ -84,3 +84,61 @@ func BenchmarkStoreEnqueuePop(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStoreTaskWrite measures the commonest task write while a task
+// runs: read it, change a field that is not indexed (its last update, a
+// runtime property), write it back; 8 concurrent callers, each task
+// written once.
+func BenchmarkStoreTaskWrite(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			dsn := filepath.Join(b.TempDir(), "bench.db")
+			if backend == "postgres" {
+				dsn = pgtest.NewDatabase(b)
+			}
+			st, err := store.Open(context.Background(), dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			ctx := context.Background()
+			now := api.Now()
+			ids := make(chan string, b.N)
+			for i := range b.N {
+				id := fmt.Sprintf("%032x", i+1)
+				err := st.Update(ctx, func(tx store.Tx) error {
+					return tx.PutTask(&api.Task{ID: id, Name: "bench", Company: "c", Project: "p", Status: api.StatusInProgress,
+						Created: &now, LastUpdate: &now})
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ids <- id
+			}
+			close(ids)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					for id := range ids {
+						err := st.Update(ctx, func(tx store.Tx) error {
+							t, err := tx.Task(id)
+							if err != nil {
+								return err
+							}
+							later := api.Now()
+							t.LastUpdate = &later
+							t.Runtime = map[string]any{"progress": 50}
+							return tx.PutTask(t)
+						})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}

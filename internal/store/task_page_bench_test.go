@@ -107,3 +107,63 @@ func BenchmarkTaskPage(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTaskQuery reads what the generic listing path and the watchdog
+// ask the tasks table itself (Tasks), over TASK_PAGE_BENCH_N synthetic
+// tasks: every task of a status or a project, which the server then
+// filters and sorts whole.
+func BenchmarkTaskQuery(b *testing.B) {
+	n := 100_000
+	if v := os.Getenv("TASK_PAGE_BENCH_N"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("TASK_PAGE_BENCH_N=%q: %v", v, err)
+		}
+	}
+	now := time.Now()
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			dsn := filepath.Join(b.TempDir(), "bench.db")
+			if backend == "postgres" {
+				dsn = pgtest.NewDatabase(b)
+			}
+			ctx := context.Background()
+			st, err := store.Open(ctx, dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			spec := store.SyntheticTasks{Company: "c", User: "owner", N: n, Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+			if err := store.GenerateTasks(ctx, st, spec); err != nil {
+				b.Fatal(err)
+			}
+			for _, c := range []struct {
+				name string
+				q    store.TaskQuery
+			}{
+				// One task in a hundred each (see SyntheticTasks).
+				{"running-updated-before", store.TaskQuery{Statuses: []string{api.StatusInProgress}, UpdatedBefore: &now}},
+				{"queued", store.TaskQuery{Statuses: []string{api.StatusQueued}}},
+				{"queued-or-running", store.TaskQuery{Statuses: []string{api.StatusQueued, api.StatusInProgress}}},
+				{"project", store.TaskQuery{Projects: []string{"P7"}}},
+			} {
+				b.Run(c.name, func(b *testing.B) {
+					q := c.q
+					q.Company = "c"
+					for b.Loop() {
+						err := st.View(ctx, func(tx store.Tx) error {
+							tasks, err := tx.Tasks(q)
+							if err == nil && len(tasks) < n/200 {
+								err = fmt.Errorf("%d tasks", len(tasks))
+							}
+							return err
+						})
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
+	}
+}
