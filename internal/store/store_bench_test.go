@@ -16,80 +16,58 @@ import (
 // (lock the task, write it, add the entry) and one dequeue (pop the head,
 // read the task status) without HTTP, with 8 concurrent callers.
 func BenchmarkStoreEnqueuePop(b *testing.B) {
-	for _, backend := range []string{"sqlite", "postgres"} {
-		b.Run(backend, func(b *testing.B) {
-			dsn := filepath.Join(b.TempDir(), "bench.db")
-			if backend == "postgres" {
-				dsn = pgtest.NewDatabase(b)
-			}
-			st, err := store.Open(context.Background(), dsn)
+	now := api.Now()
+	onEachTask(b, api.StatusCreated, func(st store.Store, id string) error {
+		ctx := context.Background()
+		err := st.Update(ctx, func(tx store.Tx) error {
+			t, err := tx.Task(id)
 			if err != nil {
-				b.Fatal(err)
+				return err
 			}
-			defer st.Close()
-			ctx := context.Background()
-			now := api.Now()
-			ids := make(chan string, b.N)
-			for i := range b.N {
-				id := fmt.Sprintf("%032x", i+1)
-				err := st.Update(ctx, func(tx store.Tx) error {
-					return tx.PutTask(&api.Task{ID: id, Name: "bench", Company: "c", Status: api.StatusCreated, Created: &now, LastUpdate: &now})
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
-				ids <- id
+			t.Status = api.StatusQueued
+			if err := tx.PutTask(t); err != nil {
+				return err
 			}
-			close(ids)
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			for range 8 {
-				wg.Go(func() {
-					for id := range ids {
-						err := st.Update(ctx, func(tx store.Tx) error {
-							t, err := tx.Task(id)
-							if err != nil {
-								return err
-							}
-							t.Status = api.StatusQueued
-							if err := tx.PutTask(t); err != nil {
-								return err
-							}
-							_, err = tx.AddEntry("q", id, now)
-							return err
-						})
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						for popped := false; !popped; {
-							err = st.Update(ctx, func(tx store.Tx) error {
-								e, err := tx.PopEntry("q")
-								if err != nil || e == nil {
-									return err
-								}
-								popped = true
-								_, _, err = tx.TaskStatus(e.Task)
-								return err
-							})
-							if err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}
-				})
-			}
-			wg.Wait()
+			_, err = tx.AddEntry("q", id, now)
+			return err
 		})
-	}
+		for popped := false; err == nil && !popped; {
+			err = st.Update(ctx, func(tx store.Tx) error {
+				e, err := tx.PopEntry("q")
+				if err != nil || e == nil {
+					return err
+				}
+				popped = true
+				_, _, err = tx.TaskStatus(e.Task)
+				return err
+			})
+		}
+		return err
+	})
 }
 
 // BenchmarkStoreTaskWrite measures the commonest task write while a task
-// runs: read it, change a field that is not indexed (its last update, a
+// runs: read it, change fields that are not indexed (its last update, a
 // runtime property), write it back; 8 concurrent callers, each task
 // written once.
 func BenchmarkStoreTaskWrite(b *testing.B) {
+	onEachTask(b, api.StatusInProgress, func(st store.Store, id string) error {
+		return st.Update(context.Background(), func(tx store.Tx) error {
+			t, err := tx.Task(id)
+			if err != nil {
+				return err
+			}
+			later := api.Now()
+			t.LastUpdate = &later
+			t.Runtime = map[string]any{"progress": 50}
+			return tx.PutTask(t)
+		})
+	})
+}
+
+// onEachTask stores b.N tasks of the status on each back end, then times
+// op run once on each of them by 8 concurrent callers.
+func onEachTask(b *testing.B, status string, op func(st store.Store, id string) error) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		b.Run(backend, func(b *testing.B) {
 			dsn := filepath.Join(b.TempDir(), "bench.db")
@@ -101,13 +79,12 @@ func BenchmarkStoreTaskWrite(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer st.Close()
-			ctx := context.Background()
 			now := api.Now()
 			ids := make(chan string, b.N)
 			for i := range b.N {
 				id := fmt.Sprintf("%032x", i+1)
-				err := st.Update(ctx, func(tx store.Tx) error {
-					return tx.PutTask(&api.Task{ID: id, Name: "bench", Company: "c", Project: "p", Status: api.StatusInProgress,
+				err := st.Update(context.Background(), func(tx store.Tx) error {
+					return tx.PutTask(&api.Task{ID: id, Name: "bench", Company: "c", Project: "p", Status: status,
 						Created: &now, LastUpdate: &now})
 				})
 				if err != nil {
@@ -121,17 +98,7 @@ func BenchmarkStoreTaskWrite(b *testing.B) {
 			for range 8 {
 				wg.Go(func() {
 					for id := range ids {
-						err := st.Update(ctx, func(tx store.Tx) error {
-							t, err := tx.Task(id)
-							if err != nil {
-								return err
-							}
-							later := api.Now()
-							t.LastUpdate = &later
-							t.Runtime = map[string]any{"progress": 50}
-							return tx.PutTask(t)
-						})
-						if err != nil {
+						if err := op(st, id); err != nil {
 							b.Error(err)
 							return
 						}

@@ -3,18 +3,16 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/goclearml/agent/internal/api"
-	"github.com/goclearml/agent/internal/pgtest"
 )
 
 // TestBackfillTaskList: migration 4 fills the listing table from the tasks
 // a database already holds (here: more than one page of them).
 func TestBackfillTaskList(t *testing.T) {
 	t.Parallel()
-	for name, dsn := range map[string]string{"sqlite": filepath.Join(t.TempDir(), "s.db"), "postgres": pgtest.NewDatabase(t)} {
+	for name, dsn := range bothBackends(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			st, err := Open(ctx, dsn)

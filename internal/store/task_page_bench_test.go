@@ -57,31 +57,11 @@ func taskPageQueries(owner string, n int, start time.Time) []struct {
 // tasks (default 100,000; store.GenerateTasks writes them), on both back
 // ends.
 func BenchmarkTaskPage(b *testing.B) {
-	n := 100_000
-	if v := os.Getenv("TASK_PAGE_BENCH_N"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatalf("TASK_PAGE_BENCH_N=%q: %v", v, err)
-		}
-	}
+	n := benchTaskCount(b)
 	for _, backend := range []string{"sqlite", "postgres"} {
 		b.Run(backend, func(b *testing.B) {
-			dsn := filepath.Join(b.TempDir(), "bench.db")
-			if backend == "postgres" {
-				dsn = pgtest.NewDatabase(b)
-			}
 			ctx := context.Background()
-			st, err := store.Open(ctx, dsn)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			start := time.Now()
-			spec := store.SyntheticTasks{Company: "c", User: "owner", N: n, Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-			if err := store.GenerateTasks(ctx, st, spec); err != nil {
-				b.Fatal(err)
-			}
-			b.Logf("%s: %d tasks written in %s", backend, n, time.Since(start).Round(time.Millisecond))
+			st, spec := generatedStore(b, backend, n)
 			for _, c := range taskPageQueries("owner", n, spec.Start) {
 				b.Run(c.name, func(b *testing.B) {
 					q := c.q
@@ -113,30 +93,12 @@ func BenchmarkTaskPage(b *testing.B) {
 // tasks: every task of a status or a project, which the server then
 // filters and sorts whole.
 func BenchmarkTaskQuery(b *testing.B) {
-	n := 100_000
-	if v := os.Getenv("TASK_PAGE_BENCH_N"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatalf("TASK_PAGE_BENCH_N=%q: %v", v, err)
-		}
-	}
+	n := benchTaskCount(b)
 	now := time.Now()
 	for _, backend := range []string{"sqlite", "postgres"} {
 		b.Run(backend, func(b *testing.B) {
-			dsn := filepath.Join(b.TempDir(), "bench.db")
-			if backend == "postgres" {
-				dsn = pgtest.NewDatabase(b)
-			}
 			ctx := context.Background()
-			st, err := store.Open(ctx, dsn)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			spec := store.SyntheticTasks{Company: "c", User: "owner", N: n, Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-			if err := store.GenerateTasks(ctx, st, spec); err != nil {
-				b.Fatal(err)
-			}
+			st, _ := generatedStore(b, backend, n)
 			for _, c := range []struct {
 				name string
 				q    store.TaskQuery
@@ -166,4 +128,38 @@ func BenchmarkTaskQuery(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchTaskCount is TASK_PAGE_BENCH_N, by default 100,000.
+func benchTaskCount(b *testing.B) int {
+	n := 100_000
+	if v := os.Getenv("TASK_PAGE_BENCH_N"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("TASK_PAGE_BENCH_N=%q: %v", v, err)
+		}
+	}
+	return n
+}
+
+// generatedStore opens a fresh store of the back end holding n synthetic
+// tasks of company "c"; it is closed when b ends.
+func generatedStore(b *testing.B, backend string, n int) (store.Store, store.SyntheticTasks) {
+	dsn := filepath.Join(b.TempDir(), "bench.db")
+	if backend == "postgres" {
+		dsn = pgtest.NewDatabase(b)
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	start := time.Now()
+	spec := store.SyntheticTasks{Company: "c", User: "owner", N: n, Start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := store.GenerateTasks(ctx, st, spec); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%s: %d tasks written in %s", backend, n, time.Since(start).Round(time.Millisecond))
+	return st, spec
 }
