@@ -26,6 +26,8 @@ var listQueries = []struct {
 		"page": 1000, "page_size": 10}},
 	{"by id (the daemon's abort check)", nil}, // filled in with an id
 	{"text search", map[string]any{"search_text": "experiment 4242", "order_by": []string{"-created"}, "page": 0, "page_size": 10}},
+	{"by name", map[string]any{"order_by": []string{"name"}, "page": 0, "page_size": 10}},
+	{"by name, descending", map[string]any{"order_by": []string{"-name"}, "page": 0, "page_size": 10}},
 }
 
 // runLists: tasks.get_all over a server holding 100,000 and then

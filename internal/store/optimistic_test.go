@@ -41,7 +41,7 @@ func TestEnqueueTaskWritesOnlyAnUnchangedTask(t *testing.T) {
 				return err
 			}
 		}
-		for _, id := range []string{"t-stale", "t-badq", "t-there", "t-tags", "t-ok"} {
+		for _, id := range []string{"t-stale", "t-badq", "t-there", "t-tags", "t-name", "t-ok"} {
 			if err := tx.PutTask(&api.Task{ID: id, Name: id, Company: "c", Status: api.StatusCreated, Created: &now, LastUpdate: &now}); err != nil {
 				return err
 			}
@@ -74,6 +74,8 @@ func TestEnqueueTaskWritesOnlyAnUnchangedTask(t *testing.T) {
 		{task: "t-badq", queue: "missing", want: store.EnqueueBadQueue},
 		{task: "t-there", queue: "q1", want: store.EnqueueAlreadyThere},
 		{task: "t-tags", queue: "q1", want: store.EnqueueNeedsTransaction, change: func(t *api.Task) { t.Tags = []string{"new"} }},
+		// A new name the search text does not see: the name index's entry moves.
+		{task: "t-name", queue: "q1", want: store.EnqueueNeedsTransaction, change: func(t *api.Task) { t.Name = "T-NAME" }},
 		{task: "t-ok", queue: "q1", want: store.Enqueued},
 	} {
 		t.Run(tc.task+"/"+tc.queue, func(t *testing.T) {

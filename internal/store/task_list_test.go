@@ -112,6 +112,11 @@ func TestTaskPage(t *testing.T) {
 			if err := tx.PutTask(tasks[3]); err != nil {
 				return err
 			}
+			// A new name that leaves the search text as it was.
+			tasks[2].Name = "Beta"
+			if err := tx.PutTask(tasks[2]); err != nil {
+				return err
+			}
 			return tx.DeleteTask("b")
 		})
 		if err != nil {
@@ -128,6 +133,10 @@ func TestTaskPage(t *testing.T) {
 		q.SystemTags = store.TermFilter{Exclude: []string{"archived"}}
 		if got := pageIDs(t, st, q); !slices.Equal(got, []string{"a", "c"}) {
 			t.Errorf("after archiving d: %v, want [a c]", got)
+		}
+		q = store.TaskPageQuery{Company: "c", Limit: 10, Order: []store.TaskOrder{{Field: "name"}}}
+		if got := pageIDs(t, st, q); !slices.Equal(got, []string{"c", "a", "d"}) {
+			t.Errorf("by name after c's rename to Beta: %v, want [c a d]", got)
 		}
 	})
 }

@@ -50,6 +50,7 @@ func taskPageQueries(owner string, n int, start time.Time) []struct {
 		{"search-424", store.TaskPageQuery{HideHidden: true, Search: "experiment 424", Order: newest}},
 		{"search-42", store.TaskPageQuery{HideHidden: true, Search: "experiment 42", Order: newest}},
 		{"name", store.TaskPageQuery{HideHidden: true, Order: []store.TaskOrder{{Field: "name"}}}},
+		{"name-desc", store.TaskPageQuery{HideHidden: true, Order: []store.TaskOrder{{Field: "name", Desc: true}}}},
 	}
 }
 
