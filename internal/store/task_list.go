@@ -133,9 +133,9 @@ func (t *sqlTx) taskListUpdate(task *api.Task) (string, []any) {
 	if t.s.dialect == "postgres" {
 		same = "IS NOT DISTINCT FROM"
 	}
-	// The row is found by its id alone: company and project are written
-	// as expressions, so that no planner (PostgreSQL's generic plan of a
-	// prepared statement) takes the project index to find it.
+	// The row is found by its id alone: company, project and name are
+	// written as expressions, so that no planner (PostgreSQL's generic
+	// plan of a prepared statement) takes their indexes to find it.
 	return `UPDATE task_list SET status = ?, user_id = ?, type = ?, started_us = ?, last_update_us = ?
 		WHERE id = ? AND company || '' = ? AND created_us ` + same + ` ? AND system_tags = ? AND tags = ? AND search = ?
 		AND project || '' = ? AND name || '' = ?`,
