@@ -262,13 +262,17 @@ func TestClusterPostgresRestart(t *testing.T) {
 	}
 	ready := time.Since(healed)
 	// From the stop (PostgreSQL refuses new sessions while it shuts down)
-	// until every replica is ready again, a call with the default retries
-	// (about 10 s) fails if the outage outlasts them, as it should (on a
-	// loaded machine the stop, its checkpoint and the replicas' return
-	// took 11 s). The submitters' status polls and the call below retry
-	// for longer and must get through.
+	// until the load balancer sends calls to a ready replica again, a call
+	// with the default retries (about 10 s) fails if the outage outlasts
+	// them, as it should (on a loaded machine the stop, its checkpoint and
+	// the replicas' return took 11 s). The submitters' status polls and the
+	// call made during the outage retry for longer and must get through;
+	// that call's answer marks the outage's end: the load balancer notices
+	// a replica is ready only at its next check of it, after the replica
+	// says so.
+	err = <-waiting
 	w.outage(stopping, time.Now())
-	if err := <-waiting; err != nil {
+	if err != nil {
 		t.Errorf("the call made during the outage failed: %v", err)
 	}
 	id, err := shTask(ctx, c, "after the database restart", workQueue, "echo back\n")
