@@ -28,6 +28,9 @@ var listQueries = []struct {
 	{"text search", map[string]any{"search_text": "experiment 4242", "order_by": []string{"-created"}, "page": 0, "page_size": 10}},
 	{"by name", map[string]any{"order_by": []string{"name"}, "page": 0, "page_size": 10}},
 	{"by name, descending", map[string]any{"order_by": []string{"-name"}, "page": 0, "page_size": 10}},
+	// As the web UI's queue throughput asks (with its own time bound).
+	{"started since, latest first", map[string]any{"started": ">=2025-01-01T12:00:00", "order_by": []string{"-started"},
+		"page": 0, "page_size": 10}},
 }
 
 // runLists: tasks.get_all over a server holding 100,000 and then

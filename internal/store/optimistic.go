@@ -101,23 +101,24 @@ func (s *sqlStore) EnqueueTask(parent context.Context, task *api.Task, version, 
 		current  = `EXISTS (SELECT 1 FROM tasks WHERE id = $3 AND xmin::text = $4)`
 		inQueue  = `EXISTS (SELECT 1 FROM queue_entries WHERE queue_id = $1 AND task_id = $3)`
 		listedOK = `EXISTS (SELECT 1 FROM task_list WHERE id = $3 AND company || '' = $5 AND created_us IS NOT DISTINCT FROM $6
-			AND system_tags = $7 AND tags = $8 AND search = $9 AND project || '' = $10 AND name || '' = $11)`
+			AND system_tags = $7 AND tags = $8 AND search = $9 AND project || '' = $10 AND name || '' = $11
+			AND started_us + 0 IS NOT DISTINCT FROM $12)`
 	)
 	keys := []any{queueID, company, task.ID, version,
 		task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), taskSearchText(task), task.Project,
-		task.Name}
+		task.Name, micros(task.Started)}
 	var written int
 	err = s.retry(parent, func(ctx context.Context) error {
-		return s.write.QueryRowContext(ctx, `WITH u AS (UPDATE tasks SET company = $5, status = $12, project = $10,
-				last_update_ms = $13, doc = $14
+		return s.write.QueryRowContext(ctx, `WITH u AS (UPDATE tasks SET company = $5, status = $13, project = $10,
+				last_update_ms = $14, doc = $15
 				WHERE id = $3 AND xmin::text = $4 AND `+queueOK+` AND `+listedOK+` AND NOT `+inQueue+` RETURNING id),
-			l AS (UPDATE task_list SET status = $12, user_id = $15, type = $16, started_us = $17, last_update_us = $18
+			l AS (UPDATE task_list SET status = $13, user_id = $16, type = $17, last_update_us = $18
 				WHERE id = (SELECT id FROM u) RETURNING id),
 			ins AS (INSERT INTO queue_entries (queue_id, task_id, added_ms) SELECT $1, id, $19 FROM u
 				ON CONFLICT DO NOTHING RETURNING task_id),
 			others AS (DELETE FROM queue_entries WHERE task_id = $3 AND queue_id <> $1 AND EXISTS (SELECT 1 FROM u))
 			SELECT count(*) FROM u`,
-			append(keys, task.Status, lu, doc, task.User, task.Type, micros(task.Started), micros(task.LastUpdate),
+			append(keys, task.Status, lu, doc, task.User, task.Type, micros(task.LastUpdate),
 				added.UnixMilli())...,
 		).Scan(&written)
 	})

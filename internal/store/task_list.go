@@ -106,11 +106,11 @@ func micros(t *api.Time) any {
 }
 
 // putTaskList writes a task's listing row. Most writes change a task's
-// status or times, not its company, project, name, created time, system
-// tags, tags or search text (id, name, comment): a plain UPDATE of the
-// other columns then leaves the created, name and search indexes alone
-// (the last-update indexes follow the new time), which halves the cost of
-// an upsert; anything else is an upsert.
+// status or last update, not its company, project, name, created or
+// start time, system tags, tags or search text (id, name, comment): a
+// plain UPDATE of the other columns then leaves the created, started,
+// name and search indexes alone (the last-update indexes follow the new
+// time), which halves the cost of an upsert; anything else is an upsert.
 func (t *sqlTx) putTaskList(task *api.Task) error {
 	q, args := t.taskListUpdate(task)
 	res, err := t.exec(q, args...)
@@ -125,7 +125,7 @@ func (t *sqlTx) putTaskList(task *api.Task) error {
 
 // taskListUpdate is the statement that updates a task's listing row in
 // place; it changes nothing when a column it does not write (company,
-// project, name, created, tags, the search text) would change: rewriteTaskList
+// project, name, created, started, tags, the search text) would change: rewriteTaskList
 // then writes the row. (putTaskPostgres runs it together with the task's
 // write.)
 func (t *sqlTx) taskListUpdate(task *api.Task) (string, []any) {
@@ -133,15 +133,15 @@ func (t *sqlTx) taskListUpdate(task *api.Task) (string, []any) {
 	if t.s.dialect == "postgres" {
 		same = "IS NOT DISTINCT FROM"
 	}
-	// The row is found by its id alone: company, project and name are
-	// written as expressions, so that no planner (PostgreSQL's generic
-	// plan of a prepared statement) takes their indexes to find it.
-	return `UPDATE task_list SET status = ?, user_id = ?, type = ?, started_us = ?, last_update_us = ?
+	// The row is found by its id alone: company, project, name and start
+	// time are written as expressions, so that no planner (PostgreSQL's
+	// generic plan of a prepared statement) takes their indexes to find it.
+	return `UPDATE task_list SET status = ?, user_id = ?, type = ?, last_update_us = ?
 		WHERE id = ? AND company || '' = ? AND created_us ` + same + ` ? AND system_tags = ? AND tags = ? AND search = ?
-		AND project || '' = ? AND name || '' = ?`,
-		[]any{task.Status, task.User, task.Type, micros(task.Started), micros(task.LastUpdate),
+		AND project || '' = ? AND name || '' = ? AND started_us + 0 ` + same + ` ?`,
+		[]any{task.Status, task.User, task.Type, micros(task.LastUpdate),
 			task.ID, task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), taskSearchText(task), task.Project,
-			task.Name}
+			task.Name, micros(task.Started)}
 }
 
 func taskSearchText(task *api.Task) string {
@@ -418,9 +418,9 @@ func afterCursor(q TaskPageQuery, collate string) ([]keysetPart, error) {
 }
 
 // scans reports a listing that cannot walk an index in its order and
-// stop after a page: an order on a column without an index (the created
-// and last update times and the name have one; status, type and started
-// do not). A text search is looked up in
+// stop after a page: an order on a column without an index (the created,
+// last update and start times and the name have one; status and type do
+// not). A text search is looked up in
 // the search index when it is selective, and walks the order's index when
 // it is not.
 func scans(q TaskPageQuery) bool {
@@ -428,7 +428,7 @@ func scans(q TaskPageQuery) bool {
 		return false
 	}
 	switch q.Order[0].Field {
-	case "created", "last_update", "name":
+	case "created", "last_update", "started", "name":
 		return false
 	}
 	return true

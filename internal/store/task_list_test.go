@@ -112,7 +112,12 @@ func TestTaskPage(t *testing.T) {
 			if err := tx.PutTask(tasks[3]); err != nil {
 				return err
 			}
-			// A new name that leaves the search text as it was.
+			// A new start time, and a new name that leaves the search text
+			// as it was.
+			tasks[0].Started = at(10)
+			if err := tx.PutTask(tasks[0]); err != nil {
+				return err
+			}
 			tasks[2].Name = "Beta"
 			if err := tx.PutTask(tasks[2]); err != nil {
 				return err
@@ -137,6 +142,10 @@ func TestTaskPage(t *testing.T) {
 		q = store.TaskPageQuery{Company: "c", Limit: 10, Order: []store.TaskOrder{{Field: "name"}}}
 		if got := pageIDs(t, st, q); !slices.Equal(got, []string{"c", "a", "d"}) {
 			t.Errorf("by name after c's rename to Beta: %v, want [c a d]", got)
+		}
+		q.Order = []store.TaskOrder{{Field: "started", Desc: true}}
+		if got := pageIDs(t, st, q); !slices.Equal(got, []string{"a", "c", "d"}) {
+			t.Errorf("by start after a's new start: %v, want [a c d]", got)
 		}
 	})
 }

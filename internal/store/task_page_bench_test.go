@@ -51,6 +51,11 @@ func taskPageQueries(owner string, n int, start time.Time) []struct {
 		{"search-42", store.TaskPageQuery{HideHidden: true, Search: "experiment 42", Order: newest}},
 		{"name", store.TaskPageQuery{HideHidden: true, Order: []store.TaskOrder{{Field: "name"}}}},
 		{"name-desc", store.TaskPageQuery{HideHidden: true, Order: []store.TaskOrder{{Field: "name", Desc: true}}}},
+		{"started", store.TaskPageQuery{HideHidden: true, Order: []store.TaskOrder{{Field: "started", Desc: true}}}},
+		// The web UI's throughput: the tasks started in the last hour
+		// (3,600 of them), latest first.
+		{"started-last-hour", store.TaskPageQuery{Order: []store.TaskOrder{{Field: "started", Desc: true}},
+			Started: []store.TimeBound{{Op: ">=", T: start.Add(time.Duration(n-3600) * time.Second)}}}},
 	}
 }
 
