@@ -125,9 +125,9 @@ func (t *sqlTx) putTaskList(task *api.Task) error {
 
 // taskListUpdate is the statement that updates a task's listing row in
 // place; it changes nothing when a column it does not write (company,
-// project, name, created, started, tags, the search text) would change: rewriteTaskList
-// then writes the row. (putTaskPostgres runs it together with the task's
-// write.)
+// project, name, created, started, tags, the search text) would change:
+// rewriteTaskList then writes the row. (putTaskPostgres runs it together
+// with the task's write.)
 func (t *sqlTx) taskListUpdate(task *api.Task) (string, []any) {
 	same := "IS"
 	if t.s.dialect == "postgres" {
