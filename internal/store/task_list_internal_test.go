@@ -12,40 +12,31 @@ import (
 // a database already holds (here: more than one page of them).
 func TestBackfillTaskList(t *testing.T) {
 	t.Parallel()
-	for name, dsn := range bothBackends(t) {
-		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
-			st, err := Open(ctx, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			s := st.(*sqlStore)
-			now := api.Now()
-			err = st.Update(ctx, func(tx Tx) error {
-				for i := range 2500 {
-					task := &api.Task{ID: fmt.Sprintf("t%05d", i), Name: "n", Company: "c", Status: api.StatusCreated, Created: &now, LastUpdate: &now}
-					if err := tx.PutTask(task); err != nil {
-						return err
-					}
+	eachSQLStore(t, func(t *testing.T, ctx context.Context, s *sqlStore) {
+		now := api.Now()
+		err := s.Update(ctx, func(tx Tx) error {
+			for i := range 2500 {
+				task := &api.Task{ID: fmt.Sprintf("t%05d", i), Name: "n", Company: "c", Status: api.StatusCreated, Created: &now, LastUpdate: &now}
+				if err := tx.PutTask(task); err != nil {
+					return err
 				}
-				// As before migration 4: tasks without listing rows.
-				_, err := tx.(*sqlTx).exec(`DELETE FROM task_list`)
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
 			}
-			if err := s.runTx(ctx, s.write, true, func(tx Tx) error { return backfillTaskList(tx.(*sqlTx)) }); err != nil {
-				t.Fatalf("backfill: %v", err)
-			}
-			var n int
-			if err := s.write.QueryRow(`SELECT COUNT(*) FROM task_list WHERE company = 'c' AND created_us IS NOT NULL`).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			if n != 2500 {
-				t.Fatalf("%d listing rows after the backfill, want 2500", n)
-			}
+			// As before migration 4: tasks without listing rows.
+			_, err := tx.(*sqlTx).exec(`DELETE FROM task_list`)
+			return err
 		})
-	}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.runTx(ctx, s.write, true, func(tx Tx) error { return backfillTaskList(tx.(*sqlTx)) }); err != nil {
+			t.Fatalf("backfill: %v", err)
+		}
+		var n int
+		if err := s.write.QueryRow(`SELECT COUNT(*) FROM task_list WHERE company = 'c' AND created_us IS NOT NULL`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 2500 {
+			t.Fatalf("%d listing rows after the backfill, want 2500", n)
+		}
+	})
 }

@@ -9,9 +9,20 @@ import (
 	"github.com/goclearml/agent/internal/pgtest"
 )
 
-// bothBackends is a fresh SQLite file and a fresh PostgreSQL database.
-func bothBackends(t *testing.T) map[string]string {
-	return map[string]string{"sqlite": filepath.Join(t.TempDir(), "s.db"), "postgres": pgtest.NewDatabase(t)}
+// eachSQLStore runs fn as a subtest on a store over a fresh SQLite file
+// and one over a fresh PostgreSQL database.
+func eachSQLStore(t *testing.T, fn func(t *testing.T, ctx context.Context, s *sqlStore)) {
+	for name, dsn := range map[string]string{"sqlite": filepath.Join(t.TempDir(), "s.db"), "postgres": pgtest.NewDatabase(t)} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			st, err := Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			fn(t, ctx, st.(*sqlStore))
+		})
+	}
 }
 
 // TestPutTaskKeepsIndexedColumns: however a transaction reads and writes a
@@ -52,77 +63,68 @@ func TestPutTaskKeepsIndexedColumns(t *testing.T) {
 		{name: "never read", unread: true, changes: []func(*api.Task){func(t *api.Task) { t.Status, t.Project = api.StatusStopped, "p3" }},
 			want: taskKeys{"c", api.StatusStopped, "p3"}},
 	}
-	for name, dsn := range bothBackends(t) {
-		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
-			st, err := Open(ctx, dsn)
+	eachSQLStore(t, func(t *testing.T, ctx context.Context, s *sqlStore) {
+		for _, tt := range tests {
+			now := api.Now()
+			stored := api.Task{ID: "t", Name: "n", Company: "c", Status: api.StatusCreated, Project: "p1", Created: &now, LastUpdate: &now}
+			err := s.Update(ctx, func(tx Tx) error {
+				if err := tx.DeleteTask("t"); err != nil {
+					return err
+				}
+				task := stored
+				return tx.PutTask(&task)
+			})
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("%s: storing the task: %v", tt.name, err)
 			}
-			defer st.Close()
-			s := st.(*sqlStore)
-			for _, tt := range tests {
-				now := api.Now()
-				stored := api.Task{ID: "t", Name: "n", Company: "c", Status: api.StatusCreated, Project: "p1", Created: &now, LastUpdate: &now}
-				err := st.Update(ctx, func(tx Tx) error {
+			err = s.Update(ctx, func(x Tx) error {
+				tx := x.(*sqlTx)
+				task := &api.Task{}
+				*task = stored
+				if !tt.unread {
+					if task, err = tx.Task("t"); err != nil {
+						return err
+					}
+				}
+				if tt.raw != "" {
+					if _, err := tx.exec(tt.raw); err != nil {
+						return err
+					}
+				}
+				if tt.delete {
 					if err := tx.DeleteTask("t"); err != nil {
 						return err
 					}
-					task := stored
-					return tx.PutTask(&task)
-				})
-				if err != nil {
-					t.Fatalf("%s: storing the task: %v", tt.name, err)
 				}
-				err = st.Update(ctx, func(x Tx) error {
-					tx := x.(*sqlTx)
-					task := &api.Task{}
-					*task = stored
-					if !tt.unread {
-						if task, err = tx.Task("t"); err != nil {
-							return err
-						}
+				for _, change := range tt.changes {
+					change(task)
+					if err := tx.PutTask(task); err != nil {
+						return err
 					}
-					if tt.raw != "" {
-						if _, err := tx.exec(tt.raw); err != nil {
-							return err
-						}
-					}
-					if tt.delete {
-						if err := tx.DeleteTask("t"); err != nil {
-							return err
-						}
-					}
-					for _, change := range tt.changes {
-						change(task)
-						if err := tx.PutTask(task); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
-				if err != nil {
-					t.Fatalf("%s: %v", tt.name, err)
 				}
-				var got taskKeys
-				q := (&sqlTx{s: s}).rebind(`SELECT company, status, project FROM tasks WHERE id = ?`)
-				if err := s.write.QueryRowContext(ctx, q, "t").Scan(&got.company, &got.status, &got.project); err != nil {
-					t.Fatalf("%s: reading the row: %v", tt.name, err)
-				}
-				if got != tt.want {
-					t.Errorf("%s: row columns %+v, want %+v", tt.name, got, tt.want)
-				}
-				err = st.View(ctx, func(tx Tx) error {
-					found, err := tx.Tasks(TaskQuery{Company: "c", Statuses: []string{tt.want.status}, Projects: []string{tt.want.project}})
-					if err == nil && (len(found) != 1 || keysOf(found[0]) != tt.want) {
-						t.Errorf("%s: listing by status %s and project %s found %d tasks", tt.name, tt.want.status, tt.want.project, len(found))
-					}
-					return err
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
 			}
-		})
-	}
+			var got taskKeys
+			q := (&sqlTx{s: s}).rebind(`SELECT company, status, project FROM tasks WHERE id = ?`)
+			if err := s.write.QueryRowContext(ctx, q, "t").Scan(&got.company, &got.status, &got.project); err != nil {
+				t.Fatalf("%s: reading the row: %v", tt.name, err)
+			}
+			if got != tt.want {
+				t.Errorf("%s: row columns %+v, want %+v", tt.name, got, tt.want)
+			}
+			err = s.View(ctx, func(tx Tx) error {
+				found, err := tx.Tasks(TaskQuery{Company: "c", Statuses: []string{tt.want.status}, Projects: []string{tt.want.project}})
+				if err == nil && (len(found) != 1 || keysOf(found[0]) != tt.want) {
+					t.Errorf("%s: listing by status %s and project %s found %d tasks", tt.name, tt.want.status, tt.want.project, len(found))
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }
