@@ -97,16 +97,15 @@ func (s *sqlStore) EnqueueTask(parent context.Context, task *api.Task, version, 
 	// Entries and listing rows change only with their task's row, so the
 	// version check covers them.
 	const (
-		queueOK  = `EXISTS (SELECT 1 FROM queues WHERE id = $1 AND company = $2)`
-		current  = `EXISTS (SELECT 1 FROM tasks WHERE id = $3 AND xmin::text = $4)`
-		inQueue  = `EXISTS (SELECT 1 FROM queue_entries WHERE queue_id = $1 AND task_id = $3)`
-		listedOK = `EXISTS (SELECT 1 FROM task_list WHERE id = $3 AND company || '' = $5 AND created_us IS NOT DISTINCT FROM $6
-			AND system_tags = $7 AND tags = $8 AND search = $9 AND project || '' = $10 AND name || '' = $11
-			AND started_us + 0 IS NOT DISTINCT FROM $12)`
+		queueOK = `EXISTS (SELECT 1 FROM queues WHERE id = $1 AND company = $2)`
+		current = `EXISTS (SELECT 1 FROM tasks WHERE id = $3 AND xmin::text = $4)`
+		inQueue = `EXISTS (SELECT 1 FROM queue_entries WHERE queue_id = $1 AND task_id = $3)`
 	)
-	keys := []any{queueID, company, task.ID, version,
-		task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), taskSearchText(task), task.Project,
-		task.Name, micros(task.Started)}
+	// $5 to $12: the listing row's guarded columns (company $5, project $10;
+	// see listingGuardColumns), then the values written from $13.
+	listedOK := `EXISTS (SELECT 1 FROM task_list WHERE id = $3 AND ` +
+		listingGuard(s.dialect, func(i int) string { return fmt.Sprintf("$%d", 5+i) }) + `)`
+	keys := append([]any{queueID, company, task.ID, version}, listingGuardArgs(task)...)
 	var written int
 	err = s.retry(parent, func(ctx context.Context) error {
 		return s.write.QueryRowContext(ctx, `WITH u AS (UPDATE tasks SET company = $5, status = $13, project = $10,

@@ -124,24 +124,41 @@ func (t *sqlTx) putTaskList(task *api.Task) error {
 }
 
 // taskListUpdate is the statement that updates a task's listing row in
-// place; it changes nothing when a column it does not write (company,
-// project, name, created, started, tags, the search text) would change:
-// rewriteTaskList then writes the row. (putTaskPostgres runs it together
-// with the task's write.)
+// place; it changes nothing when a column it does not write (see
+// listingGuard) would change: rewriteTaskList then writes the row.
 func (t *sqlTx) taskListUpdate(task *api.Task) (string, []any) {
-	same := "IS"
-	if t.s.dialect == "postgres" {
+	return `UPDATE task_list SET status = ?, user_id = ?, type = ?, last_update_us = ?
+		WHERE id = ? AND ` + listingGuard(t.s.dialect, func(int) string { return "?" }),
+		append([]any{task.Status, task.User, task.Type, micros(task.LastUpdate), task.ID}, listingGuardArgs(task)...)
+}
+
+// listingGuardColumns are the listing columns an in-place update of a
+// task's listing row leaves alone (taskListUpdate, putTaskPostgres,
+// EnqueueTask): those of the indexes it need not touch, and the search
+// text. Company, project, name and start time are written as expressions,
+// so that no planner (PostgreSQL's generic plan of a prepared statement)
+// takes their indexes to find the row, which is found by its id alone.
+var listingGuardColumns = []string{"company || ''", "created_us", "system_tags", "tags", "search", "project || ''",
+	"name || ''", "started_us + 0"}
+
+// listingGuard is the condition that a listing row's guarded columns hold
+// listingGuardArgs' values; param(i) is the placeholder of the i-th.
+func listingGuard(dialect string, param func(i int) string) string {
+	same := "IS" // NULL IS NULL: the times may be missing
+	if dialect == "postgres" {
 		same = "IS NOT DISTINCT FROM"
 	}
-	// The row is found by its id alone: company, project, name and start
-	// time are written as expressions, so that no planner (PostgreSQL's
-	// generic plan of a prepared statement) takes their indexes to find it.
-	return `UPDATE task_list SET status = ?, user_id = ?, type = ?, last_update_us = ?
-		WHERE id = ? AND company || '' = ? AND created_us ` + same + ` ? AND system_tags = ? AND tags = ? AND search = ?
-		AND project || '' = ? AND name || '' = ? AND started_us + 0 ` + same + ` ?`,
-		[]any{task.Status, task.User, task.Type, micros(task.LastUpdate),
-			task.ID, task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), taskSearchText(task), task.Project,
-			task.Name, micros(task.Started)}
+	conds := make([]string, len(listingGuardColumns))
+	for i, col := range listingGuardColumns {
+		conds[i] = col + " " + same + " " + param(i)
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// listingGuardArgs are a task's values of listingGuardColumns.
+func listingGuardArgs(task *api.Task) []any {
+	return []any{task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), taskSearchText(task),
+		task.Project, task.Name, micros(task.Started)}
 }
 
 func taskSearchText(task *api.Task) string {

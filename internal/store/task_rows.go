@@ -131,14 +131,10 @@ func (t *sqlTx) putTaskPostgres(task *api.Task, doc string, lu int64) error {
 	err := t.queryRow(`WITH u AS (UPDATE tasks SET company = ?, status = ?, project = ?, last_update_ms = ?, doc = ?
 		WHERE id = ? RETURNING id),
 		l AS (UPDATE task_list SET status = ?, user_id = ?, type = ?, last_update_us = ?
-		WHERE id = (SELECT id FROM u) AND company || '' = ? AND created_us IS NOT DISTINCT FROM ? AND system_tags = ?
-		AND tags = ? AND search = ? AND project || '' = ? AND name || '' = ? AND started_us + 0 IS NOT DISTINCT FROM ?
-		RETURNING id)
+		WHERE id = (SELECT id FROM u) AND `+listingGuard(t.s.dialect, func(int) string { return "?" })+` RETURNING id)
 		SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM l)`,
-		task.Company, task.Status, task.Project, lu, doc, task.ID,
-		task.Status, task.User, task.Type, micros(task.LastUpdate),
-		task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), taskSearchText(task), task.Project,
-		task.Name, micros(task.Started),
+		append([]any{task.Company, task.Status, task.Project, lu, doc, task.ID,
+			task.Status, task.User, task.Type, micros(task.LastUpdate)}, listingGuardArgs(task)...)...,
 	).Scan(&tasks, &rows)
 	switch {
 	case err != nil:
