@@ -102,15 +102,13 @@ func (s *sqlStore) EnqueueTask(parent context.Context, task *api.Task, version, 
 		inQueue = `EXISTS (SELECT 1 FROM queue_entries WHERE queue_id = $1 AND task_id = $3)`
 	)
 	// $5 to $12: the listing row's guarded columns (company $5, project $10;
-	// see listingGuardColumns), then the values written from $13.
-	listedOK := `EXISTS (SELECT 1 FROM task_list WHERE id = $3 AND ` +
-		listingGuard(s.dialect, func(i int) string { return fmt.Sprintf("$%d", 5+i) }) + `)`
+	// see enqueueListedOK), then the values written from $13.
 	keys := append([]any{queueID, company, task.ID, version}, listingGuardArgs(task)...)
 	var written int
 	err = s.retry(parent, func(ctx context.Context) error {
 		return s.write.QueryRowContext(ctx, `WITH u AS (UPDATE tasks SET company = $5, status = $13, project = $10,
 				last_update_ms = $14, doc = $15
-				WHERE id = $3 AND xmin::text = $4 AND `+queueOK+` AND `+listedOK+` AND NOT `+inQueue+` RETURNING id),
+				WHERE id = $3 AND xmin::text = $4 AND `+queueOK+` AND `+enqueueListedOK+` AND NOT `+inQueue+` RETURNING id),
 			l AS (UPDATE task_list SET status = $13, user_id = $16, type = $17, last_update_us = $18
 				WHERE id = (SELECT id FROM u) RETURNING id),
 			ins AS (INSERT INTO queue_entries (queue_id, task_id, added_ms) SELECT $1, id, $19 FROM u
@@ -131,7 +129,7 @@ func (s *sqlStore) EnqueueTask(parent context.Context, task *api.Task, version, 
 	// of its own; a task that changed reads as stale either way).
 	var queueFound, isCurrent, there, listed bool
 	err = s.retry(parent, func(ctx context.Context) error {
-		return s.read.QueryRowContext(ctx, `SELECT `+queueOK+`, `+current+`, `+inQueue+`, `+listedOK, keys...).
+		return s.read.QueryRowContext(ctx, `SELECT `+queueOK+`, `+current+`, `+inQueue+`, `+enqueueListedOK, keys...).
 			Scan(&queueFound, &isCurrent, &there, &listed)
 	})
 	switch {
@@ -150,3 +148,8 @@ func (s *sqlStore) EnqueueTask(parent context.Context, task *api.Task, version, 
 	// written by another transaction before this one could.
 	return EnqueueStale, nil
 }
+
+// enqueueListedOK is EnqueueTask's condition on the task's listing row:
+// its guarded columns (listingGuard) hold $5 to $12.
+var enqueueListedOK = `EXISTS (SELECT 1 FROM task_list WHERE id = $3 AND ` +
+	listingGuard("postgres", func(i int) string { return fmt.Sprintf("$%d", 5+i) }) + `)`

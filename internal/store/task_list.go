@@ -128,7 +128,7 @@ func (t *sqlTx) putTaskList(task *api.Task) error {
 // listingGuard) would change: rewriteTaskList then writes the row.
 func (t *sqlTx) taskListUpdate(task *api.Task) (string, []any) {
 	return `UPDATE task_list SET status = ?, user_id = ?, type = ?, last_update_us = ?
-		WHERE id = ? AND ` + listingGuard(t.s.dialect, func(int) string { return "?" }),
+		WHERE id = ? AND ` + listingGuards[t.s.dialect],
 		append([]any{task.Status, task.User, task.Type, micros(task.LastUpdate), task.ID}, listingGuardArgs(task)...)
 }
 
@@ -153,6 +153,13 @@ func listingGuard(dialect string, param func(i int) string) string {
 		conds[i] = col + " " + same + " " + param(i)
 	}
 	return strings.Join(conds, " AND ")
+}
+
+// listingGuards is listingGuard with '?' placeholders, by dialect, built
+// once rather than on each write.
+var listingGuards = map[string]string{
+	"sqlite":   listingGuard("sqlite", func(int) string { return "?" }),
+	"postgres": listingGuard("postgres", func(int) string { return "?" }),
 }
 
 // listingGuardArgs are a task's values of listingGuardColumns.

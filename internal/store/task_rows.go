@@ -131,7 +131,7 @@ func (t *sqlTx) putTaskPostgres(task *api.Task, doc string, lu int64) error {
 	err := t.queryRow(`WITH u AS (UPDATE tasks SET company = ?, status = ?, project = ?, last_update_ms = ?, doc = ?
 		WHERE id = ? RETURNING id),
 		l AS (UPDATE task_list SET status = ?, user_id = ?, type = ?, last_update_us = ?
-		WHERE id = (SELECT id FROM u) AND `+listingGuard(t.s.dialect, func(int) string { return "?" })+` RETURNING id)
+		WHERE id = (SELECT id FROM u) AND `+listingGuards["postgres"]+` RETURNING id)
 		SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM l)`,
 		append([]any{task.Company, task.Status, task.Project, lu, doc, task.ID,
 			task.Status, task.User, task.Type, micros(task.LastUpdate)}, listingGuardArgs(task)...)...,
