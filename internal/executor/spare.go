@@ -28,7 +28,7 @@ import (
 // starting). A run that finds no live spare starts its own.
 //
 // A spare that waits longer than memtrim.Settle gives back the pages of
-// the binary its start touched. It exits when the pipe closes without a
+// the binary its start touched, and again now and then while it waits. It exits when the pipe closes without a
 // run: when the daemon lets it go (Close) or dies.
 
 // spareArg is the spare's first argument; spareTitle is the size of the
@@ -207,6 +207,10 @@ func (e *Executor) startSpare() (*spare, error) {
 	return sp, nil
 }
 
+// maxRetrim bounds the interval at which a waiting spare gives back the
+// binary's pages again.
+const maxRetrim = 5 * time.Minute
+
 // spareMain is a spare supervisor: it waits for its run on its standard
 // input, then supervises it (runShim). It returns its exit status.
 func spareMain(prep Preparer) int {
@@ -219,7 +223,11 @@ func spareMain(prep Preparer) int {
 		data, err := io.ReadAll(io.LimitReader(os.Stdin, maxAssignment))
 		got <- input{data, err}
 	}()
-	settle := time.NewTimer(memtrim.Settle)
+	// The pages are given back after Settle, then again at doubling
+	// intervals (up to maxRetrim) while the spare waits: what the runtime
+	// maps back meanwhile (a collection's code, say) goes too.
+	wait := memtrim.Settle
+	settle := time.NewTimer(wait)
 	defer settle.Stop()
 	var in input
 	for waiting := true; waiting; {
@@ -228,6 +236,8 @@ func spareMain(prep Preparer) int {
 			waiting = false
 		case <-settle.C:
 			memtrim.BinaryPages()
+			wait = min(2*wait, maxRetrim)
+			settle.Reset(wait)
 		}
 	}
 	if len(in.data) == 0 {
