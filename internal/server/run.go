@@ -16,6 +16,7 @@ import (
 
 	"github.com/goclearml/agent/internal/clientconf"
 	"github.com/goclearml/agent/internal/fileserver"
+	"github.com/goclearml/agent/internal/gcfloor"
 	"github.com/goclearml/agent/internal/httpguard"
 	"github.com/goclearml/agent/internal/memtrim"
 	"github.com/goclearml/agent/internal/store"
@@ -205,6 +206,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 	// The pages of the binary the start touched and the server does not
 	// use go back once it is up.
 	wg.Go(func() { memtrim.After(runCtx, log) })
+	wg.Go(func() { gcfloor.Run(runCtx, heapFloor) })
 	serveErr := make(chan error, len(servers))
 	for i, hs := range servers {
 		wg.Go(func() { serveErr <- hs.Serve(listeners[i]) })
@@ -281,3 +283,8 @@ func advertisedURL(a net.Addr) string {
 	}
 	return "http://" + net.JoinHostPort("127.0.0.1", port)
 }
+
+// heapFloor is the heap below which a busy server does not collect
+// garbage (package gcfloor): its live heap is a few MiB, and at Go's
+// default it collected ten times a second on the queue path.
+const heapFloor = 32 << 20
