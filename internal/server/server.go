@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -322,16 +323,16 @@ var emptyObject = json.RawMessage("{}")
 
 // writeResponse answers with the envelope and returns its size.
 func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, c *call, data any, err error) int {
-	env := api.Envelope{Meta: api.Meta{
+	m := api.Meta{
 		ID:        newID(),
 		Endpoint:  api.Endpoint{Name: c.endpoint, RequestedVersion: c.version, ActualVersion: "1.0"},
 		ErrorData: map[string]any{},
-	}}
-	env.Meta.Trx = firstHeader(r, "X-ClearML-Trx", "X-Trains-Trx")
-	if env.Meta.Trx == "" {
-		env.Meta.Trx = env.Meta.ID
 	}
-	env.Data = emptyObject
+	m.Trx = firstHeader(r, "X-ClearML-Trx", "X-Trains-Trx")
+	if m.Trx == "" {
+		m.Trx = m.ID
+	}
+	body := emptyObject
 	if err != nil {
 		var ae *api.Error
 		if !errors.As(err, &ae) {
@@ -350,31 +351,45 @@ func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, c *call, 
 				ae = api.ErrGeneral.New(err.Error())
 			}
 		}
-		env.Meta.ResultCode, env.Meta.ResultSubcode, env.Meta.ResultMsg = ae.Code, ae.Subcode, ae.Msg
+		m.ResultCode, m.ResultSubcode, m.ResultMsg = ae.Code, ae.Subcode, ae.Msg
 		if ae.Data != nil {
-			env.Meta.ErrorData = ae.Data
+			m.ErrorData = ae.Data
 		}
 	} else {
-		env.Meta.ResultCode, env.Meta.ResultMsg = 200, "OK"
+		m.ResultCode, m.ResultMsg = 200, "OK"
 		if data != nil {
 			b, merr := json.Marshal(data)
 			if merr != nil {
 				s.log.Error("encoding response", "endpoint", c.endpoint, "err", merr)
-				env.Meta.ResultCode, env.Meta.ResultMsg = 500, "General error: encoding response"
+				m.ResultCode, m.ResultMsg = 500, "General error: encoding response"
 			} else if len(b) > 0 && b[0] == '{' {
-				env.Data = b
+				body = b
 			}
 		}
 	}
-	out, merr := json.Marshal(env)
+	// The envelope (api.Envelope) is written around the data as encoded:
+	// encoding an api.Envelope would copy and check the data once more, for
+	// a large listing a second copy of the answer.
+	meta, merr := json.Marshal(m)
 	if merr != nil {
-		out = []byte(`{"meta":{"result_code":500,"result_subcode":0,"result_msg":"General error"},"data":{}}`)
-		env.Meta.ResultCode = 500
+		meta = []byte(`{"result_code":500,"result_subcode":0,"result_msg":"General error"}`)
+		m.ResultCode, body = 500, emptyObject
 	}
+	n := len(envelopeHead) + len(meta) + len(envelopeMid) + len(body) + len(envelopeTail)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Server", "clearml")
-	w.WriteHeader(env.Meta.ResultCode)
-	w.Write(out)
-	return len(out)
+	h.Set("Content-Length", strconv.Itoa(n))
+	w.WriteHeader(m.ResultCode)
+	// The writes go to the connection's buffer; a small answer leaves in
+	// one packet when the handler returns.
+	for _, part := range [...][]byte{envelopeHead, meta, envelopeMid, body, envelopeTail} {
+		if _, err := w.Write(part); err != nil {
+			break
+		}
+	}
+	return n
 }
+
+// The envelope's text around its meta and data.
+var envelopeHead, envelopeMid, envelopeTail = []byte(`{"meta":`), []byte(`,"data":`), []byte(`}`)
