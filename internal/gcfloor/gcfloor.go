@@ -6,7 +6,7 @@
 // A server whose live heap is a few MiB, answering many small requests,
 // then collects many times a second: each collection wakes threads on every
 // processor and sweeps every span, a fixed cost that on a small virtual
-// machine took a sixth of the server's CPU on the queue path
+// machine cost about a fifth of the server's CPU on the queue path
 // (docs/benchmarks.md).
 //
 // While collections follow each other quickly, Run raises the percent so

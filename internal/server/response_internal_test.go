@@ -41,6 +41,7 @@ func TestWriteResponseIsTheEnvelope(t *testing.T) {
 		{"api error", nil, api.ErrInvalidTaskID.New("", "id", "x"), 400, "{}"},
 		{"other error", nil, errors.New("boom"), 500, "{}"},
 		{"data that cannot be encoded", map[string]any{"f": func() {}}, nil, 500, "{}"},
+		{"error data that cannot be encoded", nil, &api.Error{Code: 400, Msg: "bad", Data: map[string]any{"f": func() {}}}, 500, "{}"},
 	}
 	s := &Server{log: slog.New(slog.DiscardHandler)}
 	for _, c := range cases {

@@ -372,8 +372,11 @@ func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, c *call, 
 	// a large listing a second copy of the answer.
 	meta, merr := json.Marshal(m)
 	if merr != nil {
-		meta = []byte(`{"result_code":500,"result_subcode":0,"result_msg":"General error"}`)
-		m.ResultCode, body = 500, emptyObject
+		// Only error data can fail to encode; without it nothing can.
+		s.log.Error("encoding response", "endpoint", c.endpoint, "err", merr)
+		m.ResultCode, m.ResultSubcode, m.ResultMsg, m.ErrorData = 500, 0, "General error: encoding response", map[string]any{}
+		body = emptyObject
+		meta, _ = json.Marshal(m)
 	}
 	n := len(envelopeHead) + len(meta) + len(envelopeMid) + len(body) + len(envelopeTail)
 	h := w.Header()
