@@ -31,6 +31,12 @@ type Envelope struct {
 	Data json.RawMessage `json:"data"`
 }
 
+// EnvelopeText is an Envelope's encoding around its meta and data, each
+// encoded as JSON: Head, meta, Mid, data, Tail. A server writes an answer
+// so, rather than encode an Envelope, which would check and copy the
+// encoded data once more.
+var EnvelopeText = struct{ Head, Mid, Tail []byte }{[]byte(`{"meta":`), []byte(`,"data":`), []byte(`}`)}
+
 // Meta is the envelope's metadata section.
 type Meta struct {
 	ID            string         `json:"id"`

@@ -28,8 +28,9 @@ import (
 // starting). A run that finds no live spare starts its own.
 //
 // A spare that waits longer than memtrim.Settle gives back the pages of
-// the binary its start touched, and again now and then while it waits. It exits when the pipe closes without a
-// run: when the daemon lets it go (Close) or dies.
+// the binary its start touched, and again now and then while it waits.
+// It exits when the pipe closes without a run: when the daemon lets it
+// go (Close) or dies.
 
 // spareArg is the spare's first argument; spareTitle is the size of the
 // argument after it, the room its command line has for the run's.

@@ -367,9 +367,9 @@ func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, c *call, 
 			}
 		}
 	}
-	// The envelope (api.Envelope) is written around the data as encoded:
-	// encoding an api.Envelope would copy and check the data once more, for
-	// a large listing a second copy of the answer.
+	// The envelope is written around the data as encoded (api.EnvelopeText):
+	// for a large listing, encoding an api.Envelope would make a second copy
+	// of the answer.
 	meta, merr := json.Marshal(m)
 	if merr != nil {
 		// Only error data can fail to encode; without it nothing can.
@@ -378,7 +378,8 @@ func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, c *call, 
 		body = emptyObject
 		meta, _ = json.Marshal(m)
 	}
-	n := len(envelopeHead) + len(meta) + len(envelopeMid) + len(body) + len(envelopeTail)
+	env := api.EnvelopeText
+	n := len(env.Head) + len(meta) + len(env.Mid) + len(body) + len(env.Tail)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Server", "clearml")
@@ -386,13 +387,10 @@ func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, c *call, 
 	w.WriteHeader(m.ResultCode)
 	// The writes go to the connection's buffer; a small answer leaves in
 	// one packet when the handler returns.
-	for _, part := range [...][]byte{envelopeHead, meta, envelopeMid, body, envelopeTail} {
+	for _, part := range [...][]byte{env.Head, meta, env.Mid, body, env.Tail} {
 		if _, err := w.Write(part); err != nil {
 			break
 		}
 	}
 	return n
 }
-
-// The envelope's text around its meta and data.
-var envelopeHead, envelopeMid, envelopeTail = []byte(`{"meta":`), []byte(`,"data":`), []byte(`}`)

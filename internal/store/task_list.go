@@ -444,9 +444,8 @@ func afterCursor(q TaskPageQuery, collate string) ([]keysetPart, error) {
 // scans reports a listing that cannot walk an index in its order and
 // stop after a page: an order on a column without an index (the created,
 // last update and start times and the name have one; status and type do
-// not). A text search is looked up in
-// the search index when it is selective, and walks the order's index when
-// it is not.
+// not). A text search is looked up in the search index when it is
+// selective, and walks the order's index when it is not.
 func scans(q TaskPageQuery) bool {
 	if len(q.Order) == 0 {
 		return false
