@@ -28,6 +28,14 @@ var listQueries = []struct {
 	{"text search", map[string]any{"search_text": "experiment 4242", "order_by": []string{"-created"}, "page": 0, "page_size": 10}},
 	{"by name", map[string]any{"order_by": []string{"name"}, "page": 0, "page_size": 10}},
 	{"by name, descending", map[string]any{"order_by": []string{"-name"}, "page": 0, "page_size": 10}},
+	// A click on the web UI's status and type columns, as its tasks page
+	// asks (archived tasks left out).
+	{"by status", map[string]any{"system_tags": []string{"-archived"}, "order_by": []string{"status"}, "page": 0, "page_size": 10}},
+	{"by status, descending", map[string]any{"system_tags": []string{"-archived"}, "order_by": []string{"-status"},
+		"page": 0, "page_size": 10}},
+	{"by type", map[string]any{"system_tags": []string{"-archived"}, "order_by": []string{"type"}, "page": 0, "page_size": 10}},
+	{"by type, descending", map[string]any{"system_tags": []string{"-archived"}, "order_by": []string{"-type"},
+		"page": 0, "page_size": 10}},
 	// As the web UI's queue throughput asks (with its own time bound).
 	{"started since, latest first", map[string]any{"started": ">=2025-01-01T12:00:00", "order_by": []string{"-started"},
 		"page": 0, "page_size": 10}},

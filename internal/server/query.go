@@ -379,11 +379,14 @@ func deletePath(m map[string]any, parts []string) {
 }
 
 // sortDocs orders documents by the order_by fields ("-" descending), with
-// the id as the tie-breaker.
+// the id as the tie-breaker, in the direction of the last field (as the
+// store's paged listing, which reads an index of a field and the id
+// backwards for a descending order).
 func sortDocs(docs []map[string]any, orderBy []string) {
 	if len(orderBy) == 0 {
 		return
 	}
+	tieDesc := strings.HasPrefix(orderBy[len(orderBy)-1], "-")
 	sort.SliceStable(docs, func(i, j int) bool {
 		for _, f := range orderBy {
 			desc := strings.HasPrefix(f, "-")
@@ -395,7 +398,7 @@ func sortDocs(docs []map[string]any, orderBy []string) {
 		}
 		a, _ := docs[i]["id"].(string)
 		b, _ := docs[j]["id"].(string)
-		return a < b
+		return (a < b) != tieDesc && a != b
 	})
 }
 

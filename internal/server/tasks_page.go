@@ -16,7 +16,8 @@ import (
 // web UI's tasks page, the SDK's Task.get_tasks with common filters) is
 // served by the database instead, one page at a time, with the same
 // result: the same filter semantics, the same order (missing values first,
-// ties by id), the same page. Anything else takes the generic path.
+// ties by id in the direction of the last field), the same page. Anything
+// else takes the generic path.
 
 // fastListKeys are the request fields the fast path understands.
 var fastListKeys = map[string]bool{

@@ -3,7 +3,9 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/goclearml/agent/internal/api"
 	"github.com/goclearml/agent/internal/store"
@@ -61,6 +63,90 @@ func TestLongIDLists(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestTasksByStatus: the tasks of some statuses (what the watchdog and the
+// generic listing ask), updated before a time or not, follow every kind of
+// status write: a task written without being read, one read then written
+// with a new status, and one read then written with its status kept;
+// other companies' stay out, a task never updated is updated before any
+// time.
+func TestTasksByStatus(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		st := open(t, dsn)
+		defer st.Close()
+		now := api.Now()
+		put := func(tasks ...*api.Task) {
+			t.Helper()
+			err := st.Update(ctx, func(tx store.Tx) error {
+				for _, task := range tasks {
+					if err := tx.PutTask(task); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		put(&api.Task{ID: "a", Company: "c", Status: api.StatusCreated, LastUpdate: &now},
+			&api.Task{ID: "b", Company: "c", Status: api.StatusInProgress, LastUpdate: &now},
+			&api.Task{ID: "c", Company: "c", Status: api.StatusInProgress, LastUpdate: &now},
+			&api.Task{ID: "n", Company: "c", Status: api.StatusInProgress}, // never updated
+			&api.Task{ID: "x", Company: "other", Status: api.StatusInProgress, LastUpdate: &now})
+		// Read, then written: a gets a new status, b keeps its own.
+		later := api.NewTime(now.Add(time.Second))
+		err := st.Update(ctx, func(tx store.Tx) error {
+			for id, status := range map[string]string{"a": api.StatusInProgress, "b": api.StatusInProgress} {
+				task, err := tx.Task(id)
+				if err != nil {
+					return err
+				}
+				task.Status, task.LastUpdate = status, later
+				if err := tx.PutTask(task); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Written without a read: c stops.
+		put(&api.Task{ID: "c", Company: "c", Status: api.StatusStopped, LastUpdate: later})
+		justAfter := later.Add(time.Millisecond)
+		for _, tc := range []struct {
+			statuses []string
+			before   *time.Time
+			want     string
+		}{
+			{[]string{api.StatusInProgress}, nil, "a b n"},
+			{[]string{api.StatusStopped, api.StatusCreated}, nil, "c"},
+			{[]string{api.StatusCreated}, nil, ""},
+			{[]string{api.StatusInProgress, api.StatusStopped}, nil, "a b c n"},
+			// The watchdog's question: updated before a time.
+			{[]string{api.StatusInProgress}, &later.Time, "n"},
+			{[]string{api.StatusInProgress}, &justAfter, "a b n"},
+		} {
+			var got []string
+			err := st.View(ctx, func(tx store.Tx) error {
+				tasks, err := tx.Tasks(store.TaskQuery{Company: "c", Statuses: tc.statuses, UpdatedBefore: tc.before})
+				for _, task := range tasks {
+					got = append(got, task.ID)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("tasks %v updated before %v: %v, want %s", tc.statuses, tc.before, got, tc.want)
+			}
 		}
 	})
 }

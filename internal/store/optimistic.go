@@ -101,22 +101,21 @@ func (s *sqlStore) EnqueueTask(parent context.Context, task *api.Task, version, 
 		current = `EXISTS (SELECT 1 FROM tasks WHERE id = $3 AND xmin::text = $4)`
 		inQueue = `EXISTS (SELECT 1 FROM queue_entries WHERE queue_id = $1 AND task_id = $3)`
 	)
-	// $5 to $12: the listing row's guarded columns (company $5, project $10;
-	// see enqueueListedOK), then the values written from $13.
+	// $5 to $13: the listing row's guarded columns (company $5, project $10;
+	// see enqueueListedOK), then the values written from $14.
 	keys := append([]any{queueID, company, task.ID, version}, listingGuardArgs(task)...)
 	var written int
 	err = s.retry(parent, func(ctx context.Context) error {
-		return s.write.QueryRowContext(ctx, `WITH u AS (UPDATE tasks SET company = $5, status = $13, project = $10,
-				last_update_ms = $14, doc = $15
+		return s.write.QueryRowContext(ctx, `WITH u AS (UPDATE tasks SET company = $5, status = $14, project = $10,
+				last_update_ms = $15, doc = $16
 				WHERE id = $3 AND xmin::text = $4 AND `+queueOK+` AND `+enqueueListedOK+` AND NOT `+inQueue+` RETURNING id),
-			l AS (UPDATE task_list SET status = $13, user_id = $16, type = $17, last_update_us = $18
+			l AS (UPDATE task_list SET status = $14, user_id = $17, last_update_us = $18
 				WHERE id = (SELECT id FROM u) RETURNING id),
 			ins AS (INSERT INTO queue_entries (queue_id, task_id, added_ms) SELECT $1, id, $19 FROM u
 				ON CONFLICT DO NOTHING RETURNING task_id),
 			others AS (DELETE FROM queue_entries WHERE task_id = $3 AND queue_id <> $1 AND EXISTS (SELECT 1 FROM u))
 			SELECT count(*) FROM u`,
-			append(keys, task.Status, lu, doc, task.User, task.Type, micros(task.LastUpdate),
-				added.UnixMilli())...,
+			append(keys, task.Status, lu, doc, task.User, micros(task.LastUpdate), added.UnixMilli())...,
 		).Scan(&written)
 	})
 	if err != nil {
@@ -150,6 +149,6 @@ func (s *sqlStore) EnqueueTask(parent context.Context, task *api.Task, version, 
 }
 
 // enqueueListedOK is EnqueueTask's condition on the task's listing row:
-// its guarded columns (listingGuard) hold $5 to $12.
+// its guarded columns (listingGuard) hold $5 to $13.
 var enqueueListedOK = `EXISTS (SELECT 1 FROM task_list WHERE id = $3 AND ` +
 	listingGuard("postgres", func(i int) string { return fmt.Sprintf("$%d", 5+i) }) + `)`

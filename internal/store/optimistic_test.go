@@ -41,7 +41,7 @@ func TestEnqueueTaskWritesOnlyAnUnchangedTask(t *testing.T) {
 				return err
 			}
 		}
-		for _, id := range []string{"t-stale", "t-badq", "t-there", "t-tags", "t-name", "t-started", "t-ok"} {
+		for _, id := range []string{"t-stale", "t-badq", "t-there", "t-tags", "t-name", "t-started", "t-type", "t-ok"} {
 			if err := tx.PutTask(&api.Task{ID: id, Name: id, Company: "c", Status: api.StatusCreated, Created: &now, LastUpdate: &now}); err != nil {
 				return err
 			}
@@ -77,6 +77,7 @@ func TestEnqueueTaskWritesOnlyAnUnchangedTask(t *testing.T) {
 		// A new name the search text does not see: the name index's entry moves.
 		{task: "t-name", queue: "q1", want: store.EnqueueNeedsTransaction, change: func(t *api.Task) { t.Name = "T-NAME" }},
 		{task: "t-started", queue: "q1", want: store.EnqueueNeedsTransaction, change: func(t *api.Task) { t.Started = t.LastUpdate }},
+		{task: "t-type", queue: "q1", want: store.EnqueueNeedsTransaction, change: func(t *api.Task) { t.Type = "inference" }},
 		{task: "t-ok", queue: "q1", want: store.Enqueued},
 	} {
 		t.Run(tc.task+"/"+tc.queue, func(t *testing.T) {

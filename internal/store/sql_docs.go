@@ -140,7 +140,10 @@ func (t *sqlTx) DeleteExpiredRevocations(now time.Time) (int, error) {
 }
 
 func (t *sqlTx) Tasks(q TaskQuery) ([]*api.Task, error) {
-	where := []string{companyCond(q.IDs != nil)}
+	// On SQLite the status index is the listing's (dropStatusIndex): the
+	// ids of a status come from it, the rows by their primary key.
+	viaListing := q.Statuses != nil && t.s.dialect == "sqlite"
+	where := []string{companyCond(q.IDs != nil || (viaListing && q.Projects == nil))}
 	args := []any{q.Company}
 	for _, f := range []struct {
 		col  string
@@ -156,6 +159,17 @@ func (t *sqlTx) Tasks(q TaskQuery) ([]*api.Task, error) {
 		if err != nil {
 			return nil, err
 		}
+		if f.col == "status" && viaListing {
+			// The listing's last update (microseconds, NULL for none) is
+			// before the bound exactly when the task's (milliseconds, 0 for
+			// none) is: only the rows of the tasks that pass are read.
+			sub, subArgs := "company = ? AND "+cond, []any{q.Company, arg}
+			if q.UpdatedBefore != nil {
+				sub, subArgs = sub+" AND (last_update_us IS NULL OR last_update_us < ?)", append(subArgs, q.UpdatedBefore.UnixMilli()*1000)
+			}
+			where, args = append(where, "id IN (SELECT id FROM task_list WHERE "+sub+")"), append(args, subArgs...)
+			continue
+		}
 		where = append(where, cond)
 		args = append(args, arg)
 	}
@@ -166,10 +180,11 @@ func (t *sqlTx) Tasks(q TaskQuery) ([]*api.Task, error) {
 	return listDocs[api.Task](t, `SELECT doc FROM tasks WHERE `+strings.Join(where, " AND ")+` ORDER BY id`, args...)
 }
 
-// companyCond is the company condition of a listing. With an id list the
-// company is written as an expression no index can serve: the planner
-// otherwise scans every task of the company (index on company, a bloom
-// filter for the ids) instead of looking the ids up by primary key.
+// companyCond is the company condition of a listing. With an id list (or
+// the ids of a status) the company is written as an expression no index
+// can serve: the planner otherwise scans every task of the company (index
+// on company, a bloom filter for the ids) instead of looking the ids up by
+// primary key.
 func companyCond(byID bool) string {
 	if byID {
 		return "company || '' = ?"

@@ -40,7 +40,10 @@ type TaskOrder struct {
 }
 
 // TaskPageQuery is one page of a company's tasks, filtered, sorted and
-// paged by the database. Ties are broken by id, ascending.
+// paged by the database. Ties are broken by id, in the direction of the
+// order's last field (ascending without one), as the server's generic
+// listing does: an index of a field and the id then serves the order read
+// backwards as well as forwards.
 type TaskPageQuery struct {
 	Company                     string
 	Status, Project, User, Type TermFilter
@@ -57,7 +60,8 @@ type TaskPageQuery struct {
 	Limit   int
 	// After continues a scroll after a task (keyset paging: the page
 	// starts right after it, however many tasks came or went before it).
-	// It needs an order of one field (then ties by id) and no Offset.
+	// It needs an order of one field (then ties by id in its direction) and
+	// no Offset.
 	After *TaskCursor
 }
 
@@ -106,13 +110,15 @@ func micros(t *api.Time) any {
 }
 
 // putTaskList writes a task's listing row. Most writes change a task's
-// status or last update, not its company, project, name, created or
+// status or last update, not its company, project, type, name, created or
 // start time, system tags, tags or search text (id, name, comment): a
 // plain UPDATE of the other columns then leaves the created, started,
-// name and search indexes alone (the last-update indexes follow the new
-// time), which halves the cost of an upsert; anything else is an upsert.
-func (t *sqlTx) putTaskList(task *api.Task) error {
-	q, args := t.taskListUpdate(task)
+// name, type and search indexes alone (the last-update indexes follow the
+// new time), which halves the cost of an upsert; anything else is an
+// upsert. statusKept says the task's status is the one its row had (on
+// SQLite, which then leaves the status index alone too).
+func (t *sqlTx) putTaskList(task *api.Task, statusKept bool) error {
+	q, args := t.taskListUpdate(task, statusKept)
 	res, err := t.exec(q, args...)
 	if err != nil {
 		return err
@@ -125,21 +131,29 @@ func (t *sqlTx) putTaskList(task *api.Task) error {
 
 // taskListUpdate is the statement that updates a task's listing row in
 // place; it changes nothing when a column it does not write (see
-// listingGuard) would change: rewriteTaskList then writes the row.
-func (t *sqlTx) taskListUpdate(task *api.Task) (string, []any) {
-	return `UPDATE task_list SET status = ?, user_id = ?, type = ?, last_update_us = ?
+// listingGuard) would change: rewriteTaskList then writes the row. SQLite
+// rewrites the entry of every index over a column an UPDATE sets, changed
+// or not: with statusKept the status is a condition, not set.
+func (t *sqlTx) taskListUpdate(task *api.Task, statusKept bool) (string, []any) {
+	if statusKept {
+		return `UPDATE task_list SET user_id = ?, last_update_us = ?
+		WHERE id = ? AND status || '' = ? AND ` + listingGuards[t.s.dialect],
+			append([]any{task.User, micros(task.LastUpdate), task.ID, task.Status}, listingGuardArgs(task)...)
+	}
+	return `UPDATE task_list SET status = ?, user_id = ?, last_update_us = ?
 		WHERE id = ? AND ` + listingGuards[t.s.dialect],
-		append([]any{task.Status, task.User, task.Type, micros(task.LastUpdate), task.ID}, listingGuardArgs(task)...)
+		append([]any{task.Status, task.User, micros(task.LastUpdate), task.ID}, listingGuardArgs(task)...)
 }
 
 // listingGuardColumns are the listing columns an in-place update of a
 // task's listing row leaves alone (taskListUpdate, putTaskPostgres,
 // EnqueueTask): those of the indexes it need not touch, and the search
-// text. Company, project, name and start time are written as expressions,
-// so that no planner (PostgreSQL's generic plan of a prepared statement)
-// takes their indexes to find the row, which is found by its id alone.
+// text. Company, project, name, type and start time are written as
+// expressions, so that no planner (PostgreSQL's generic plan of a
+// prepared statement) takes their indexes to find the row, which is found
+// by its id alone.
 var listingGuardColumns = []string{"company || ''", "created_us", "system_tags", "tags", "search", "project || ''",
-	"name || ''", "started_us + 0"}
+	"name || ''", "started_us + 0", "type || ''"}
 
 // listingGuard is the condition that a listing row's guarded columns hold
 // listingGuardArgs' values; param(i) is the placeholder of the i-th.
@@ -165,7 +179,7 @@ var listingGuards = map[string]string{
 // listingGuardArgs are a task's values of listingGuardColumns.
 func listingGuardArgs(task *api.Task) []any {
 	return []any{task.Company, micros(task.Created), listText(task.SystemTags), listText(task.Tags), taskSearchText(task),
-		task.Project, task.Name, micros(task.Started)}
+		task.Project, task.Name, micros(task.Started), task.Type}
 }
 
 func taskSearchText(task *api.Task) string {
@@ -207,7 +221,7 @@ func backfillTaskList(t *sqlTx) error {
 			return nil
 		}
 		for _, task := range tasks {
-			if err := t.putTaskList(task); err != nil {
+			if err := t.putTaskList(task, false); err != nil {
 				return fmt.Errorf("writing the listing row of task %s: %w", task.ID, err)
 			}
 		}
@@ -320,7 +334,7 @@ func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 			order = append(order, col+" ASC NULLS FIRST")
 		}
 	}
-	order = append(order, "id"+collate)
+	order = append(order, "id"+collate+tieDirection(q.Order))
 	var ids []string
 	parts := []keysetPart{{}} // a page is one query, or two after a cursor
 	if q.After != nil {
@@ -358,6 +372,17 @@ func (t *sqlTx) TaskPage(q TaskPageQuery) ([]*api.Task, error) {
 		}
 	}
 	return out, nil
+}
+
+// tieDirection is the direction of the id that breaks ties in an order:
+// the direction of its last field. On PostgreSQL a descending id sorts
+// nulls first by default, which is what an ascending index (nulls last)
+// read backwards gives; an id is never null.
+func tieDirection(order []TaskOrder) string {
+	if len(order) > 0 && order[len(order)-1].Desc {
+		return " DESC"
+	}
+	return ""
 }
 
 // TimeOrderField reports a sort field whose values are times (int64
@@ -410,10 +435,11 @@ type keysetPart struct {
 }
 
 // afterCursor is what follows q.After in q's order (one field, then the
-// id), as conditions the database can seek to in an index rather than
-// read every task before it. After a value in a descending order the page
-// continues, past the last value, with the tasks that have none (sorted
-// last): a second part, read only when the first does not fill the page.
+// id in the field's direction), as conditions the database can seek to in
+// an index rather than read every task before it. After a value in a
+// descending order the page continues, past the last value, with the
+// tasks that have none (sorted last): a second part, read only when the
+// first does not fill the page.
 func afterCursor(q TaskPageQuery, collate string) ([]keysetPart, error) {
 	if len(q.Order) != 1 || q.Offset != 0 {
 		return nil, fmt.Errorf("listing tasks: a cursor needs an order of one field and no offset")
@@ -432,29 +458,32 @@ func afterCursor(q TaskPageQuery, collate string) ([]keysetPart, error) {
 	case !q.Order[0].Desc:
 		return []keysetPart{{conds: []string{col + " >= ?", "(" + col + " > ? OR " + id + " > ?)"}, args: []any{v, v, q.After.ID}}}, nil
 	case v == nil: // descending, nulls last: only nulls are left
-		return []keysetPart{{conds: []string{col + " IS NULL", id + " > ?"}, args: []any{q.After.ID}}}, nil
+		return []keysetPart{{conds: []string{col + " IS NULL", id + " < ?"}, args: []any{q.After.ID}}}, nil
 	default:
 		return []keysetPart{
-			{conds: []string{col + " <= ?", "(" + col + " < ? OR " + id + " > ?)"}, args: []any{v, v, q.After.ID}},
+			{conds: []string{col + " <= ?", "(" + col + " < ? OR " + id + " < ?)"}, args: []any{v, v, q.After.ID}},
 			{conds: []string{col + " IS NULL"}},
 		}, nil
 	}
 }
 
 // scans reports a listing that cannot walk an index in its order and
-// stop after a page: an order on a column without an index (the created,
-// last update and start times and the name have one; status and type do
-// not). A text search is looked up in the search index when it is
-// selective, and walks the order's index when it is not.
+// stop after a page. Every field of TaskOrderFields has an index (with the
+// id after it for the name, status and type), but an order on status or
+// type then another field sorts each group of tasks with one status or
+// type, which holds up to most of them: read in table order (a scan), that
+// costs half of what it does in the order of an index that does not hold
+// the second field. A text search is looked up in the search index when
+// it is selective, and walks the order's index when it is not.
 func scans(q TaskPageQuery) bool {
-	if len(q.Order) == 0 {
+	if len(q.Order) < 2 {
 		return false
 	}
 	switch q.Order[0].Field {
-	case "created", "last_update", "started", "name":
-		return false
+	case "status", "type":
+		return true
 	}
-	return true
+	return false
 }
 
 // timeBound is the condition of one date bound on a microsecond column:

@@ -73,7 +73,12 @@ func TestTaskPage(t *testing.T) {
 			{"created, missing first", store.TaskPageQuery{Order: []store.TaskOrder{{Field: "created"}}}, []string{"d", "b", "c", "a"}},
 			{"created desc, missing last", store.TaskPageQuery{Order: []store.TaskOrder{{Field: "created", Desc: true}}}, []string{"a", "c", "b", "d"}},
 			{"name, ties by id", store.TaskPageQuery{Order: []store.TaskOrder{{Field: "name"}}}, []string{"a", "b", "c", "d"}},
-			{"name desc, ties by id ascending", store.TaskPageQuery{Order: []store.TaskOrder{{Field: "name", Desc: true}}}, []string{"c", "d", "b", "a"}},
+			{"name desc, ties by id descending", store.TaskPageQuery{Order: []store.TaskOrder{{Field: "name", Desc: true}}}, []string{"d", "c", "b", "a"}},
+			{"status", store.TaskPageQuery{Order: []store.TaskOrder{{Field: "status"}}}, []string{"a", "d", "c", "b"}},
+			{"status desc", store.TaskPageQuery{Order: []store.TaskOrder{{Field: "status", Desc: true}}}, []string{"b", "c", "d", "a"}},
+			{"type, ties by id", store.TaskPageQuery{Order: []store.TaskOrder{{Field: "type"}}}, []string{"c", "b", "a", "d"}},
+			{"type desc, ties by id descending", store.TaskPageQuery{Order: []store.TaskOrder{{Field: "type", Desc: true}}}, []string{"d", "a", "b", "c"}},
+			{"type desc then created", store.TaskPageQuery{Order: []store.TaskOrder{{Field: "type", Desc: true}, {Field: "created"}}}, []string{"d", "a", "b", "c"}},
 			{"type then started", store.TaskPageQuery{Order: []store.TaskOrder{{Field: "type"}, {Field: "started", Desc: true}}}, []string{"c", "b", "a", "d"}},
 			{"status include", store.TaskPageQuery{Status: store.TermFilter{Include: []string{api.StatusQueued, api.StatusCreated}}}, []string{"b", "d"}},
 			{"user exclude", store.TaskPageQuery{User: store.TermFilter{Exclude: []string{"u1"}}}, []string{"b", "d"}},
@@ -122,6 +127,16 @@ func TestTaskPage(t *testing.T) {
 			if err := tx.PutTask(tasks[2]); err != nil {
 				return err
 			}
+			// A new type (the listing row rewritten), and a write that
+			// changes only the last update (in place, the status kept).
+			tasks[2].Type, tasks[2].LastUpdate = "inference", at(20)
+			if err := tx.PutTask(tasks[2]); err != nil {
+				return err
+			}
+			tasks[0].LastUpdate = at(30)
+			if err := tx.PutTask(tasks[0]); err != nil {
+				return err
+			}
 			return tx.DeleteTask("b")
 		})
 		if err != nil {
@@ -146,6 +161,19 @@ func TestTaskPage(t *testing.T) {
 		q.Order = []store.TaskOrder{{Field: "started", Desc: true}}
 		if got := pageIDs(t, st, q); !slices.Equal(got, []string{"a", "c", "d"}) {
 			t.Errorf("by start after a's new start: %v, want [a c d]", got)
+		}
+		for _, tc := range []struct {
+			order store.TaskOrder
+			want  []string
+		}{
+			{store.TaskOrder{Field: "status"}, []string{"d", "c", "a"}},
+			{store.TaskOrder{Field: "type"}, []string{"c", "a", "d"}},
+			{store.TaskOrder{Field: "last_update", Desc: true}, []string{"a", "c", "d"}},
+		} {
+			q.Order = []store.TaskOrder{tc.order}
+			if got := pageIDs(t, st, q); !slices.Equal(got, tc.want) {
+				t.Errorf("by %v after the writes: %v, want %v", tc.order, got, tc.want)
+			}
 		}
 	})
 }

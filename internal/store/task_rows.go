@@ -69,6 +69,7 @@ func (t *sqlTx) PutTask(task *api.Task) error {
 	if t.s.dialect == "postgres" {
 		return t.putTaskPostgres(task, doc, lu)
 	}
+	prev := t.known[task.ID]
 	written, err := t.updateKnownTask(task, doc, lu)
 	if err != nil {
 		return err
@@ -92,7 +93,9 @@ func (t *sqlTx) PutTask(task *api.Task) error {
 		}
 	}
 	t.remember(task.ID, keysOf(task))
-	return t.putTaskList(task)
+	// Written by updateKnownTask, the row had the status remembered; the
+	// listing row, written with it, has it too.
+	return t.putTaskList(task, written && prev.status == task.Status)
 }
 
 // updateKnownTask writes a task this transaction has read, setting only
@@ -130,11 +133,11 @@ func (t *sqlTx) putTaskPostgres(task *api.Task, doc string, lu int64) error {
 	var tasks, rows int
 	err := t.queryRow(`WITH u AS (UPDATE tasks SET company = ?, status = ?, project = ?, last_update_ms = ?, doc = ?
 		WHERE id = ? RETURNING id),
-		l AS (UPDATE task_list SET status = ?, user_id = ?, type = ?, last_update_us = ?
+		l AS (UPDATE task_list SET status = ?, user_id = ?, last_update_us = ?
 		WHERE id = (SELECT id FROM u) AND `+listingGuards["postgres"]+` RETURNING id)
 		SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM l)`,
 		append([]any{task.Company, task.Status, task.Project, lu, doc, task.ID,
-			task.Status, task.User, task.Type, micros(task.LastUpdate)}, listingGuardArgs(task)...)...,
+			task.Status, task.User, micros(task.LastUpdate)}, listingGuardArgs(task)...)...,
 	).Scan(&tasks, &rows)
 	switch {
 	case err != nil:
@@ -144,7 +147,7 @@ func (t *sqlTx) putTaskPostgres(task *api.Task, doc string, lu int64) error {
 			task.ID, task.Company, task.Status, task.Project, lu, doc); err != nil {
 			return err
 		}
-		return t.putTaskList(task)
+		return t.putTaskList(task, false)
 	case rows == 0:
 		return t.rewriteTaskList(task)
 	}
