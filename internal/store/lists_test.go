@@ -80,21 +80,7 @@ func TestTasksByStatus(t *testing.T) {
 		st := open(t, dsn)
 		defer st.Close()
 		now := api.Now()
-		put := func(tasks ...*api.Task) {
-			t.Helper()
-			err := st.Update(ctx, func(tx store.Tx) error {
-				for _, task := range tasks {
-					if err := tx.PutTask(task); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		put(&api.Task{ID: "a", Company: "c", Status: api.StatusCreated, LastUpdate: &now},
+		putTasks(t, st, &api.Task{ID: "a", Company: "c", Status: api.StatusCreated, LastUpdate: &now},
 			&api.Task{ID: "b", Company: "c", Status: api.StatusInProgress, LastUpdate: &now},
 			&api.Task{ID: "c", Company: "c", Status: api.StatusInProgress, LastUpdate: &now},
 			&api.Task{ID: "n", Company: "c", Status: api.StatusInProgress}, // never updated
@@ -118,7 +104,7 @@ func TestTasksByStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Written without a read: c stops.
-		put(&api.Task{ID: "c", Company: "c", Status: api.StatusStopped, LastUpdate: later})
+		putTasks(t, st, &api.Task{ID: "c", Company: "c", Status: api.StatusStopped, LastUpdate: later})
 		justAfter := later.Add(time.Millisecond)
 		for _, tc := range []struct {
 			statuses []string

@@ -38,6 +38,22 @@ func open(t *testing.T, dsn string) store.Store {
 	return st
 }
 
+// putTasks writes tasks in one transaction or fails the test.
+func putTasks(t *testing.T, st store.Store, tasks ...*api.Task) {
+	t.Helper()
+	err := st.Update(context.Background(), func(tx store.Tx) error {
+		for _, task := range tasks {
+			if err := tx.PutTask(task); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestReopenKeepsData: migrations run once; a reopened store has the data.
 func TestReopenKeepsData(t *testing.T) {
 	t.Parallel()

@@ -30,17 +30,9 @@ func TestTaskSearchFollowsWrites(t *testing.T) {
 		names := map[string]string{} // id -> the searched text the test expects
 		put := func(tasks ...*api.Task) {
 			t.Helper()
-			err := st.Update(ctx, func(tx store.Tx) error {
-				for _, task := range tasks {
-					if err := tx.PutTask(task); err != nil {
-						return err
-					}
-					names[task.ID] = strings.ToLower(task.ID + " " + task.Name + " " + task.Comment)
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
+			putTasks(t, st, tasks...)
+			for _, task := range tasks {
+				names[task.ID] = strings.ToLower(task.ID + " " + task.Name + " " + task.Comment)
 			}
 		}
 		task := func(i int, name string) *api.Task {
