@@ -398,7 +398,10 @@ func sortDocs(docs []map[string]any, orderBy []string) {
 		}
 		a, _ := docs[i]["id"].(string)
 		b, _ := docs[j]["id"].(string)
-		return (a < b) != tieDesc && a != b
+		if tieDesc {
+			return a > b
+		}
+		return a < b
 	})
 }
 
