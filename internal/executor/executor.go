@@ -83,11 +83,18 @@ type Executor struct {
 	// LostAfter is how long a task runs on without any daemon following
 	// it before its shim stops it (0: never).
 	LostAfter time.Duration
+	// MaxStarting bounds the runs starting at once (see starts.go): 0 is
+	// the cores this process may use, at least 2; negative, no bound.
+	MaxStarting int
+	// StartHold is the longest a run keeps its turn to start
+	// (DefaultStartHold when 0).
+	StartHold time.Duration
 
 	mu        sync.Mutex
 	keepSpare bool   // KeepSpare was called
 	spare     *spare // the spare supervisor, nil when none is started
 	closed    bool
+	starts    *startGate // made on first use (gate)
 }
 
 func (e *Executor) log() *slog.Logger {
@@ -116,6 +123,12 @@ func (e *Executor) Run(ctx context.Context, spec Spec, out io.Writer) (Exit, err
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
+	tn, err := e.takeTurn(ctx)
+	if err != nil {
+		// Stopped while waiting its turn: nothing of it started.
+		return Exit{Cancelled: true}, nil
+	}
+	defer tn.give()
 	exited, err := e.startShim(spec, dir)
 	if err != nil {
 		return Exit{}, err
@@ -123,7 +136,7 @@ func (e *Executor) Run(ctx context.Context, spec Spec, out io.Writer) (Exit, err
 	// The next run's spare starts now, beside this run's start: by the
 	// next task it has long started.
 	e.refill()
-	return e.follow(ctx, spec, dir, 0, out, exited)
+	return e.follow(ctx, spec, dir, 0, out, exited, tn)
 }
 
 // Attach follows a run started by an earlier daemon (the shim kept it
@@ -132,7 +145,7 @@ func (e *Executor) Attach(ctx context.Context, spec Spec, offset int64, out io.W
 	if err := e.Own(spec.RunDir); err != nil {
 		return Exit{}, err
 	}
-	return e.follow(ctx, spec, spec.RunDir, offset, out, nil)
+	return e.follow(ctx, spec, spec.RunDir, offset, out, nil, nil)
 }
 
 var scanMu sync.Mutex

@@ -219,7 +219,10 @@ func signalShim(dir string, sig syscall.Signal) {
 // after the grace period SIGKILL.
 // exited, when not nil, is closed once the shim has exited (a shim this
 // process started).
-func (e *Executor) follow(ctx context.Context, spec Spec, dir string, offset int64, out io.Writer, exited <-chan struct{}) (Exit, error) {
+//
+// tn is the run's turn to start (nil when it has none): it is given back
+// once the task's process runs, or the turn's hold is over.
+func (e *Executor) follow(ctx context.Context, spec Spec, dir string, offset int64, out io.Writer, exited <-chan struct{}, tn *turn) (Exit, error) {
 	grace := spec.GracePeriod
 	if grace <= 0 {
 		grace = 10 * time.Second
@@ -267,8 +270,19 @@ func (e *Executor) follow(ctx context.Context, spec Spec, dir string, offset int
 	var exit Exit
 	cancelled := ctx.Done()
 	var killAt <-chan time.Time
+	var holdOver <-chan time.Time
+	if tn != nil {
+		holdOver = tn.until
+	}
+	endTurn := func() {
+		tn.give()
+		tn, holdOver = nil, nil
+	}
 	lastAlive := time.Now()
 	for {
+		if tn != nil && childStarted(dir) {
+			endTurn()
+		}
 		if _, err := read(); err != nil {
 			return Exit{}, err
 		}
@@ -311,6 +325,8 @@ func (e *Executor) follow(ctx context.Context, spec Spec, dir string, offset int
 		select {
 		case <-w.events:
 		case <-time.After(250 * time.Millisecond):
+		case <-holdOver:
+			endTurn()
 		case <-cancelled:
 			cancelled, exit.Cancelled = nil, true
 			e.log().Info("stopping task processes", "run", dir, "grace", grace)

@@ -22,6 +22,9 @@ import (
 //	panic       panics
 //	stubborn    prints "preparing" and waits for a subprocess that
 //	            ignores SIGTERM, whatever the context says
+//	fifo F S    prints "preparing", waits until the named pipe F is
+//	            opened for writing and closed (or the stop), then the
+//	            task is sh -c S
 //
 // Anything else runs as a process of its own.
 func testPreparer(argv []string) (Prepare, bool) {
@@ -53,6 +56,23 @@ func testPreparer(argv []string) (Prepare, bool) {
 				return Launch{}, fmt.Errorf("preparing: %w", err)
 			}
 			return Launch{}, errors.New("the stubborn setup ended")
+		case "fifo":
+			fmt.Fprintln(out, "preparing")
+			opened := make(chan error, 1)
+			go func() {
+				f, err := os.Open(argv[2])
+				if err == nil {
+					_, err = f.Read(make([]byte, 1)) // EOF once the writer closes
+					f.Close()
+				}
+				opened <- err
+			}()
+			select {
+			case <-opened:
+			case <-ctx.Done():
+				return Launch{}, exitCodeError(143)
+			}
+			return Launch{Path: "/bin/sh", Argv: []string{"sh", "-c", argv[3]}, Env: os.Environ()}, nil
 		}
 		return Launch{}, fmt.Errorf("unknown mode %q", argv[1])
 	}, true
