@@ -105,8 +105,10 @@ func (e *Executor) log() *slog.Logger {
 }
 
 // Run starts spec under a shim, copies its combined stdout and stderr to
-// out, and waits. An error means the process could not be started; once
-// it ran, the outcome is in Exit.
+// out, and waits. The run first waits for its turn to start (starts.go);
+// stopped meanwhile (ctx), it ends cancelled with nothing started. An
+// error means the process could not be started; once it ran, the outcome
+// is in Exit.
 func (e *Executor) Run(ctx context.Context, spec Spec, out io.Writer) (Exit, error) {
 	if len(spec.Argv) == 0 {
 		return Exit{}, errors.New("running task process: empty command")
@@ -123,10 +125,14 @@ func (e *Executor) Run(ctx context.Context, spec Spec, out io.Writer) (Exit, err
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
+	asked := time.Now()
 	tn, err := e.takeTurn(ctx)
 	if err != nil {
 		// Stopped while waiting its turn: nothing of it started.
 		return Exit{Cancelled: true}, nil
+	}
+	if waited := time.Since(asked); waited >= 10*time.Millisecond {
+		e.log().Debug("the run waited for its turn to start", "run", dir, "waited", waited.Round(time.Millisecond))
 	}
 	defer tn.give()
 	exited, err := e.startShim(spec, dir)
