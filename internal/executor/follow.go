@@ -272,7 +272,7 @@ func (e *Executor) follow(ctx context.Context, spec Spec, dir string, offset int
 	var killAt <-chan time.Time
 	var holdOver <-chan time.Time
 	if tn != nil {
-		holdOver = tn.until
+		holdOver = tn.hold.C
 	}
 	endTurn := func() {
 		tn.give()

@@ -17,10 +17,12 @@ import (
 // mode taking a burst of tasks) are some hundred processes the kernel
 // shares the cores among fairly, the daemon and the server among them:
 // the daemon's pops and status calls, the server's answers to everyone,
-// and every run's start all took as long as the slowest (on 2 cores: the
-// last of 50 tasks in_progress 2.3 to 2.8 s after the first enqueue,
-// the last first line after 5.1 to 5.4 s). So at most MaxStarting runs
-// start at once; the others wait their turn, in the order they came.
+// and every run's start all took as long as the slowest (on 2 cores, 50
+// tasks: the last in_progress 2.2 to 2.9 s after the first enqueue, the
+// median task's first line after 4.3 to 5.1 s; taking turns, 0.55 to
+// 0.97 s and 3.4 s, the last first line unchanged: the starts need the
+// same CPU in either order). So at most MaxStarting runs start at once;
+// the others wait their turn, in the order they came.
 //
 // A run gives its turn back once its process runs (the shim recorded its
 // child), once it ended, or StartHold after it took the turn: a setup
@@ -83,8 +85,7 @@ func (e *Executor) gate() *startGate {
 // its task process runs (see follow).
 type turn struct {
 	leave func()
-	until <-chan time.Time // StartHold after the turn was taken
-	stop  func() bool      // stops until's timer
+	hold  *time.Timer // fires StartHold after the turn was taken
 }
 
 // takeTurn waits for a turn to start a run.
@@ -98,8 +99,7 @@ func (e *Executor) takeTurn(ctx context.Context) (*turn, error) {
 	if hold <= 0 {
 		hold = DefaultStartHold
 	}
-	t := time.NewTimer(hold)
-	return &turn{leave: leave, until: t.C, stop: t.Stop}, nil
+	return &turn{leave: leave, hold: time.NewTimer(hold)}, nil
 }
 
 // give gives the turn back (once; a nil turn has none).
@@ -107,7 +107,7 @@ func (t *turn) give() {
 	if t == nil {
 		return
 	}
-	t.stop()
+	t.hold.Stop()
 	t.leave()
 }
 
