@@ -36,24 +36,35 @@ func descendants(root int) []int {
 	return descendantsScan(root)
 }
 
-// descendantsDown walks down from root through the children files. A
-// zombie is left out, and so is what it had (the kernel gave its
-// children to the nearest subreaper, which lists them itself).
-func descendantsDown(root int) []int {
+// walk lists what is under root, breadth first, given each process's
+// children.
+func walk(root int, children func(pid int) []int) []int {
 	var out []int
 	queue := []int{root}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
-		for _, c := range childrenOf(p) {
-			if f, err := statFields(strconv.Itoa(c)); err != nil || len(f) < 1 || f[0] == "Z" || f[0] == "X" {
-				continue
-			}
+		for _, c := range children(p) {
 			out = append(out, c)
 			queue = append(queue, c)
 		}
 	}
 	return out
+}
+
+// descendantsDown walks down from root through the children files. A
+// zombie is left out, and so is what it had (the kernel gave its
+// children to the nearest subreaper, which lists them itself).
+func descendantsDown(root int) []int {
+	return walk(root, func(pid int) []int {
+		var live []int
+		for _, c := range childrenOf(pid) {
+			if f, err := statFields(strconv.Itoa(c)); err == nil && len(f) > 0 && f[0] != "Z" && f[0] != "X" {
+				live = append(live, c)
+			}
+		}
+		return live
+	})
 }
 
 // childrenOf lists pid's children, from the children file of each of its
@@ -79,8 +90,8 @@ func childrenOf(pid int) []int {
 	return out
 }
 
-// descendantsScan lists the processes under root from every process's
-// parent in /proc.
+// descendantsScan lists the live processes under root from every
+// process's parent in /proc.
 func descendantsScan(root int) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -99,17 +110,7 @@ func descendantsScan(root int) []int {
 		ppid, _ := strconv.Atoi(f[1])
 		children[ppid] = append(children[ppid], pid)
 	}
-	var out []int
-	queue := []int{root}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range children[p] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
+	return walk(root, func(pid int) []int { return children[pid] })
 }
 
 func signalTree(root int, sig syscall.Signal) int {
