@@ -205,9 +205,7 @@ case "$1" in
 *) exit 1 ;;
 esac
 `
-	if err := os.WriteFile(filepath.Join(dir, "nvidia-smi"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	testbin.WriteScript(t, filepath.Join(dir, "nvidia-smi"), script)
 	return dir
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/goclearml/agent/internal/testbin"
 )
 
 func TestParseQueueSpecs(t *testing.T) {
@@ -265,7 +267,7 @@ case "$1" in
 --query-compute-apps=*) printf 'GPU-bbb, 999, /usr/bin/python3, 142000\n' ;;
 esac
 `
-	os.WriteFile(filepath.Join(dir, "nvidia-smi"), []byte(script), 0o755)
+	testbin.WriteScript(t, filepath.Join(dir, "nvidia-smi"), script)
 	devs, err := (&NvidiaSMI{Path: filepath.Join(dir, "nvidia-smi")}).Devices(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/goclearml/agent/internal/testbin"
 )
 
 // TestPrepareNoRequirementsWithoutPip: on an empty cache, a task with
@@ -140,9 +142,7 @@ func TestProbeFields(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := filepath.Join(dir, "python-"+strings.ReplaceAll(tc.name, " ", "-"))
 			script := "#!/bin/sh\nprintf '3.11.7\\n" + fake + "\\n/usr\\n3.11.7 (main)\\n" + tc.pip + "\\n" + tc.venv + "\\nend\\n'\n"
-			if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
-				t.Fatal(err)
-			}
+			testbin.WriteScript(t, fake, script)
 			in, err := probe(context.Background(), fake, nil)
 			if err != nil {
 				t.Fatalf("probe: %v", err)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/goclearml/agent/internal/testbin"
 )
 
 // A pyenv shim's answer is probed once and then read from the cache,
@@ -114,9 +116,7 @@ func probeCacheFixture(t *testing.T) (cache string, script func(name, marker str
 	script = func(name, marker string) string {
 		p := filepath.Join(dir, name)
 		body := "#!/bin/sh\n# " + marker + "\necho run >> " + count + "\nexec " + real + " \"$@\"\n"
-		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		testbin.WriteScript(t, p, body)
 		return p
 	}
 	runs = func() int {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/goclearml/agent/internal/testbin"
 )
 
 // isolatedEnv keeps the developer's git configuration out of the tests.
@@ -130,9 +132,7 @@ func testOptions(t *testing.T, cache string) (Options, *syncBuffer, string) {
 	argv := filepath.Join(dir, "argv.log")
 	wrapper := filepath.Join(dir, "git-wrapper.sh")
 	script := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '" + argv + "'\nexec '" + real + "' \"$@\"\n"
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	testbin.WriteScript(t, wrapper, script)
 	log := &syncBuffer{}
 	return Options{CacheDir: cache, GitBinary: wrapper, Log: log, ExtraEnv: isolatedEnv}, log, argv
 }
