@@ -12,6 +12,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -400,6 +401,39 @@ func TestExecutorRerun(t *testing.T) {
 		p, err := u.kube.CoreV1().Pods("ns").Get(context.Background(), pa.Name, metav1.GetOptions{})
 		return err == nil && p.Status.Phase == "" && strings.Contains(u.log(a), "finished pod of an earlier run")
 	}, func() string { return u.log(a) })
+}
+
+// TestExecutorFinishedPodOfTaskQueuedAgain: a task queued again by hand
+// before the executor saw its earlier pod end is left to its new run: the
+// old pod's end does not fail it (the race TestExecutorRerun once lost).
+func TestExecutorFinishedPodOfTaskQueuedAgain(t *testing.T) {
+	t.Parallel()
+	u := newUnit(t, func(c *Config) { c.KeepFinished = 0 })
+	if _, err := u.api.CreateQueue(context.Background(), "other"); err != nil {
+		t.Fatal(err)
+	}
+	a := u.task("a", nil)
+	pa := u.pod(a)
+	ctx := context.Background()
+	u.api.SetStatus(ctx, "tasks.started", a, true, "", "", apiclient.Default)
+	u.api.SetStatus(ctx, "tasks.failed", a, true, "", "", apiclient.Default)
+	// Queued where this executor does not pop, so the order is certain:
+	// the task is queued again before its pod ends.
+	if err := u.api.Call(ctx, "", "tasks.enqueue", map[string]any{"task": a, "queue_name": "other"}, nil, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	u.setStatus(pa, corev1.PodStatus{Phase: corev1.PodSucceeded})
+	// With keep_finished 0 the pod goes in the same pass that settles its task.
+	u.waitFor("finished pod deleted", func() bool {
+		_, err := u.kube.CoreV1().Pods("ns").Get(ctx, pa.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}, func() string { return "" })
+	if st := u.task2(a); st.Status != "queued" {
+		t.Fatalf("task queued again = %s (%s), want queued", st.Status, st.StatusReason)
+	}
+	if got := u.queueEntries("other"); len(got) != 1 || got[0] != a {
+		t.Fatalf("queue other = %v, want [%s]", got, a)
+	}
 }
 
 // TestExecutorQueueLimitAndPendingTimeout: a queue at its own max_pods is

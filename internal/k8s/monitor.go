@@ -181,9 +181,10 @@ func podFailure(p *corev1.Pod) (reason string, strong bool) {
 }
 
 // finishedPod settles a finished pod's task: the in-pod agent normally
-// reported the final status; a task still queued or running failed with
-// the pod's reason, and a failed one gets a reason its exit code could
-// not give (OOMKilled, Evicted).
+// reported the final status; a task still running, or still waiting in
+// the pending queue, failed with the pod's reason, and a failed one gets a
+// reason its exit code could not give (OOMKilled, Evicted). A task queued
+// anywhere else was queued again after the pod ended, and is left alone.
 func (e *Executor) finishedPod(ctx context.Context, p *corev1.Pod, st *taskState) {
 	task := p.Labels[LabelTask]
 	reason, strong := podFailure(p)
@@ -197,6 +198,12 @@ func (e *Executor) finishedPod(ctx context.Context, p *corev1.Pod, st *taskState
 	}
 	switch t.Status {
 	case api.StatusQueued, api.StatusInProgress:
+		if t.Status == api.StatusQueued && t.StatusReason != pendingStatusReason {
+			// Queued again, by hand, after this pod's run ended: the pod
+			// is an earlier run's, and the new run replaces it.
+			e.cfg.Log.Info("a finished pod of a task queued again; left to its new run", "task", task, "pod", p.Name)
+			return
+		}
 		if reason == "" {
 			reason = "the pod ended without the task reporting its end"
 		}
