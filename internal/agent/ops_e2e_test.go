@@ -172,6 +172,44 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatalf("/healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// A running task's resident memory and CPU: the task waits on a FIFO
+	// until the gauge shows it.
+	fifo := filepath.Join(t.TempDir(), "release")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	held := e.task("held", "", fmt.Sprintf("print('held', flush=True)\nopen(%q).read()\n", fifo))
+	var memory float64
+	if !testwait.For(60*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := p.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatalf("parsing /metrics: %v", err)
+		}
+		for _, m := range fams["clearml_agent_task_memory_bytes"].GetMetric() {
+			for _, l := range m.Label {
+				if l.GetName() == "task" && l.GetValue() == held {
+					memory = m.GetGauge().GetValue()
+				}
+			}
+		}
+		return memory > 1<<20
+	}) {
+		t.Fatalf("no resident memory of the running task in /metrics (last %v)\n%s", memory, d.Output())
+	}
+	release, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release.Close()
+	if tk := e.waitStatus(held, 60*time.Second, "completed", "failed"); tk.Status != "completed" {
+		t.Fatalf("held task = %s %q", tk.Status, tk.StatusReason)
+	}
 }
 
 // TestCreateQueueRace: a queue created by someone else between the

@@ -319,7 +319,11 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slo
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	marker := rec.Marker
-	wg.Go(func() { a.watch(watchCtx, tapi, taskID, marker, streamer, stop) })
+	runDir := ""
+	if a.cfg.RunsDir != "" {
+		runDir = filepath.Join(a.runDir(taskID), "run")
+	}
+	wg.Go(func() { a.watch(watchCtx, tapi, taskID, runDir, marker, streamer, stop) })
 	wg.Go(func() {
 		select {
 		case <-ctx.Done():
@@ -343,9 +347,7 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slo
 		env = append(env, "CLEARML_AUTH_TOKEN="+ownerToken)
 	}
 	spec := executor.Spec{Argv: a.cfg.ChildArgv(taskID), Env: env, GracePeriod: a.cfg.GracePeriod, Marker: marker}
-	if a.cfg.RunsDir != "" {
-		spec.RunDir = filepath.Join(a.runDir(taskID), "run")
-	}
+	spec.RunDir = runDir
 	if a.cfg.LostCommand != nil {
 		spec.OnLost = a.cfg.LostCommand(taskID, marker, a.cfg.Launcher != nil)
 	}
@@ -385,7 +387,7 @@ func (a *Agent) supervise(ctx context.Context, tapi *apiclient.Client, slot *Slo
 // On a server with the "task_wait" extension, a running task's status is
 // waited on (tasks.wait_status) instead of polled: an abort is seen within
 // milliseconds of the tasks.stop.
-func (a *Agent) watch(ctx context.Context, tapi *apiclient.Client, taskID, marker string, streamer *logstream.Streamer, stop func(stopReason)) {
+func (a *Agent) watch(ctx context.Context, tapi *apiclient.Client, taskID, runDir, marker string, streamer *logstream.Streamer, stop func(stopReason)) {
 	t := time.NewTicker(a.cfg.AbortCheckInterval)
 	defer t.Stop()
 	lastPing := time.Time{}
@@ -428,7 +430,7 @@ func (a *Agent) watch(ctx context.Context, tapi *apiclient.Client, taskID, marke
 			lastPing = time.Now()
 		}
 		if a.cfg.Metrics != nil {
-			cpu, rss := executor.Usage(marker)
+			cpu, rss := executor.Usage(runDir, marker)
 			a.cfg.Metrics.TaskUsage(taskID, cpu, rss)
 		}
 		if held && err == nil && status == api.StatusInProgress {

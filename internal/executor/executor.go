@@ -9,7 +9,8 @@
 // subreaper: processes that double-fork, leave the process group or the
 // session, or clear their environment are re-parented to it, not to init,
 // so they cannot escape. Every process also carries the run's marker in
-// its environment (RunMarkerEnv), which Usage sums CPU and memory by.
+// its environment (RunMarkerEnv): a run is found by it when its shim is
+// not known.
 package executor
 
 import (
@@ -187,11 +188,14 @@ func findMarked(marker string) []int {
 	return out
 }
 
-// Usage sums the CPU time and resident memory of a run's live processes.
-func Usage(marker string) (cpu time.Duration, rssBytes int64) {
+// Usage sums the CPU time and resident memory of a run's live processes:
+// its shim and those under it, found from the shim down (proctree.go), or, for a
+// run whose folder is not known or whose shim is gone, those that carry
+// its marker, found by reading every process's environment.
+func Usage(runDir, marker string) (cpu time.Duration, rssBytes int64) {
 	pageSize := int64(os.Getpagesize())
 	const clkTck = 100 // USER_HZ
-	for _, pid := range findMarked(marker) {
+	for _, pid := range runProcesses(runDir, marker) {
 		f, err := statFields(strconv.Itoa(pid))
 		if err != nil || len(f) < 22 {
 			continue
@@ -204,4 +208,17 @@ func Usage(marker string) (cpu time.Duration, rssBytes int64) {
 		rssBytes += rss * pageSize
 	}
 	return cpu, rssBytes
+}
+
+// runProcesses lists a run's live processes (see Usage). The walk down
+// reads a few files for a task of a few processes; the environment scan
+// reads one file per process of the machine, every 5 s for every task the
+// daemon runs when it serves metrics.
+func runProcesses(runDir, marker string) []int {
+	if runDir != "" {
+		if pid, ok := liveShim(runDir); ok {
+			return append([]int{pid}, descendants(pid)...)
+		}
+	}
+	return findMarked(marker)
 }

@@ -147,22 +147,28 @@ func (e *Executor) Own(dir string) error {
 
 // ShimAlive reports whether the shim of the run in dir still runs.
 func ShimAlive(dir string) bool {
+	_, ok := liveShim(dir)
+	return ok
+}
+
+// liveShim returns the pid of the run's shim, if it still runs.
+func liveShim(dir string) (int, bool) {
 	var si shimInfo
 	if err := readJSON(filepath.Join(dir, shimFile), &si); err != nil || si.ShimPID <= 0 {
-		return false
+		return 0, false
 	}
 	if si.ShimStart != 0 {
 		// The pid could have been reused by another process: a shim is
 		// known by its start time.
 		start, ok := procStart(si.ShimPID)
-		return ok && start == si.ShimStart
+		return si.ShimPID, ok && start == si.ShimStart
 	}
 	// A shim of an earlier version: known by its command line.
 	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", si.ShimPID))
 	if err != nil {
-		return false
+		return 0, false
 	}
-	return strings.Contains(string(cmd), ShimCommand+"\x00"+dir+"\x00")
+	return si.ShimPID, strings.Contains(string(cmd), ShimCommand+"\x00"+dir+"\x00")
 }
 
 // statFields returns the fields of /proc/PID/stat (pid: a number or
@@ -207,9 +213,8 @@ func readExit(dir string) (Exit, bool, error) {
 }
 
 func signalShim(dir string, sig syscall.Signal) {
-	var si shimInfo
-	if readJSON(filepath.Join(dir, shimFile), &si) == nil && si.ShimPID > 0 && ShimAlive(dir) {
-		syscall.Kill(si.ShimPID, sig)
+	if pid, ok := liveShim(dir); ok {
+		syscall.Kill(pid, sig)
 	}
 }
 

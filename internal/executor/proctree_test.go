@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"slices"
@@ -74,6 +75,73 @@ func BenchmarkDescendants(b *testing.B) {
 	b.Run("scan", func(b *testing.B) {
 		for b.Loop() {
 			descendantsScan(os.Getpid())
+		}
+	})
+}
+
+// A run's processes are found from its shim down, the same ones its
+// marker finds, and Usage sums them; a run whose folder is not known is
+// found by its marker.
+func TestRunProcessesFromTheShim(t *testing.T) {
+	t.Parallel()
+	if !childrenFiles() {
+		t.Skip("this kernel has no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN): only the scan is used")
+	}
+	dir := t.TempDir()
+	marker := "run-processes-" + strconv.Itoa(os.Getpid())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var out syncBuffer
+	go func() {
+		defer close(done)
+		(&Executor{}).Run(ctx, Spec{Argv: []string{"sh", "-c", "sleep 303 & sleep 304 & echo up; wait"}, Env: os.Environ(),
+			Marker: marker, RunDir: dir, GracePeriod: time.Second}, &out)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	testwait.Until(t, 30*time.Second, func() bool {
+		return strings.Contains(out.String(), "up") && len(findMarked(marker)) == 4
+	}, "the run's shim, its shell and the two sleeps")
+	fromShim, byMarker := runProcesses(dir, marker), findMarked(marker)
+	slices.Sort(fromShim)
+	slices.Sort(byMarker)
+	if !slices.Equal(fromShim, byMarker) {
+		t.Fatalf("from the shim %v, by the marker %v; want the same 4 processes", fromShim, byMarker)
+	}
+	if got := runProcesses("", marker); len(got) != 4 {
+		t.Fatalf("without the run's folder: %v, want its 4 processes", got)
+	}
+	if _, rss := Usage(dir, marker); rss <= 0 {
+		t.Fatalf("Usage: resident memory %d, want > 0", rss)
+	}
+	if got := runProcesses(t.TempDir(), "no such marker"); len(got) != 0 {
+		t.Fatalf("a folder without a shim and an unknown marker: %v", got)
+	}
+}
+
+// What the daemon's usage sample of one task costs: its processes found
+// from the shim, against a read of every process's environment.
+func BenchmarkRunProcesses(b *testing.B) {
+	dir := b.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var out syncBuffer
+	go func() {
+		defer close(done)
+		(&Executor{}).Run(ctx, Spec{Argv: []string{"sh", "-c", "sleep 305 & echo up; wait"}, Env: os.Environ(),
+			Marker: "bench-run-processes", RunDir: dir, GracePeriod: time.Second}, &out)
+	}()
+	defer func() { cancel(); <-done }()
+	testwait.Until(b, 30*time.Second, func() bool {
+		return strings.Contains(out.String(), "up") && len(findMarked("bench-run-processes")) == 3
+	}, "the run's shim, its shell and its sleep")
+	b.Run("from-the-shim", func(b *testing.B) {
+		for b.Loop() {
+			runProcesses(dir, "bench-run-processes")
+		}
+	})
+	b.Run("environment-scan", func(b *testing.B) {
+		for b.Loop() {
+			findMarked("bench-run-processes")
 		}
 	})
 }
