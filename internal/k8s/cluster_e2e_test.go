@@ -240,6 +240,45 @@ func TestK8sOOMKilled(t *testing.T) {
 	}
 }
 
+// TestK8sRerun: a task queued again after its run failed, its finished
+// pod kept, runs again in a new pod that replaces the old one: neither the
+// old pod's end nor its deletion fails the new run in its place (the run
+// fails on its own, with its own reason, as the first did).
+func TestK8sRerun(t *testing.T) {
+	t.Parallel()
+	e := newKEnv(t, nil)
+	e.createQueue("again")
+	p := e.executor("", "--queue", "again")
+	id := e.task(nil, "twice", "again", `echo "ran once more"; exit 3`, map[string]string{"image": e.busybox})
+	tk := e.waitStatus(id, 90*time.Second, p, "failed", "completed", "stopped")
+	if tk.Status != "failed" || strings.Contains(tk.StatusReason, "K8S") {
+		t.Fatalf("first run = %s %q\n%s", tk.Status, tk.StatusReason, e.log(id))
+	}
+	firstReason := tk.StatusReason
+	first := e.pods()
+	if len(first) != 1 {
+		t.Fatalf("%d pods after the first run, want 1 (kept)", len(first))
+	}
+	if err := e.api.Call(context.Background(), "", "tasks.enqueue", map[string]any{"task": id, "queue_name": "again"}, nil, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(90*time.Second, "the second run's end", func() bool {
+		return strings.Count(e.log(id), "ran once more") == 2 && e.get(id).Status == "failed"
+	}, func() string {
+		tk := e.get(id)
+		return tk.Status + " " + tk.StatusReason + "\n" + e.log(id) + p.Output()
+	})
+	if log := e.log(id); !strings.Contains(log, "of an earlier run of the task") {
+		t.Fatalf("the old pod was not replaced:\n%s", log)
+	}
+	if tk := e.get(id); tk.StatusReason != firstReason {
+		t.Fatalf("second run failed with %q, want the task's own reason %q\n%s", tk.StatusReason, firstReason, e.log(id))
+	}
+	if second := e.pods(); len(second) != 1 || second[0].UID == first[0].UID {
+		t.Fatalf("pods after the second run: %d, want 1 new one", len(second))
+	}
+}
+
 // TestK8sRestart: the executor killed mid-run and started again finds its
 // pods by label: no task gets a second pod, and every task finishes.
 func TestK8sRestart(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/goclearml/agent/internal/agent"
@@ -55,6 +56,28 @@ type taskState struct {
 	doneAt        time.Time // when it finished
 	deleting      bool      // we deleted the pod
 	events        map[string]int32
+	// uid is the pod's (or job's) this executor made for the task's run;
+	// empty for one it found (after a restart): then any object with the
+	// task's label is the run's.
+	uid types.UID
+	// launching: a launch of the task is under way, and what carries its
+	// label is an earlier run's (a finished pod it replaces, or one whose
+	// deletion the informer reports late).
+	launching bool
+}
+
+// runsObject reports whether obj, a pod or a job with the task's label,
+// is the object of the task's current run, or one left by an earlier run.
+// Called with e.mu held.
+func (st *taskState) runsObject(obj metav1.Object) bool {
+	switch {
+	case st.launching:
+		return false
+	case st.uid == "" || obj.GetUID() == st.uid:
+		return true
+	}
+	ref := metav1.GetControllerOfNoCopy(obj) // a job's pod
+	return ref != nil && ref.UID == st.uid
 }
 
 // New builds an executor. Nothing happens until Run.

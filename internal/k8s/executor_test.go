@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -95,9 +97,11 @@ func newUnit(t *testing.T, edit func(*Config)) *unit {
 	}
 	u := &unit{t: t, api: c, kube: fake.NewClientset()}
 	// The API server stamps what it creates.
+	var uids atomic.Int64
 	u.kube.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if obj, ok := a.(k8stesting.CreateAction).GetObject().(metav1.Object); ok {
 			obj.SetCreationTimestamp(metav1.Now())
+			obj.SetUID(types.UID(fmt.Sprintf("uid-%d", uids.Add(1))))
 		}
 		return false, nil, nil
 	})
@@ -397,10 +401,23 @@ func TestExecutorRerun(t *testing.T) {
 	if err := u.api.Call(context.Background(), "", "tasks.enqueue", map[string]any{"task": a, "queue_name": "work"}, nil, apiclient.Default); err != nil {
 		t.Fatal(err)
 	}
+	var again *corev1.Pod
 	u.waitFor("a new pod", func() bool {
 		p, err := u.kube.CoreV1().Pods("ns").Get(context.Background(), pa.Name, metav1.GetOptions{})
+		again = p
 		return err == nil && p.Status.Phase == "" && strings.Contains(u.log(a), "finished pod of an earlier run")
 	}, func() string { return u.log(a) })
+	// The new run is the task's: neither the old pod's end nor its
+	// deletion fails it.
+	if again.UID == pa.UID {
+		t.Fatalf("the new pod has the old one's UID %s", pa.UID)
+	}
+	u.api.SetStatus(context.Background(), "tasks.started", a, true, "", "", apiclient.Default)
+	u.setStatus(again, corev1.PodStatus{Phase: corev1.PodRunning})
+	u.waitFor("the new pod seen running", func() bool { return strings.Contains(u.log(a), "running on node") }, func() string { return u.log(a) })
+	if tk := u.task2(a); tk.Status != "in_progress" {
+		t.Fatalf("the task's second run = %s (%s), want in_progress\n%s", tk.Status, tk.StatusReason, u.log(a))
+	}
 }
 
 // TestExecutorFinishedPodOfTaskQueuedAgain: a task queued again by hand

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/goclearml/agent/internal/agent"
 	"github.com/goclearml/agent/internal/api"
@@ -113,6 +114,18 @@ func (e *Executor) launchOne(ctx context.Context) bool {
 func (e *Executor) launch(ctx context.Context, taskID string, q agent.QueueRef, owner string, again bool) {
 	log := e.cfg.Log.With("task", taskID, "queue", q.Name)
 	logf := func(level, msg string) { e.taskLog(ctx, taskID, level, msg) }
+	// From here on, what carries the task's label is an earlier run's,
+	// until this run's pod is made.
+	st := &taskState{queueID: q.ID, events: map[string]int32{}, launching: true}
+	e.mu.Lock()
+	e.state[taskID] = st
+	e.mu.Unlock()
+	made := false
+	defer func() {
+		if !made {
+			e.untrack(taskID)
+		}
+	}()
 	if !again {
 		logf("INFO", fmt.Sprintf("task %s pulled from %s by worker %s", taskID, q.ID, e.cfg.WorkerID))
 		// Visibility: the task waits for its pod in the pending queue,
@@ -170,10 +183,8 @@ func (e *Executor) launch(ctx context.Context, taskID string, q agent.QueueRef, 
 	for _, n := range notes {
 		logf("WARNING", n)
 	}
-	// A finished pod of an earlier run of the task goes first.
-	e.replaceFinished(ctx, taskID, pod.Name)
-	e.untrack(taskID)
-	e.track(taskID, q.ID)
+	// A pod of an earlier run of the task goes first.
+	e.replaceEarlier(ctx, taskID, pod.Name, !again)
 	if in.TaskSecret != "" {
 		if err := e.putTaskSecret(ctx, in.TaskSecret, pod.Labels, secretData); err != nil {
 			e.untrack(taskID)
@@ -181,8 +192,12 @@ func (e *Executor) launch(ctx context.Context, taskID string, q agent.QueueRef, 
 			return
 		}
 	}
-	kind, err := e.create(ctx, pod)
+	kind, uid, err := e.create(ctx, pod)
 	if apierrors.IsAlreadyExists(err) {
+		// Made by an earlier executor: whatever carries the label is this run's.
+		e.mu.Lock()
+		st.launching, made = false, true
+		e.mu.Unlock()
 		log.Info("the task's "+kind+" exists already; following it", "name", pod.Name)
 		return
 	}
@@ -191,15 +206,21 @@ func (e *Executor) launch(ctx context.Context, taskID string, q agent.QueueRef, 
 		e.launchFailed(ctx, taskID, q, err)
 		return
 	}
+	e.mu.Lock()
+	st.launching, st.uid, made = false, uid, true
+	e.mu.Unlock()
 	logf("INFO", fmt.Sprintf("Kubernetes %s %s/%s created (image %s)", kind, e.cfg.Namespace, pod.Name, prep.Choice.Image))
 	log.Info("launched", "kind", kind, "name", pod.Name, "image", prep.Choice.Image)
 }
 
-// replaceFinished deletes the finished pod (or job) an earlier run of
-// the task left (kept for keep_finished_sec) and waits until it is gone,
-// so that the new run gets its pod. An unfinished one is a pod of this
-// run (after a restart): it stays, and is followed.
-func (e *Executor) replaceFinished(ctx context.Context, taskID, name string) {
+// replaceEarlier deletes the pod (or job) an earlier run of the task left
+// and waits until it is gone, so that the new run gets its pod. A task
+// popped from a queue (fresh) is a new run: whatever has its pod's name is
+// an earlier run's, finished and kept for keep_finished_sec, or still
+// ending (its task already reported its end). For a task launched again
+// from the pending queue (after a restart), an unfinished one is this
+// run's: it stays, and is followed.
+func (e *Executor) replaceEarlier(ctx context.Context, taskID, name string, fresh bool) {
 	ns := e.cfg.Namespace
 	gone := func() bool {
 		if e.cfg.Kind == KindJob {
@@ -209,18 +230,28 @@ func (e *Executor) replaceFinished(ctx context.Context, taskID, name string) {
 		_, err := e.kube.Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	}
+	finished := false
 	if e.cfg.Kind == KindJob {
 		j, err := e.kube.Jobs(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil || !jobFinished(j) {
+		if err != nil {
 			return
 		}
+		finished = jobFinished(j)
 	} else {
 		p, err := e.kube.Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil || (p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed) {
+		if err != nil {
 			return
 		}
+		finished = p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 	}
-	e.taskLog(ctx, taskID, "INFO", "deleting the finished pod of an earlier run of the task: "+name)
+	switch {
+	case finished:
+		e.taskLog(ctx, taskID, "INFO", "deleting the finished pod of an earlier run of the task: "+name)
+	case fresh:
+		e.taskLog(ctx, taskID, "INFO", "deleting the pod of an earlier run of the task, still ending: "+name)
+	default:
+		return
+	}
 	e.deleteTaskObjects(ctx, taskID, name)
 	deadline := time.Now().Add(time.Minute)
 	for !gone() && time.Now().Before(deadline) && ctx.Err() == nil {
@@ -228,14 +259,20 @@ func (e *Executor) replaceFinished(ctx context.Context, taskID, name string) {
 	}
 }
 
-// create makes the task's pod, or its job.
-func (e *Executor) create(ctx context.Context, pod *corev1.Pod) (string, error) {
+// create makes the task's pod, or its job, and returns its UID.
+func (e *Executor) create(ctx context.Context, pod *corev1.Pod) (string, types.UID, error) {
 	if e.cfg.Kind == KindJob {
-		_, err := e.kube.Jobs(e.cfg.Namespace).Create(ctx, wrapJob(pod), metav1.CreateOptions{})
-		return "job", err
+		j, err := e.kube.Jobs(e.cfg.Namespace).Create(ctx, wrapJob(pod), metav1.CreateOptions{})
+		if err != nil {
+			return "job", "", err
+		}
+		return "job", j.UID, nil
 	}
-	_, err := e.kube.Pods(e.cfg.Namespace).Create(ctx, pod, metav1.CreateOptions{})
-	return "pod", err
+	p, err := e.kube.Pods(e.cfg.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		return "pod", "", err
+	}
+	return "pod", p.UID, nil
 }
 
 // launchFailed handles a refused pod: a request Kubernetes rejects (an

@@ -51,9 +51,12 @@ func (e *Executor) reconcile(ctx context.Context, checkAborts bool) {
 		}
 		st := e.track(task, p.Labels[LabelQueue])
 		e.mu.Lock()
-		st.seen = true
+		ours := st.runsObject(p)
+		if ours {
+			st.seen = true
+		}
 		e.mu.Unlock()
-		if p.DeletionTimestamp != nil {
+		if !ours || p.DeletionTimestamp != nil {
 			continue
 		}
 		switch p.Status.Phase {
@@ -328,8 +331,8 @@ func (e *Executor) handleGone(ctx context.Context) {
 	for _, p := range gone {
 		task := p.Labels[LabelTask]
 		st, ok := e.state[task]
-		if !ok {
-			continue
+		if !ok || !st.runsObject(p) {
+			continue // an earlier run's pod: the run now is another
 		}
 		delete(e.state, task)
 		if !st.done && !st.deleting && e.cfg.Kind == KindPod {
@@ -356,9 +359,12 @@ func (e *Executor) reconcileJobs(ctx context.Context, now time.Time) {
 		task := j.Labels[LabelTask]
 		st := e.track(task, j.Labels[LabelQueue])
 		e.mu.Lock()
-		st.seen = true
+		ours := st.runsObject(j)
+		if ours {
+			st.seen = true
+		}
 		e.mu.Unlock()
-		if !jobFinished(j) || j.DeletionTimestamp != nil || st.deleting {
+		if !ours || !jobFinished(j) || j.DeletionTimestamp != nil || st.deleting {
 			continue
 		}
 		if st.doneAt.IsZero() {
