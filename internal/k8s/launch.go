@@ -120,7 +120,7 @@ func (e *Executor) launch(ctx context.Context, taskID string, q agent.QueueRef, 
 	e.mu.Lock()
 	e.state[taskID] = st
 	e.mu.Unlock()
-	made := false
+	made := false // else the task is forgotten: it failed, or went back to its queue
 	defer func() {
 		if !made {
 			e.untrack(taskID)
@@ -187,7 +187,6 @@ func (e *Executor) launch(ctx context.Context, taskID string, q agent.QueueRef, 
 	e.replaceEarlier(ctx, taskID, pod.Name, !again)
 	if in.TaskSecret != "" {
 		if err := e.putTaskSecret(ctx, in.TaskSecret, pod.Labels, secretData); err != nil {
-			e.untrack(taskID)
 			e.launchFailed(ctx, taskID, q, err)
 			return
 		}
@@ -202,7 +201,6 @@ func (e *Executor) launch(ctx context.Context, taskID string, q agent.QueueRef, 
 		return
 	}
 	if err != nil {
-		e.untrack(taskID)
 		e.launchFailed(ctx, taskID, q, err)
 		return
 	}
