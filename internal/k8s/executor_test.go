@@ -388,6 +388,81 @@ func TestExecutorJobKind(t *testing.T) {
 	}
 }
 
+// TestExecutorJobRerun: with jobs, a task queued again gets a new job in
+// place of its earlier run's, finished and kept; the earlier job's pod,
+// still in the cache, does not fail the new run.
+func TestExecutorJobRerun(t *testing.T) {
+	t.Parallel()
+	u := newUnit(t, func(c *Config) { c.Kind = KindJob })
+	ctx := context.Background()
+	a := u.task("a", nil)
+	jobs := u.kube.BatchV1().Jobs("ns")
+	var j *batchv1.Job
+	u.waitFor("job", func() bool {
+		var err error
+		j, err = jobs.Get(ctx, "clearml-id-"+a, metav1.GetOptions{})
+		return err == nil
+	}, func() string { return "" })
+	// The job's pod, as the job controller would make it, ends; so does the job.
+	yes := true
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "clearml-id-" + a + "-x1", Namespace: "ns", Labels: j.Spec.Template.Labels,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: j.Name, UID: j.UID, Controller: &yes}}},
+		Spec: j.Spec.Template.Spec}
+	if _, err := u.kube.CoreV1().Pods("ns").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	u.api.SetStatus(ctx, "tasks.started", a, true, "", "", apiclient.Default)
+	u.api.SetStatus(ctx, "tasks.failed", a, true, "", "", apiclient.Default)
+	u.setStatus(pod, corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: "clearml-task",
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}}}})
+	j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue}}
+	if _, err := jobs.UpdateStatus(ctx, j, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.api.Call(ctx, "", "tasks.enqueue", map[string]any{"task": a, "queue_name": "work"}, nil, apiclient.Default); err != nil {
+		t.Fatal(err)
+	}
+	u.waitFor("a new job", func() bool {
+		again, err := jobs.Get(ctx, j.Name, metav1.GetOptions{})
+		return err == nil && again.UID != j.UID && strings.Contains(u.log(a), "Kubernetes job ns/"+j.Name+" created")
+	}, func() string { return u.log(a) })
+	if !strings.Contains(u.log(a), "finished pod of an earlier run") {
+		t.Fatalf("the earlier job was not replaced:\n%s", u.log(a))
+	}
+	// A pod of the earlier job still listed (a late deletion) is not the
+	// run's: the task stays queued, waiting for the new job's pod.
+	stale := pod.DeepCopy()
+	stale.Name, stale.ResourceVersion, stale.UID = stale.Name+"-late", "", ""
+	stale.Status = corev1.PodStatus{Phase: corev1.PodFailed}
+	if _, err := u.kube.CoreV1().Pods("ns").Create(ctx, stale, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Two passes of the monitor after it: another task's pending pod, made
+	// after the late one (the informer keeps the order), shows one reason
+	// and then another in that task's log.
+	b := u.task("b", nil)
+	var jb *batchv1.Job
+	u.waitFor("b's job", func() bool {
+		var err error
+		jb, err = jobs.Get(ctx, "clearml-id-"+b, metav1.GetOptions{})
+		return err == nil
+	}, func() string { return "" })
+	pb := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: jb.Name + "-x1", Namespace: "ns", Labels: jb.Spec.Template.Labels,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: jb.Name, UID: jb.UID, Controller: &yes}}},
+		Spec: jb.Spec.Template.Spec}
+	if _, err := u.kube.CoreV1().Pods("ns").Create(ctx, pb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, why := range []string{"first pass", "second pass"} {
+		u.setStatus(pb, corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled,
+			Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: why}}})
+		u.waitFor("b's pending reason: "+why, func() bool { return strings.Contains(u.log(b), why) }, func() string { return u.log(b) })
+	}
+	if tk := u.task2(a); tk.Status != "queued" {
+		t.Fatalf("the task's second run = %s (%s), want queued\n%s", tk.Status, tk.StatusReason, u.log(a))
+	}
+}
+
 // TestExecutorRerun: a task enqueued again while the finished pod of its
 // earlier run is kept gets a new pod.
 func TestExecutorRerun(t *testing.T) {
