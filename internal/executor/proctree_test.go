@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -89,18 +90,7 @@ func TestRunProcessesFromTheShim(t *testing.T) {
 	}
 	dir := t.TempDir()
 	marker := "run-processes-" + strconv.Itoa(os.Getpid())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var out syncBuffer
-	go func() {
-		defer close(done)
-		(&Executor{}).Run(ctx, Spec{Argv: []string{"sh", "-c", "sleep 303 & sleep 304 & echo up; wait"}, Env: os.Environ(),
-			Marker: marker, RunDir: dir, GracePeriod: time.Second}, &out)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	testwait.Until(t, 30*time.Second, func() bool {
-		return strings.Contains(out.String(), "up") && len(findMarked(marker)) == 4
-	}, "the run's shim, its shell and the two sleeps")
+	runIn(t, dir, marker, "sleep 303 & sleep 304", 4)
 	fromShim, byMarker := runProcesses(dir, marker), findMarked(marker)
 	slices.Sort(fromShim)
 	slices.Sort(byMarker)
@@ -122,18 +112,7 @@ func TestRunProcessesFromTheShim(t *testing.T) {
 // from the shim, against a read of every process's environment.
 func BenchmarkRunProcesses(b *testing.B) {
 	dir := b.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var out syncBuffer
-	go func() {
-		defer close(done)
-		(&Executor{}).Run(ctx, Spec{Argv: []string{"sh", "-c", "sleep 305 & echo up; wait"}, Env: os.Environ(),
-			Marker: "bench-run-processes", RunDir: dir, GracePeriod: time.Second}, &out)
-	}()
-	defer func() { cancel(); <-done }()
-	testwait.Until(b, 30*time.Second, func() bool {
-		return strings.Contains(out.String(), "up") && len(findMarked("bench-run-processes")) == 3
-	}, "the run's shim, its shell and its sleep")
+	runIn(b, dir, "bench-run-processes", "sleep 305", 3)
 	b.Run("from-the-shim", func(b *testing.B) {
 		for b.Loop() {
 			runProcesses(dir, "bench-run-processes")
@@ -144,4 +123,23 @@ func BenchmarkRunProcesses(b *testing.B) {
 			findMarked("bench-run-processes")
 		}
 	})
+}
+
+// runIn runs "children; echo up; wait" under an executor in dir until the
+// test ends, and waits until the run has its processes (the shim among
+// them) and has printed "up".
+func runIn(tb testing.TB, dir, marker, children string, processes int) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var out syncBuffer
+	go func() {
+		defer close(done)
+		(&Executor{}).Run(ctx, Spec{Argv: []string{"sh", "-c", children + " & echo up; wait"}, Env: os.Environ(),
+			Marker: marker, RunDir: dir, GracePeriod: time.Second}, &out)
+	}()
+	tb.Cleanup(func() { cancel(); <-done })
+	testwait.Until(tb, 30*time.Second, func() bool {
+		return strings.Contains(out.String(), "up") && len(findMarked(marker)) == processes
+	}, fmt.Sprintf("the run's %d processes", processes))
 }

@@ -388,6 +388,32 @@ func TestExecutorJobKind(t *testing.T) {
 	}
 }
 
+// job waits for the task's job.
+func (u *unit) job(task string) *batchv1.Job {
+	u.t.Helper()
+	var j *batchv1.Job
+	u.waitFor("job of "+task, func() bool {
+		var err error
+		j, err = u.kube.BatchV1().Jobs("ns").Get(context.Background(), "clearml-id-"+task, metav1.GetOptions{})
+		return err == nil
+	}, func() string { return "" })
+	return j
+}
+
+// jobPod makes the job's pod, as the job controller would.
+func (u *unit) jobPod(j *batchv1.Job) *corev1.Pod {
+	u.t.Helper()
+	yes := true
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-x1", Namespace: "ns", Labels: j.Spec.Template.Labels,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: j.Name, UID: j.UID, Controller: &yes}}},
+		Spec: j.Spec.Template.Spec}
+	p, err := u.kube.CoreV1().Pods("ns").Create(context.Background(), p, metav1.CreateOptions{})
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return p
+}
+
 // TestExecutorJobRerun: with jobs, a task queued again gets a new job in
 // place of its earlier run's, finished and kept; the earlier job's pod,
 // still in the cache, does not fail the new run.
@@ -397,20 +423,9 @@ func TestExecutorJobRerun(t *testing.T) {
 	ctx := context.Background()
 	a := u.task("a", nil)
 	jobs := u.kube.BatchV1().Jobs("ns")
-	var j *batchv1.Job
-	u.waitFor("job", func() bool {
-		var err error
-		j, err = jobs.Get(ctx, "clearml-id-"+a, metav1.GetOptions{})
-		return err == nil
-	}, func() string { return "" })
-	// The job's pod, as the job controller would make it, ends; so does the job.
-	yes := true
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "clearml-id-" + a + "-x1", Namespace: "ns", Labels: j.Spec.Template.Labels,
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: j.Name, UID: j.UID, Controller: &yes}}},
-		Spec: j.Spec.Template.Spec}
-	if _, err := u.kube.CoreV1().Pods("ns").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	j := u.job(a)
+	// The job's pod ends; so does the job.
+	pod := u.jobPod(j)
 	u.api.SetStatus(ctx, "tasks.started", a, true, "", "", apiclient.Default)
 	u.api.SetStatus(ctx, "tasks.failed", a, true, "", "", apiclient.Default)
 	u.setStatus(pod, corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: "clearml-task",
@@ -441,18 +456,7 @@ func TestExecutorJobRerun(t *testing.T) {
 	// after the late one (the informer keeps the order), shows one reason
 	// and then another in that task's log.
 	b := u.task("b", nil)
-	var jb *batchv1.Job
-	u.waitFor("b's job", func() bool {
-		var err error
-		jb, err = jobs.Get(ctx, "clearml-id-"+b, metav1.GetOptions{})
-		return err == nil
-	}, func() string { return "" })
-	pb := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: jb.Name + "-x1", Namespace: "ns", Labels: jb.Spec.Template.Labels,
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: jb.Name, UID: jb.UID, Controller: &yes}}},
-		Spec: jb.Spec.Template.Spec}
-	if _, err := u.kube.CoreV1().Pods("ns").Create(ctx, pb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	pb := u.jobPod(u.job(b))
 	for _, why := range []string{"first pass", "second pass"} {
 		u.setStatus(pb, corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled,
 			Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: why}}})
