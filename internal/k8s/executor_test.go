@@ -164,15 +164,28 @@ func (u *unit) waitFor(what string, cond func() bool, describe func() string) {
 	}
 }
 
+// pod waits for the task's pod.
 func (u *unit) pod(task string) *corev1.Pod {
 	u.t.Helper()
-	var p *corev1.Pod
-	u.waitFor("pod of "+task, func() bool {
+	return waitObject(u, "pod of "+task, u.kube.CoreV1().Pods("ns").Get, "clearml-id-"+task)
+}
+
+// job waits for the task's job.
+func (u *unit) job(task string) *batchv1.Job {
+	u.t.Helper()
+	return waitObject(u, "job of "+task, u.kube.BatchV1().Jobs("ns").Get, "clearml-id-"+task)
+}
+
+// waitObject waits until get finds the object called name.
+func waitObject[T any](u *unit, what string, get func(context.Context, string, metav1.GetOptions) (T, error), name string) T {
+	u.t.Helper()
+	var obj T
+	u.waitFor(what, func() bool {
 		var err error
-		p, err = u.kube.CoreV1().Pods("ns").Get(context.Background(), "clearml-id-"+task, metav1.GetOptions{})
+		obj, err = get(context.Background(), name, metav1.GetOptions{})
 		return err == nil
 	}, func() string { return "" })
-	return p
+	return obj
 }
 
 func (u *unit) setStatus(p *corev1.Pod, s corev1.PodStatus) {
@@ -377,27 +390,10 @@ func TestExecutorJobKind(t *testing.T) {
 	t.Parallel()
 	u := newUnit(t, func(c *Config) { c.Kind = KindJob })
 	a := u.task("a", nil)
-	var j *batchv1.Job
-	u.waitFor("job", func() bool {
-		var err error
-		j, err = u.kube.BatchV1().Jobs("ns").Get(context.Background(), "clearml-id-"+a, metav1.GetOptions{})
-		return err == nil
-	}, func() string { return "" })
+	j := u.job(a)
 	if *j.Spec.BackoffLimit != 0 || j.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyNever || j.Spec.Template.Labels[LabelTask] != a {
 		t.Fatalf("job %+v", j.Spec)
 	}
-}
-
-// job waits for the task's job.
-func (u *unit) job(task string) *batchv1.Job {
-	u.t.Helper()
-	var j *batchv1.Job
-	u.waitFor("job of "+task, func() bool {
-		var err error
-		j, err = u.kube.BatchV1().Jobs("ns").Get(context.Background(), "clearml-id-"+task, metav1.GetOptions{})
-		return err == nil
-	}, func() string { return "" })
-	return j
 }
 
 // jobPod makes the job's pod, as the job controller would.
