@@ -30,7 +30,6 @@ func TestRunsObject(t *testing.T) {
 		want bool
 	}{
 		{"launching, the earlier pod", taskState{launching: true}, pod("old", ""), false},
-		{"launching, a pod made by an earlier executor", taskState{launching: true, uid: ""}, pod("x", ""), false},
 		{"made, its pod", taskState{uid: "new"}, pod("new", ""), true},
 		{"made, the earlier pod", taskState{uid: "new"}, pod("old", ""), false},
 		{"made, its job", taskState{uid: "job2"}, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{UID: "job2"}}, true},

@@ -67,7 +67,7 @@ type taskState struct {
 }
 
 // runsObject reports whether obj, a pod or a job with the task's label,
-// is the object of the task's current run, or one left by an earlier run.
+// is the object of the task's current run (false: an earlier run left it).
 // Called with e.mu held.
 func (st *taskState) runsObject(obj metav1.Object) bool {
 	switch {
