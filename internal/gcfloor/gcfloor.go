@@ -42,7 +42,10 @@ const (
 // with the percent: at GOGC=p the goal is at least heapMinimum*p/100.
 const heapMinimum = 4 << 20
 
-const liveMetric = "/gc/heap/live:bytes"
+const (
+	liveMetric   = "/gc/heap/live:bytes"
+	cyclesMetric = "/gc/cycles/total:gc-cycles"
+)
 
 // tuner is the process's one adjustment in force: a process has one
 // garbage collector, so concurrent Runs share it.
@@ -55,6 +58,10 @@ var tuner struct {
 	on      bool      // the floor is in force
 	last    time.Time // when the previous collection was seen
 	armed   bool      // a cleanup waits for the next collection
+	// armedAt is how many collections had completed when the cleanup was
+	// armed (for tests: while none has completed since, none that found
+	// its sentinel is still to be heard of).
+	armedAt uint64
 	// now and adjusted are for tests: the clock, and a hook told of each
 	// collection seen (its gap after the previous one, the live heap) with
 	// the percent then set.
@@ -113,6 +120,7 @@ type sentinel struct {
 // arm waits for the next collection. Callers hold tuner.mu.
 func arm() {
 	tuner.armed = true
+	tuner.armedAt = readUint64(cyclesMetric)
 	runtime.AddCleanup(new(sentinel), afterGC, 0)
 }
 
@@ -137,10 +145,12 @@ func afterGC(int) {
 		debug.SetGCPercent(p)
 		tuner.percent = p
 	}
+	// Armed before anyone hears of this collection: one who then collects
+	// at once (the tests) has a sentinel for that collection to find.
+	arm()
 	if tuner.adjusted != nil {
 		tuner.adjusted(gap, live, p)
 	}
-	arm()
 }
 
 // floorOn says whether the floor is in force after a collection that came
@@ -156,8 +166,11 @@ func floorOn(on bool, gap time.Duration) bool {
 }
 
 // liveHeap is the heap the last collection found live.
-func liveHeap() uint64 {
-	s := []metrics.Sample{{Name: liveMetric}}
+func liveHeap() uint64 { return readUint64(liveMetric) }
+
+// readUint64 reads one of the runtime's metrics (0 when it has none).
+func readUint64(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0

@@ -73,8 +73,9 @@ type event struct {
 // ones with a small live heap raise the percent to the floor's, a rare one
 // puts it back, a large live heap keeps the configured percent, and the end
 // of the last user restores it. Collections the runtime starts on its own
-// see no time pass (the clock moves only here), so each step waits for the
-// collection whose gap is the one it set.
+// see no time pass while the clock stands (it moves only in collectAfter,
+// once they have all been heard of), so each step waits for the collection
+// whose gap is the one it set.
 func TestFollowsCollections(t *testing.T) {
 	base := gcPercent()
 	if base < 0 {
@@ -107,8 +108,36 @@ func TestFollowsCollections(t *testing.T) {
 			stop()
 		}
 	}()
+	// quiet returns once every collection that found the sentinel has been
+	// heard of: the sentinel is armed and no collection completed since.
+	// Else one did, and either its cleanup is still to run, or the
+	// sentinel was made during it and outlived it: a collection now makes
+	// sure that a cleanup runs, and its event is waited for.
+	quiet := func() {
+		t.Helper()
+		timeout := time.After(time.Minute)
+		for {
+			tuner.mu.Lock()
+			done := tuner.armed && readUint64(cyclesMetric) == tuner.armedAt
+			tuner.mu.Unlock()
+			if done {
+				return
+			}
+			runtime.GC()
+			select {
+			case <-events:
+			case <-timeout:
+				t.Fatal("the collections were not all heard of within a minute")
+			}
+		}
+	}
+	// collectAfter moves the clock by gap and collects; the first
+	// collection heard of after that is the one with the gap. quiet first:
+	// a collection the runtime made before (while a large heap was being
+	// made, say) must not be the one heard of with the gap.
 	collectAfter := func(gap time.Duration) event {
 		t.Helper()
+		quiet()
 		mu.Lock()
 		clock = clock.Add(gap)
 		mu.Unlock()
