@@ -25,6 +25,11 @@ import (
 type runningTask struct {
 	queue string
 	slot  *Slot
+	// done is closed when the run has ended, teardown and all (untrack).
+	done chan struct{}
+	// after is the done of a run of the same task that was still ending
+	// when this one was tracked (nil: none): this run starts after it.
+	after <-chan struct{}
 }
 
 // Slot is where one task runs: the worker it runs as and what it gets.
@@ -117,16 +122,34 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
-func (a *Agent) track(task, queue string, slot *Slot) {
+// track records the task's run in slot, once: the parallel loop tracks a
+// run before runTask does, with the same slot. In services mode a task
+// queued again as soon as its final status is out can be popped again
+// while its last run still tears down (its worker, its run folder): the
+// new run is then tracked after it, and waits for its end.
+func (a *Agent) track(task, queue string, slot *Slot) *runningTask {
 	a.mu.Lock()
-	a.running[task] = &runningTask{queue: queue, slot: slot}
-	a.mu.Unlock()
+	defer a.mu.Unlock()
+	prev, ok := a.running[task]
+	if ok && prev.slot == slot {
+		return prev
+	}
+	rt := &runningTask{queue: queue, slot: slot, done: make(chan struct{})}
+	if ok {
+		rt.after = prev.done
+	}
+	a.running[task] = rt
+	return rt
 }
 
-func (a *Agent) untrack(task string) {
+// untrack ends the run rt, which a later run of the task may wait for.
+func (a *Agent) untrack(task string, rt *runningTask) {
 	a.mu.Lock()
-	delete(a.running, task)
-	a.mu.Unlock()
+	defer a.mu.Unlock()
+	if a.running[task] == rt {
+		delete(a.running, task)
+	}
+	close(rt.done)
 }
 
 // runTask runs one task popped from q, from "pulled" to its final status
@@ -146,9 +169,18 @@ func (a *Agent) runTask(ctx context.Context, taskID, lease string, q QueueRef, o
 			a.finish(final, a.api, slot, taskID, "tasks.failed", fmt.Sprintf("agent internal error: %v", p))
 		}
 	}()
-	a.track(taskID, q.ID, slot)
-	defer a.untrack(taskID)
+	rt := a.track(taskID, q.ID, slot)
+	defer a.untrack(taskID, rt)
 	log := a.log.With("task", taskID)
+	if rt.after != nil {
+		select {
+		case <-rt.after:
+		case <-ctx.Done():
+			// Not started: its hand-out expires and the task goes back to its queue.
+			log.Warn("shutting down while the task's last run was still ending; the task is left to its queue")
+			return
+		}
+	}
 	// The marker the run's processes will carry is in the record from the
 	// start: one write of it per task (a file created on the task's path).
 	rec := &runRecord{Task: taskID, QueueID: q.ID, QueueName: q.Name, Owner: owner, Slot: *slot, Taken: time.Now(),
