@@ -79,7 +79,16 @@ func newEnv(t testing.TB, serverArgs ...string) *env {
 func (e *env) daemon(args ...string) *testbin.Process {
 	e.t.Helper()
 	argv := append([]string{"--config-file", e.srv.ConfigPath, "daemon", "--foreground", "--polling-interval", "0.5"}, args...)
-	return testbin.Start(e.t, e.daemonEnv(), argv...)
+	d := testbin.Start(e.t, e.daemonEnv(), argv...)
+	// Before the harness kills it (cleanups run last first): a daemon
+	// stopped gracefully stops its tasks, so that none outlives the test
+	// under its shim, writing in the folders the test removes.
+	e.t.Cleanup(func() {
+		if d.Signal(syscall.SIGTERM) == nil {
+			d.Wait(60 * time.Second)
+		}
+	})
+	return d
 }
 
 // daemonEnv gives daemons private temp, cache and home folders.
