@@ -199,6 +199,13 @@ func (e *Executor) finishedPod(ctx context.Context, p *corev1.Pod, st *taskState
 		e.cfg.Log.Warn("reading a finished pod's task", "task", task, "err", err)
 		return
 	}
+	// Launched again while it was read: its status is the new run's.
+	e.mu.Lock()
+	current := e.state[task] == st && st.runsObject(p)
+	e.mu.Unlock()
+	if !current {
+		return
+	}
 	switch t.Status {
 	case api.StatusQueued, api.StatusInProgress:
 		if t.Status == api.StatusQueued && t.StatusReason != pendingStatusReason {
