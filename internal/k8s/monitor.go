@@ -50,13 +50,7 @@ func (e *Executor) reconcile(ctx context.Context, checkAborts bool) {
 			continue
 		}
 		st := e.track(task, p.Labels[LabelQueue])
-		e.mu.Lock()
-		ours := st.runsObject(p)
-		if ours {
-			st.seen = true
-		}
-		e.mu.Unlock()
-		if !ours || p.DeletionTimestamp != nil {
+		if !e.sees(st, p) || p.DeletionTimestamp != nil {
 			continue
 		}
 		switch p.Status.Phase {
@@ -88,6 +82,18 @@ func (e *Executor) reconcile(ctx context.Context, checkAborts bool) {
 	if checkAborts && len(pendingTasks) > 0 {
 		e.abortPending(ctx, pendingTasks)
 	}
+}
+
+// sees reports whether obj, in the informer's cache, is the object of the
+// task's current run, and marks the run seen if so.
+func (e *Executor) sees(st *taskState, obj metav1.Object) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !st.runsObject(obj) {
+		return false
+	}
+	st.seen = true
+	return true
 }
 
 // pendingPod writes a pending pod's reason to its task, and fails the task
@@ -365,13 +371,7 @@ func (e *Executor) reconcileJobs(ctx context.Context, now time.Time) {
 		j := obj.(*batchv1.Job)
 		task := j.Labels[LabelTask]
 		st := e.track(task, j.Labels[LabelQueue])
-		e.mu.Lock()
-		ours := st.runsObject(j)
-		if ours {
-			st.seen = true
-		}
-		e.mu.Unlock()
-		if !ours || !jobFinished(j) || j.DeletionTimestamp != nil || st.deleting {
+		if !e.sees(st, j) || !jobFinished(j) || j.DeletionTimestamp != nil || st.deleting {
 			continue
 		}
 		if st.doneAt.IsZero() {
