@@ -94,27 +94,11 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Running CLEARML-AGENT daemon in background mode (pid %d), writing stdout/stderr to %s\n", pid, f.Name())
 		return nil
 	}
-	// Without --foreground the operator log and task output go to a file,
-	// as upstream does.
-	out := stderr
-	var console io.Writer
-	switch {
-	case d.Foreground:
-		console = stdout
-	case detachedLog != "":
-		// The background copy of --detached: stdout and stderr already go
-		// to the log file.
-		console = stdout
-	case d.Stop != nil, d.Status:
-	default:
-		f, err := os.CreateTemp("", ".clearml_agent_daemon_out*.txt")
-		if err != nil {
-			return fmt.Errorf("creating daemon log file: %w", err)
-		}
-		defer f.Close()
-		fmt.Fprintf(stdout, "Running CLEARML-AGENT daemon in background mode, writing stdout/stderr to %s\n", f.Name())
-		out = f
+	out, console, closeOut, err := daemonOutput(d, detachedLog != "", stdout, stderr)
+	if err != nil {
+		return err
 	}
+	defer closeOut()
 	log, err := newLogger(g, out, level)
 	if err != nil {
 		return err
@@ -157,27 +141,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	childEnv := os.Environ()
-	visible, visibleSet := os.LookupEnv("NVIDIA_VISIBLE_DEVICES")
-	if !visibleSet {
-		visible, visibleSet = os.LookupEnv("CUDA_VISIBLE_DEVICES")
-	}
-	switch {
-	case d.CPUOnly || cfg.Agent.CPUOnly:
-		visible, visibleSet = "none", true
-		childEnv = append(childEnv, "NVIDIA_VISIBLE_DEVICES=none", "CUDA_VISIBLE_DEVICES=none")
-	case d.GPUs == "all":
-		visible, visibleSet = "all", true
-		childEnv = append(filterEnv(childEnv, "CUDA_VISIBLE_DEVICES"), "NVIDIA_VISIBLE_DEVICES=all")
-	case d.DynamicGPUs:
-		// The daemon's id names its devices (host:dgpu0-3); each task
-		// gets its own NVIDIA_VISIBLE_DEVICES.
-		visible, visibleSet = d.GPUs, true
-	case d.GPUs != "":
-		visible, visibleSet = strings.ReplaceAll(d.GPUs, ".", ":"), true
-		childEnv = append(childEnv, "NVIDIA_VISIBLE_DEVICES="+visible, "CUDA_VISIBLE_DEVICES="+visible)
-	}
-	childEnv = append(childEnv, "CUDA_DEVICE_ORDER=PCI_BUS_ID")
+	childEnv, visible, visibleSet := taskDevices(d, cfg.Agent.CPUOnly, os.Environ())
 	if d.Stop != nil {
 		return stopDaemons(g, d, cfg.Agent.WorkerName, cfg.Agent.WorkerID, visible, visibleSet, stdout)
 	}
@@ -229,41 +193,14 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("finding this executable: %w", err)
 	}
-	childArgv := func(task string) []string {
-		a := []string{self}
-		if g.ConfigFile != "" {
-			a = append(a, "--config-file", g.ConfigFile)
-		}
-		if g.Debug {
-			a = append(a, "--debug")
-		}
-		a = append(a, "execute", "--disable-monitoring", "--log-level", level)
-		if d.Optimization > 0 {
-			a = append(a, "-"+strings.Repeat("O", d.Optimization))
-		}
-		if d.StandaloneMode {
-			a = append(a, "--standalone-mode") // upstream drops it in venv mode (spec 7.1)
-		}
-		return append(a, "--id", task)
-	}
+	childArgv := executeArgv(self, g.ConfigFile, g.Debug, level, d)
 	lostAfter := cfg.Agent.ReattachTimeout
 	ex := &executor.Executor{Log: log, Self: self, LostAfter: lostAfter}
 	var dm *taskprep.DockerMode
 	if d.Docker != nil {
-		inner := func(task string) []string {
-			a := []string{docker.AgentBinary}
-			if g.Debug {
-				a = append(a, "--debug")
-			}
-			a = append(a, "execute", "--disable-monitoring", "--log-level", level)
-			if d.Optimization > 0 {
-				a = append(a, "-"+strings.Repeat("O", d.Optimization))
-			}
-			if d.StandaloneMode {
-				a = append(a, "--standalone-mode")
-			}
-			return append(a, "--id", task)
-		}
+		// Inside the container the configuration is the one the docker
+		// mode writes there, at its default place.
+		inner := executeArgv(docker.AgentBinary, "", g.Debug, level, d)
 		dm, err = taskprep.NewDockerMode(cfg, taskprep.DockerOptions{CLI: *d.Docker, Standalone: d.StandaloneMode,
 			OwnerToken: d.UseOwnerToken, WorkerID: inst.WorkerID, Visible: visible, Self: self, Inner: inner, Exec: ex, Log: log})
 		if err != nil {
@@ -378,32 +315,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, runningReport(ctx, client))
 		return nil // upstream exits 1 even on success (spec 7.1); we do not
 	}
-	reload := func() {
-		// SIGHUP: read clearml.conf again; flags still win over it.
-		ncfg, err := loadConfig(g)
-		if err != nil {
-			log.Error("reloading configuration failed; keeping the current one", "err", err)
-			return
-		}
-		up, down := configSchedule(d)
-		if up == nil {
-			up = ncfg.Agent.Uptime
-		}
-		if down == nil {
-			down = ncfg.Agent.Downtime
-		}
-		s, err := schedule.New(up, down)
-		if err != nil {
-			log.Error("reloading configuration failed; keeping the current one", "err", err)
-			return
-		}
-		r := agent.Reloadable{Schedule: s, PollInterval: ncfg.Agent.PollInterval, TaskPingInterval: ncfg.Agent.TaskPingInterval, Secrets: taskSecrets(ncfg)}
-		if d.PollingIntervalSet {
-			r.PollInterval = pollInterval
-		}
-		a.Reload(r)
-		log.Info("configuration read again; it applies before the next task")
-	}
+	reload := func() { reloadConfig(g, d, pollInterval, taskSecrets, a, log) }
 	var wg sync.WaitGroup
 	stopSignals := make(chan struct{})
 	wg.Go(func() { handleSignals(sigs, stopSignals, a, cancel, reload, inst.MarkDraining, log) })
@@ -458,16 +370,6 @@ func spoolDir(workerID string) string {
 func homeDir() string {
 	h, _ := os.UserHomeDir()
 	return h
-}
-
-func filterEnv(env []string, name string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // loadConfig loads clearml.conf and the environment.
