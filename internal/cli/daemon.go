@@ -24,7 +24,6 @@ import (
 	"github.com/goclearml/agent/internal/gpu"
 	"github.com/goclearml/agent/internal/metrics"
 	"github.com/goclearml/agent/internal/redact"
-	"github.com/goclearml/agent/internal/schedule"
 	"github.com/goclearml/agent/internal/sysstats"
 	"github.com/goclearml/agent/internal/taskprep"
 	"github.com/goclearml/agent/internal/version"
@@ -127,7 +126,6 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 			defer emb.stop()
 		}
 	}
-	uptime, downtime := configSchedule(d)
 	if d.Uptime != nil && len(*d.Uptime) > 0 && d.Downtime != nil && len(*d.Downtime) > 0 {
 		return &UsageError{Msg: "daemon: both --uptime and --downtime were given: use one of them"}
 	}
@@ -145,13 +143,7 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if d.Stop != nil {
 		return stopDaemons(g, d, cfg.Agent.WorkerName, cfg.Agent.WorkerID, visible, visibleSet, stdout)
 	}
-	if uptime == nil {
-		uptime = cfg.Agent.Uptime
-	}
-	if downtime == nil {
-		downtime = cfg.Agent.Downtime
-	}
-	sched, err := schedule.New(uptime, downtime)
+	sched, err := daemonSchedule(d, cfg)
 	if err != nil {
 		return &UsageError{Msg: "daemon: " + err.Error() + " (--uptime/--downtime or agent.uptime/agent.downtime)"}
 	}
@@ -333,25 +325,6 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("clearml-agent daemon stopped", "worker", inst.WorkerID, "uptime", time.Since(started).Round(time.Second).String())
 	return nil
-}
-
-// configSchedule returns the --uptime/--downtime values given on the
-// command line (nil when the flag was not given: the configuration then
-// decides).
-func configSchedule(d *args.Daemon) (uptime, downtime []string) {
-	if d.Uptime != nil {
-		uptime = *d.Uptime
-		if uptime == nil {
-			uptime = []string{}
-		}
-	}
-	if d.Downtime != nil {
-		downtime = *d.Downtime
-		if downtime == nil {
-			downtime = []string{}
-		}
-	}
-	return uptime, downtime
 }
 
 var unsafePath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^A-Za-z0-9._-]+`) })

@@ -122,14 +122,7 @@ func reloadConfig(g args.Global, d *args.Daemon, pollInterval time.Duration, sec
 		log.Error("reloading configuration failed; keeping the current one", "err", err)
 		return
 	}
-	up, down := configSchedule(d)
-	if up == nil {
-		up = cfg.Agent.Uptime
-	}
-	if down == nil {
-		down = cfg.Agent.Downtime
-	}
-	s, err := schedule.New(up, down)
+	s, err := daemonSchedule(d, cfg)
 	if err != nil {
 		log.Error("reloading configuration failed; keeping the current one", "err", err)
 		return
@@ -140,4 +133,17 @@ func reloadConfig(g args.Global, d *args.Daemon, pollInterval time.Duration, sec
 	}
 	a.Reload(r)
 	log.Info("configuration read again; it applies before the next task")
+}
+
+// daemonSchedule is when the daemon takes tasks: --uptime or --downtime
+// where given (even empty), else agent.uptime or agent.downtime.
+func daemonSchedule(d *args.Daemon, cfg *config.Config) (schedule.Schedule, error) {
+	up, down := cfg.Agent.Uptime, cfg.Agent.Downtime
+	if d.Uptime != nil {
+		up = append([]string{}, *d.Uptime...)
+	}
+	if d.Downtime != nil {
+		down = append([]string{}, *d.Downtime...)
+	}
+	return schedule.New(up, down)
 }

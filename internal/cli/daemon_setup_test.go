@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/goclearml/agent/internal/args"
+	"github.com/goclearml/agent/internal/config"
+	"github.com/goclearml/agent/internal/schedule"
 )
 
 func TestTaskDevices(t *testing.T) {
@@ -82,6 +85,47 @@ func TestExecuteArgv(t *testing.T) {
 			got := strings.Join(executeArgv(tt.bin, tt.conf, tt.debug, "INFO", &tt.d)("T"), " ")
 			if got != tt.want {
 				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDaemonSchedule(t *testing.T) {
+	t.Parallel()
+	list := func(v ...string) *[]string { return &v }
+	tests := []struct {
+		name         string
+		up, down     *[]string // the flags
+		confUp       []string
+		confDown     []string
+		want         schedule.Mode
+		wantWindows  int
+		wantBothFail bool
+	}{
+		{name: "nothing", want: schedule.Always},
+		{name: "from the configuration", confDown: []string{"1-2 SUN"}, want: schedule.Downtime, wantWindows: 1},
+		{name: "a flag wins over the configuration", up: list("1-2 SUN", "3-4 MON"), confUp: []string{"5-6 TUE"},
+			want: schedule.Uptime, wantWindows: 2},
+		{name: "an empty flag drops the configuration's", up: list(), confUp: []string{"5-6 TUE"}, want: schedule.Always},
+		{name: "a flag and the configuration's other kind", up: list("1-2 SUN"), confDown: []string{"5-6 TUE"}, wantBothFail: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := &config.Config{}
+			cfg.Agent.Uptime, cfg.Agent.Downtime = tt.confUp, tt.confDown
+			s, err := daemonSchedule(&args.Daemon{Uptime: tt.up, Downtime: tt.down}, cfg)
+			if tt.wantBothFail {
+				if !errors.Is(err, schedule.ErrBothGiven) {
+					t.Fatalf("err = %v, want ErrBothGiven", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Mode != tt.want || len(s.Windows) != tt.wantWindows {
+				t.Errorf("schedule = %v with %d windows, want %v with %d", s.Mode, len(s.Windows), tt.want, tt.wantWindows)
 			}
 		})
 	}
