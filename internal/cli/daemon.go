@@ -22,9 +22,7 @@ import (
 	"github.com/goclearml/agent/internal/docker"
 	"github.com/goclearml/agent/internal/executor"
 	"github.com/goclearml/agent/internal/gpu"
-	"github.com/goclearml/agent/internal/metrics"
 	"github.com/goclearml/agent/internal/redact"
-	"github.com/goclearml/agent/internal/sysstats"
 	"github.com/goclearml/agent/internal/taskprep"
 	"github.com/goclearml/agent/internal/version"
 )
@@ -220,19 +218,11 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 	if d.PollingIntervalSet {
 		pollInterval = time.Duration(d.PollingInterval * float64(time.Second))
 	}
-	var m *metrics.Metrics
-	if addr := cfg.Agent.MetricsAddress; addr != "" {
-		m = metrics.New()
-		// Unhealthy after two missed status reports, or a poll that has
-		// not succeeded for long.
-		maxAge := max(2*cfg.Agent.StatusReportInterval+30*time.Second, 3*pollInterval+time.Minute)
-		ms, err := metrics.Listen(addr, m, maxAge, log)
-		if err != nil {
-			return err
-		}
-		defer ms.Close()
-		log.Info("metrics and health endpoint", "url", "http://"+ms.Addr(), "paths", "/metrics /healthz")
+	m, closeMetrics, err := startMetrics(cfg, pollInterval, log)
+	if err != nil {
+		return err
 	}
+	defer closeMetrics()
 	// Secrets masked in task logs and on the console: the configuration's,
 	// --git-pass, and the values of secret-named variables (*_TOKEN,
 	// *_KEY, *_SECRET, *_PASSWORD, ...) the tasks inherit.
@@ -245,46 +235,16 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		defer mw.Close()
 		console = mw
 	}
-	afterTask := func(id string) { os.RemoveAll(taskprep.Dir(id)) }
-	var leftovers func(context.Context, string)
+	hooks := venvHooks()
 	if dm != nil {
-		leftovers = func(ctx context.Context, marker string) {
-			if ids, err := dm.Client.Containers(ctx, docker.LabelRun+"="+marker); err == nil && len(ids) > 0 {
-				log.Info("removing the container of a task that was not taken back", "containers", len(ids))
-				dm.Client.Remove(ctx, ids...)
-			}
-		}
-	}
-	var launcher agent.Launcher
-	cleanupCtx, stopCleanup := context.WithCancel(ctx)
-	var cleanupWG sync.WaitGroup
-	defer func() { stopCleanup(); cleanupWG.Wait() }()
-	if dm != nil {
-		launcher = dm.Launcher
-		kick := make(chan struct{}, 1)
-		afterTask = func(id string) {
-			select {
-			case kick <- struct{}{}:
-			default:
-			}
-		}
-		cleanupWG.Go(func() { dm.Cleanup.Loop(cleanupCtx, dm.Client, dm.Images, kick, log) })
+		var stopCleanup func()
+		hooks, stopCleanup = dockerHooks(ctx, dm, log)
+		defer stopCleanup()
 	}
 	hostname, _ := os.Hostname()
-	var gpus sysstats.GPUReader
-	if visible != "none" {
-		gpus = sysstats.FindNvidiaSMI()
-	}
-	var visibleList []string
-	if visible != "" && visible != "all" && visible != "none" {
-		visibleList = strings.Split(strings.ReplaceAll(visible, ":", "."), ",")
-	}
 	par, queues, err := parallelMode(cfg, d, inst)
 	if err != nil {
 		return err
-	}
-	if par != nil && par.GPUs != nil {
-		visibleList = par.GPUs.Allocator.Devices()
 	}
 	a := agent.New(agent.Config{
 		Queues: queues, CreateQueue: d.CreateQueue, OrderFairness: d.OrderFairness, Parallel: par,
@@ -294,9 +254,9 @@ func runDaemon(g args.Global, argv []string, stdout, stderr io.Writer) error {
 		ChildArgv: childArgv, ChildEnv: childEnv, SpoolDir: spool, Secrets: secrets,
 		SuppressCarriageReturn: cfg.Agent.SuppressCarriageReturn, Console: console,
 		Metrics: m, Schedule: sched, UseOwnerToken: d.UseOwnerToken,
-		AfterTask: afterTask, Launcher: launcher, RunsDir: runsDir(inst.WorkerID), Leftovers: leftovers,
+		AfterTask: hooks.afterTask, Launcher: hooks.launcher, RunsDir: runsDir(inst.WorkerID), Leftovers: hooks.leftovers,
 		LostCommand: lostCommand(self, g, childEnv),
-	}, client, ex, &sysstats.Sampler{DiskPath: cmp.Or(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: visibleList}, log)
+	}, client, ex, machineSampler(cfg, visible, par), log)
 
 	if d.Status {
 		report, err := a.StatusReport(ctx)

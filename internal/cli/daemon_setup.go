@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +12,9 @@ import (
 	"github.com/goclearml/agent/internal/agent"
 	"github.com/goclearml/agent/internal/args"
 	"github.com/goclearml/agent/internal/config"
+	"github.com/goclearml/agent/internal/metrics"
 	"github.com/goclearml/agent/internal/schedule"
+	"github.com/goclearml/agent/internal/sysstats"
 )
 
 // The pieces runDaemon wires together, each decided from the flags and
@@ -146,4 +149,41 @@ func daemonSchedule(d *args.Daemon, cfg *config.Config) (schedule.Schedule, erro
 		down = append([]string{}, *d.Downtime...)
 	}
 	return schedule.New(up, down)
+}
+
+// startMetrics serves agent.metrics_address, when set: the daemon's
+// Prometheus metrics and its health, unhealthy after two missed status
+// reports or a poll that has not succeeded for long. close stops it.
+func startMetrics(cfg *config.Config, pollInterval time.Duration, log *slog.Logger) (m *metrics.Metrics, close func(), err error) {
+	addr := cfg.Agent.MetricsAddress
+	if addr == "" {
+		return nil, func() {}, nil
+	}
+	m = metrics.New()
+	maxAge := max(2*cfg.Agent.StatusReportInterval+30*time.Second, 3*pollInterval+time.Minute)
+	ms, err := metrics.Listen(addr, m, maxAge, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("metrics and health endpoint", "url", "http://"+ms.Addr(), "paths", "/metrics /healthz")
+	return m, func() { ms.Close() }, nil
+}
+
+// machineSampler reads the machine's statistics for the status reports:
+// the disk of agent.disk_use_path (else the home folder) and the devices
+// the daemon's tasks may use (those of --dynamic-gpus, else the visible
+// ones), through nvidia-smi unless it runs CPU only.
+func machineSampler(cfg *config.Config, visible string, par *agent.Parallel) *sysstats.Sampler {
+	var gpus sysstats.GPUReader
+	if visible != "none" {
+		gpus = sysstats.FindNvidiaSMI()
+	}
+	var devices []string
+	switch {
+	case par != nil && par.GPUs != nil:
+		devices = par.GPUs.Allocator.Devices()
+	case visible != "" && visible != "all" && visible != "none":
+		devices = strings.Split(strings.ReplaceAll(visible, ":", "."), ",")
+	}
+	return &sysstats.Sampler{DiskPath: cmp.Or(cfg.Agent.DiskUsePath, homeDir()), GPUs: gpus, Visible: devices}
 }
