@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
@@ -226,77 +227,12 @@ func (a *Agent) runTask(ctx context.Context, taskID, lease string, q QueueRef, o
 	if !slot.Child {
 		defer a.reportNow(final, slot.WorkerID, "", "")
 	}
-	// The bookkeeping the task's start does not wait on goes at once, in
-	// parallel: the worker's report, the secrets the log masks, the host
-	// recorded on the task.
-	var secrets []string
-	var pre sync.WaitGroup
-	var panicked atomic.Value
-	goSafe := func(f func()) {
-		pre.Go(func() {
-			// A panic is runTask's, whose recover does not reach here.
-			defer func() {
-				if p := recover(); p != nil {
-					panicked.CompareAndSwap(nil, fmt.Sprintf("%v\n%s", p, debug.Stack()))
-				}
-			}()
-			f()
-		})
-	}
-	goSafe(func() { a.reportNow(ctx, slot.WorkerID, taskID, q.ID) })
-	goSafe(func() { secrets = a.taskSecrets(ctx, tapi, taskID) })
-	if res == nil {
-		goSafe(func() {
-			if err := tapi.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
-				log.Warn("failed setting hostname for task", "err", err)
-			}
-		})
-	}
-	pre.Wait()
-	if p := panicked.Load(); p != nil {
-		panic(p)
-	}
-	lcfg := logstream.Config{TaskID: taskID, Worker: slot.WorkerID, SpoolDir: a.cfg.SpoolDir,
-		Secrets: secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log, TrackSource: a.cfg.RunsDir != ""}
-	if res != nil {
-		lcfg.SourceOffset, lcfg.MinTimestamp = res.resume.SourceOffset, res.resume.LastTimestamp
-	}
-	streamer, err := logstream.New(lcfg, eventSender{tapi, a.cfg.Metrics})
+	secrets := a.beforeStart(ctx, tapi, slot, taskID, q.ID, res == nil, log)
+	streamer, closeLog, err := a.openLog(final, tapi, slot, taskID, secrets, res, log)
 	if err != nil {
 		log.Error("cannot stream the task log", "err", err)
 		a.finish(final, tapi, slot, taskID, "tasks.failed", "setup failed: cannot stream the task log: "+err.Error())
 		return
-	}
-	streamCtx, stopStream := context.WithCancel(final)
-	var wg sync.WaitGroup
-	wg.Go(func() { streamer.Run(streamCtx) })
-	// closeLog delivers the whole log; the final status is sent after it
-	// (report), so that whoever sees the status also sees every line.
-	var closeOnce sync.Once
-	closeLog := func() {
-		closeOnce.Do(func() {
-			if st := streamer.Stats(); st.SpoolError != "" {
-				// The log went from memory: say so, on the log and the task.
-				streamer.Log("WARNING", "clearml-agent: the task log spool could not be written ("+st.SpoolError+
-					"); the log was sent from memory, without the protection of the disk spool")
-				mark := map[string]any{"_log_spool_error": st.SpoolError}
-				if st.Dropped > 0 {
-					mark["_log_incomplete"] = fmt.Sprintf("%d log events dropped", st.Dropped)
-				}
-				if err := tapi.EditRuntime(final, taskID, mark); err != nil {
-					log.Warn("marking the task log incomplete", "err", err)
-				}
-			}
-			// Deliver every line before moving on; what cannot be delivered
-			// stays spooled on disk and is sent by the next daemon start.
-			cctx, cancel := context.WithTimeout(final, 5*time.Minute)
-			if err := streamer.Close(cctx); err != nil {
-				log.Error("task log not fully delivered; kept on disk", "err", err)
-			}
-			cancel()
-			stopStream()
-			wg.Wait()
-		})
 	}
 	defer closeLog()
 	if res != nil {
@@ -329,6 +265,90 @@ func (a *Agent) runTask(ctx context.Context, taskID, lease string, q QueueRef, o
 	status := a.report(final, tapi, slot, taskID, streamer, reason, exit, runErr, setup.Reason(), closeLog)
 	a.cfg.Metrics.TaskFinished(taskID, status, runStart.Sub(start), finishStart.Sub(runStart), time.Since(finishStart))
 	log.Info("task done", "exit_code", exit.Code, "status", status, "duration", time.Since(start).Round(time.Millisecond))
+}
+
+// beforeStart does the bookkeeping the task's start does not wait on, at
+// once and in parallel: the worker's report, the secrets the log masks,
+// and on a fresh run (not one followed again after a restart) the host
+// recorded on the task. It returns the secrets. A panic in any of them is
+// raised again here, on runTask's goroutine, whose recover handles it.
+func (a *Agent) beforeStart(ctx context.Context, tapi *apiclient.Client, slot *Slot, taskID, queueID string, fresh bool, log *slog.Logger) []string {
+	var secrets []string
+	var pre sync.WaitGroup
+	var panicked atomic.Value
+	goSafe := func(f func()) {
+		pre.Go(func() {
+			// A panic is runTask's, whose recover does not reach here.
+			defer func() {
+				if p := recover(); p != nil {
+					panicked.CompareAndSwap(nil, fmt.Sprintf("%v\n%s", p, debug.Stack()))
+				}
+			}()
+			f()
+		})
+	}
+	goSafe(func() { a.reportNow(ctx, slot.WorkerID, taskID, queueID) })
+	goSafe(func() { secrets = a.taskSecrets(ctx, tapi, taskID) })
+	if fresh {
+		goSafe(func() {
+			if err := tapi.EditRuntime(ctx, taskID, map[string]any{"_exec_agent_hostname": a.cfg.Hostname}); err != nil {
+				log.Warn("failed setting hostname for task", "err", err)
+			}
+		})
+	}
+	pre.Wait()
+	if p := panicked.Load(); p != nil {
+		panic(p)
+	}
+	return secrets
+}
+
+// openLog starts streaming the task's log (from where the last daemon
+// left it, for a run followed again). closeLog delivers the whole log and
+// stops the stream; the final status is sent after it (report), so that
+// whoever sees the status also sees every line. final outlives a
+// shutdown.
+func (a *Agent) openLog(final context.Context, tapi *apiclient.Client, slot *Slot, taskID string, secrets []string, res *resumed,
+	log *slog.Logger) (streamer *logstream.Streamer, closeLog func(), err error) {
+	lcfg := logstream.Config{TaskID: taskID, Worker: slot.WorkerID, SpoolDir: a.cfg.SpoolDir,
+		Secrets: secrets, SuppressCarriageReturn: a.cfg.SuppressCarriageReturn, Logger: log, TrackSource: a.cfg.RunsDir != ""}
+	if res != nil {
+		lcfg.SourceOffset, lcfg.MinTimestamp = res.resume.SourceOffset, res.resume.LastTimestamp
+	}
+	streamer, err = logstream.New(lcfg, eventSender{tapi, a.cfg.Metrics})
+	if err != nil {
+		return nil, nil, err
+	}
+	streamCtx, stopStream := context.WithCancel(final)
+	var wg sync.WaitGroup
+	wg.Go(func() { streamer.Run(streamCtx) })
+	var closeOnce sync.Once
+	closeLog = func() {
+		closeOnce.Do(func() {
+			if st := streamer.Stats(); st.SpoolError != "" {
+				// The log went from memory: say so, on the log and the task.
+				streamer.Log("WARNING", "clearml-agent: the task log spool could not be written ("+st.SpoolError+
+					"); the log was sent from memory, without the protection of the disk spool")
+				mark := map[string]any{"_log_spool_error": st.SpoolError}
+				if st.Dropped > 0 {
+					mark["_log_incomplete"] = fmt.Sprintf("%d log events dropped", st.Dropped)
+				}
+				if err := tapi.EditRuntime(final, taskID, mark); err != nil {
+					log.Warn("marking the task log incomplete", "err", err)
+				}
+			}
+			// Deliver every line before moving on; what cannot be delivered
+			// stays spooled on disk and is sent by the next daemon start.
+			cctx, cancel := context.WithTimeout(final, 5*time.Minute)
+			if err := streamer.Close(cctx); err != nil {
+				log.Error("task log not fully delivered; kept on disk", "err", err)
+			}
+			cancel()
+			stopStream()
+			wg.Wait()
+		})
+	}
+	return streamer, closeLog, nil
 }
 
 // supervise runs the child and watches the task for aborts and pings it.
