@@ -164,33 +164,9 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, started func(Star
 			return err
 		}
 	}
-	if _, err := os.Stat(info.ClientConfig); errors.Is(err, os.ErrNotExist) {
-		cr, err := CreateCredentials(ctx, st, "")
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("creating credentials: %w", err)
-		}
-		err = clientconf.Write(info.ClientConfig, clientconf.Client{APIServer: url, WebServer: info.WebURL, FilesServer: info.FilesURL,
-			AccessKey: cr.AccessKey, SecretKey: cr.SecretKey})
-		if err != nil {
-			closeAll()
-			return err
-		}
-		info.CreatedConfig = true
-	} else if err == nil {
-		// A configuration written before there was a file server (or a web
-		// UI under a prefix) points files_server (web_server) at the API
-		// address; point it at the files (the UI).
-		for _, u := range []struct{ key, to string }{{"files_server", info.FilesURL}, {"web_server", info.WebURL}} {
-			if u.to == url {
-				continue
-			}
-			if changed, err := clientconf.UpdateServer(info.ClientConfig, u.key, url, u.to); err != nil {
-				log.Warn("updating the client configuration", "path", info.ClientConfig, "key", u.key, "err", err)
-			} else if changed {
-				log.Info("client configuration updated", "path", info.ClientConfig, u.key, u.to)
-			}
-		}
+	if info.CreatedConfig, err = ensureClientConfig(ctx, st, info, url, log); err != nil {
+		closeAll()
+		return err
 	}
 	if lock != nil {
 		if err := lock.record(url); err != nil {
@@ -288,3 +264,34 @@ func advertisedURL(a net.Addr) string {
 // garbage (package gcfloor): its live heap is a few MiB, and at Go's
 // default it collected ten times a second on the queue path.
 const heapFloor = 32 << 20
+
+// ensureClientConfig writes the clearml.conf of the server's clients
+// (info.ClientConfig) with new credentials where there is none, and says
+// so. An existing one written before there was a file server (or a web
+// UI under a prefix) points files_server (web_server) at the API address
+// url: it is pointed at the files (the UI).
+func ensureClientConfig(ctx context.Context, st store.Store, info Started, url string, log *slog.Logger) (created bool, err error) {
+	_, err = os.Stat(info.ClientConfig)
+	if errors.Is(err, os.ErrNotExist) {
+		cr, err := CreateCredentials(ctx, st, "")
+		if err != nil {
+			return false, fmt.Errorf("creating credentials: %w", err)
+		}
+		err = clientconf.Write(info.ClientConfig, clientconf.Client{APIServer: url, WebServer: info.WebURL, FilesServer: info.FilesURL,
+			AccessKey: cr.AccessKey, SecretKey: cr.SecretKey})
+		return err == nil, err
+	}
+	if err == nil {
+		for _, u := range []struct{ key, to string }{{"files_server", info.FilesURL}, {"web_server", info.WebURL}} {
+			if u.to == url {
+				continue
+			}
+			if changed, err := clientconf.UpdateServer(info.ClientConfig, u.key, url, u.to); err != nil {
+				log.Warn("updating the client configuration", "path", info.ClientConfig, "key", u.key, "err", err)
+			} else if changed {
+				log.Info("client configuration updated", "path", info.ClientConfig, u.key, u.to)
+			}
+		}
+	}
+	return false, nil
+}
