@@ -106,12 +106,18 @@ func (b *Bed) start(agentImage, pgImage, lbImage string) error {
 	// the replicas' connections to end.
 	pgScript := fmt.Sprintf(`set -e
 if [ ! -f /pgdata/data/PG_VERSION ]; then
-  %[1]s/initdb -D /pgdata/data -U clearml --auth=trust --no-locale -E UTF8 >/dev/null
+  %[1]s/initdb -D /pgdata/data -U clearml --auth=trust --no-locale -E UTF8 --no-sync >/dev/null
   echo "host all all all trust" >> /pgdata/data/pg_hba.conf
 fi
 exec %[1]s/postgres -D /pgdata/data -c listen_addresses='*' -c unix_socket_directories=/tmp -c max_connections=200 -c fsync=off`, bin)
 	if _, err := docker(ctx, "run", "-d", "--name", b.PG, "--hostname", b.PG, "--label", b.label, "--network", b.DB,
 		"--user", fmt.Sprint(postgresUID), "--stop-signal", "SIGINT", pgImage, "/bin/sh", "-c", pgScript); err != nil {
+		return err
+	}
+	// The replicas start once the database takes connections, as a
+	// deployment orders them: a replica gives up on a database that has
+	// not come up within a minute, which a loaded machine's initdb can take.
+	if err := b.waitPostgres(bin, 3*time.Minute); err != nil {
 		return err
 	}
 	dsn := fmt.Sprintf("postgres://clearml@%s:5432/postgres?sslmode=disable&connect_timeout=3", b.PG)
@@ -285,6 +291,20 @@ func (b *Bed) Health(name string, timeout time.Duration) (code int, body string)
 	buf := make([]byte, 512)
 	n, _ := resp.Body.Read(buf)
 	return resp.StatusCode, strings.TrimSpace(string(buf[:n]))
+}
+
+// waitPostgres waits until the database container takes connections
+// (pg_isready, in the container; bin is PostgreSQL's programs' folder).
+func (b *Bed) waitPostgres(bin string, d time.Duration) error {
+	ready := func() bool {
+		_, err := docker(context.Background(), "exec", b.PG, bin+"/pg_isready", "-q", "-h", "/tmp", "-U", "clearml", "-d", "postgres")
+		return err == nil
+	}
+	if !testwait.For(d, ready) {
+		logs, _ := docker(context.Background(), "logs", "--tail", "30", b.PG)
+		return fmt.Errorf("PostgreSQL (%s) not taking connections within %s:\n%s", b.PG, d, logs)
+	}
+	return nil
 }
 
 // WaitHealthy waits until a replica's /healthz answers 200.
