@@ -91,11 +91,21 @@ func (e *Executor) startShim(spec Spec, dir string) (<-chan struct{}, error) {
 
 // waitRecorded waits until the shim of the run in dir has recorded itself
 // (shim.json) or the run's end (exit.json: its command could not start).
-// exited is closed once the shim has exited.
+// exited is closed once the shim has exited. The run folder is watched
+// (inotify), so the wait ends as the file appears; should no watch be
+// had (the user's inotify instances used up), the folder is read every
+// 2 ms instead.
 func waitRecorded(dir string, exited <-chan struct{}) error {
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
-	tick := time.NewTicker(2 * time.Millisecond)
+	var changed <-chan struct{}
+	every := 2 * time.Millisecond
+	if w, err := newWatcher(dir); err == nil {
+		defer w.close()
+		// A safety net only, as in follow: the watch reports each change.
+		changed, every = w.events, 250*time.Millisecond
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	recorded := func() bool {
 		var si shimInfo
@@ -117,6 +127,7 @@ func waitRecorded(dir string, exited <-chan struct{}) error {
 			return errShimExited
 		case <-deadline.C:
 			return errors.New("the task shim did not start within 30 s")
+		case <-changed:
 		case <-tick.C:
 		}
 	}
