@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -73,7 +72,7 @@ func TestFollowQueuedTaskSaysWhere(t *testing.T) {
 	id := e.submit("--script", script, "--queue", "lonely")
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
-	var notes syncBuffer
+	var notes testwait.Output
 	done := make(chan error, 1)
 	go func() { done <- printLogs(ctx, e.c, id, true, 20*time.Millisecond, &strings.Builder{}, &notes) }()
 	want := `Task ` + id + ` is queued in "lonely", position 2 of 2; no worker listens to this queue (start one: clearml-agent daemon --queue lonely)`
@@ -96,22 +95,4 @@ func (e *cmdEnv) countTasks() int {
 		e.t.Fatal(err)
 	}
 	return len(r.Tasks)
-}
-
-// syncBuffer is a strings.Builder safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -6,31 +6,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/goclearml/agent/internal/testwait"
 )
-
-// syncBuffer is a bytes.Buffer safe for the copy goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func run(t *testing.T, ctx context.Context, script string, grace time.Duration) (Exit, string) {
 	t.Helper()
@@ -40,7 +21,7 @@ func run(t *testing.T, ctx context.Context, script string, grace time.Duration) 
 
 // running is a Run in progress, started by startRun.
 type running struct {
-	out    syncBuffer
+	out    testwait.Output
 	marker string
 	done   chan struct{}
 	exit   Exit

@@ -132,7 +132,7 @@ func runIn(tb testing.TB, dir, marker, children string, processes int) {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	var out syncBuffer
+	var out testwait.Output
 	go func() {
 		defer close(done)
 		(&Executor{}).Run(ctx, Spec{Argv: []string{"sh", "-c", children + " & echo up; wait"}, Env: os.Environ(),

@@ -100,7 +100,7 @@ func TestAttachToARunningTask(t *testing.T) {
 		exit Exit
 		err  error
 	}
-	var out syncBuffer
+	var out testwait.Output
 	attached := make(chan result, 1)
 	go func() {
 		exit, err := (&Executor{}).Attach(context.Background(), spec, 4, &out)
@@ -134,7 +134,7 @@ func TestAbortAfterAttach(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testwait.Output
 	var exit Exit
 	var err error
 	attached := make(chan struct{})

@@ -52,7 +52,7 @@ func TestSpareTakesTheRun(t *testing.T) {
 				t.Fatal("no spare supervisor after KeepSpare")
 			}
 			work, runDir := t.TempDir(), filepath.Join(t.TempDir(), "run")
-			var out syncBuffer
+			var out testwait.Output
 			spec := Spec{Argv: tc.argv, Env: append(os.Environ(), "SPARE_TEST="+tc.name), Dir: work,
 				Marker: "spare-" + tc.name, RunDir: runDir}
 			exit, err := e.Run(context.Background(), spec, &out)
@@ -101,7 +101,7 @@ func TestSpareFailures(t *testing.T) {
 		pid := sparePid(e)
 		syscall.Kill(pid, syscall.SIGKILL)
 		testwait.Until(t, 30*time.Second, func() bool { _, ok := procStart(pid); return !ok }, "the spare to die")
-		var out syncBuffer
+		var out testwait.Output
 		exit, err := e.Run(context.Background(), Spec{Argv: []string{"sh", "-c", "echo ran"}, Env: os.Environ(), Marker: "spare-died"}, &out)
 		if err != nil || exit.Code != 0 || out.String() != "ran\n" {
 			t.Fatalf("Run: exit %+v, err %v, output %q", exit, err, out.String())
@@ -129,7 +129,7 @@ func TestSpareFailures(t *testing.T) {
 			close(sp.done)
 		}()
 		e := &Executor{spare: sp}
-		var out syncBuffer
+		var out testwait.Output
 		exit, err := e.Run(context.Background(), Spec{Argv: []string{"sh", "-c", "echo ran"}, Env: os.Environ(), Marker: "spare-quit"}, &out)
 		if err != nil || exit.Code != 0 || out.String() != "ran\n" {
 			t.Fatalf("Run: exit %+v, err %v, output %q", exit, err, out.String())
@@ -149,7 +149,7 @@ func TestSpareFailures(t *testing.T) {
 				defer e.Close()
 			}
 			missing := filepath.Join(t.TempDir(), "missing")
-			var out syncBuffer
+			var out testwait.Output
 			_, err := e.Run(context.Background(), Spec{Argv: []string{"true"}, Env: os.Environ(), Dir: missing, Marker: "spare-missing"}, &out)
 			if err == nil || !strings.Contains(err.Error(), missing) {
 				t.Fatalf("Run: %v, want an error naming %s", err, missing)

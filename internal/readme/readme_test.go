@@ -6,7 +6,6 @@ package readme_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"debug/elf"
 	"encoding/json"
@@ -101,7 +100,7 @@ func TestREADMEQuickStart(t *testing.T) {
 		// README's own command must give the static binary docker mode needs.
 		"CGO_ENABLED="+cgoDefault(),
 		"GOCACHE="+gv[0], "GOMODCACHE="+gv[1], "GOPATH="+gv[2])
-	var daemonOut bytes.Buffer
+	var daemonOut testwait.Output
 	daemon := exec.Command("bash", "-c", daemonCmd)
 	daemon.Dir, daemon.Env = work, env
 	daemon.Stdout, daemon.Stderr = &daemonOut, &daemonOut

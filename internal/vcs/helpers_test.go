@@ -1,18 +1,17 @@
 package vcs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/goclearml/agent/internal/testbin"
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // isolatedEnv keeps the developer's git configuration out of the tests.
@@ -105,27 +104,9 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testOptions returns options with an isolated git configuration, a cache
 // dir, a log buffer and a git wrapper that records every argument list.
-func testOptions(t *testing.T, cache string) (Options, *syncBuffer, string) {
+func testOptions(t *testing.T, cache string) (Options, *testwait.Output, string) {
 	t.Helper()
 	real := needGit(t)
 	dir := t.TempDir()
@@ -133,7 +114,7 @@ func testOptions(t *testing.T, cache string) (Options, *syncBuffer, string) {
 	wrapper := filepath.Join(dir, "git-wrapper.sh")
 	script := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '" + argv + "'\nexec '" + real + "' \"$@\"\n"
 	testbin.WriteScript(t, wrapper, script)
-	log := &syncBuffer{}
+	log := &testwait.Output{}
 	return Options{CacheDir: cache, GitBinary: wrapper, Log: log, ExtraEnv: isolatedEnv}, log, argv
 }
 

@@ -3,6 +3,8 @@ package vcs
 import (
 	"strings"
 	"testing"
+
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 func TestParseRepository(t *testing.T) {
@@ -53,7 +55,7 @@ func TestTranslation(t *testing.T) {
 		{"https://u:p@github.com/org/repo.git", Options{}, "https://github.com/org/repo.git", false},
 	}
 	for _, tc := range cases {
-		log := &syncBuffer{}
+		log := &testwait.Output{}
 		tc.opts.Log = log
 		u, _, err := prepare(t.Context(), tc.opts, Source{Repository: tc.in})
 		if err != nil {
