@@ -12,8 +12,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/goclearml/agent/internal/testwait"
 )
 
 // testSeeds is shared by all tests so that the pip seed venv (ensurepip,
@@ -103,22 +104,7 @@ var testWheels = []wheel{
 const fiveReqs = "alpha==1.0\nbeta==1.0\ngamma\ndelta  # the delta package\nepsilon\n"
 
 // syncBuf is a log writer shared by concurrent Prepare calls.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuf struct{ testwait.Output }
 
 // pipRuns counts pip install invocations in the log.
 func (s *syncBuf) pipRuns() int { return strings.Count(s.String(), "environment: pip install ") }
