@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: go vet, then go test on every package. The
-# arguments are passed on to go test (for example -run TestName or -v).
+# arguments are passed on to go test (for example -run TestName, -v, or
+# -race for the race detector).
 #
 # Run as root on Debian/Ubuntu, it first installs the Debian packages the
 # tests use when they are missing, and says which and why before it does:
@@ -73,6 +74,13 @@ if command -v docker >/dev/null 2>&1; then
     echo "test.sh: could not build kube-apiserver and etcd; the Kubernetes cluster tests will skip" >&2
 fi
 
-export CGO_ENABLED=0
+# The test binaries build without cgo, as the agent does (the agent binary
+# the tests run is always built static: internal/testbin), except under the
+# race detector (./test.sh -race), which needs cgo and a C compiler.
+cgo=0
+for a in ${args[@]+"${args[@]}"}; do
+  case "$a" in -race | -race=true | --race | --race=true) cgo=1 ;; esac
+done
+export CGO_ENABLED=$cgo
 go vet ./...
 go test -timeout 25m -count=1 ${args[@]+"${args[@]}"} ./...
