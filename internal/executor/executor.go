@@ -136,14 +136,14 @@ func (e *Executor) Run(ctx context.Context, spec Spec, out io.Writer) (Exit, err
 		e.log().Debug("the run waited for its turn to start", "run", dir, "waited", waited.Round(time.Millisecond))
 	}
 	defer tn.give()
-	exited, err := e.startShim(spec, dir)
+	exited, w, err := e.startShim(spec, dir)
 	if err != nil {
 		return Exit{}, err
 	}
 	// The next run's spare starts now, beside this run's start: by the
 	// next task it has long started.
 	e.refill()
-	return e.follow(ctx, spec, dir, 0, out, exited, tn)
+	return e.follow(ctx, spec, dir, 0, out, exited, tn, w)
 }
 
 // Attach follows a run started by an earlier daemon (the shim kept it
@@ -152,7 +152,7 @@ func (e *Executor) Attach(ctx context.Context, spec Spec, offset int64, out io.W
 	if err := e.Own(spec.RunDir); err != nil {
 		return Exit{}, err
 	}
-	return e.follow(ctx, spec, spec.RunDir, offset, out, nil, nil)
+	return e.follow(ctx, spec, spec.RunDir, offset, out, nil, nil, nil)
 }
 
 var scanMu sync.Mutex

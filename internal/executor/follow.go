@@ -31,29 +31,41 @@ func (e *Executor) self() (string, error) {
 // one, when e keeps one; see spare.go), in a session of its own so that
 // nothing aimed at the daemon (a terminal's Ctrl-C, the daemon's death)
 // reaches it, and waits until it has recorded itself. The returned channel
-// is closed once the shim has exited and is reaped.
-func (e *Executor) startShim(spec Spec, dir string) (<-chan struct{}, error) {
+// is closed once the shim has exited and is reaped. The returned watch of
+// the run folder (nil when none could be had) is the one the wait used,
+// for follow to go on with; the caller closes it.
+func (e *Executor) startShim(spec Spec, dir string) (exited <-chan struct{}, w *watcher, err error) {
 	self, err := e.self()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating the task's run folder: %w", err)
+		return nil, nil, fmt.Errorf("creating the task's run folder: %w", err)
 	}
+	// Watched from before anything of the run starts. Without a watch the
+	// wait reads the folder instead, and follow tries again (and says why
+	// it cannot follow the output).
+	w, _ = newWatcher(dir)
+	defer func() {
+		if err != nil && w != nil {
+			w.close()
+			w = nil
+		}
+	}()
 	for _, f := range []string{exitFile, shimFile, OutputFile, onLostFile} {
 		os.Remove(filepath.Join(dir, f))
 	}
 	if spec.OnLost != nil {
 		if err := writeJSON(filepath.Join(dir, onLostFile), spec.OnLost); err != nil {
-			return nil, fmt.Errorf("recording the run's lost-task command: %w", err)
+			return nil, nil, fmt.Errorf("recording the run's lost-task command: %w", err)
 		}
 	}
 	if err := e.Own(dir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if spec.Dir != "" {
 		if st, err := os.Stat(spec.Dir); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("entering the task's working folder %s: %w", spec.Dir, cmp.Or[error](err, syscall.ENOTDIR))
+			return nil, nil, fmt.Errorf("entering the task's working folder %s: %w", spec.Dir, cmp.Or[error](err, syscall.ENOTDIR))
 		}
 	}
 	lostAfter := strconv.Itoa(int(e.LostAfter / time.Second))
@@ -62,22 +74,22 @@ func (e *Executor) startShim(spec Spec, dir string) (<-chan struct{}, error) {
 	env := append(append([]string{}, spec.Env...), markerVar)
 	a := assignment{Dir: dir, LostAfter: int(e.LostAfter / time.Second), Argv: spec.Argv, Env: env, Cwd: spec.Dir, Title: argv}
 	if exited := e.handToSpare(a, markerVar); exited != nil {
-		err := waitRecorded(dir, exited)
+		err := waitRecorded(dir, exited, w)
 		if !errors.Is(err, errShimExited) {
-			return exited, err
+			return exited, w, err
 		}
 		// Nothing of the run started: a supervisor of its own runs it.
 		e.log().Warn("the spare task supervisor exited before taking the run; starting one", "run", dir)
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, "shim.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("creating the shim log: %w", err)
+		return nil, nil, fmt.Errorf("creating the shim log: %w", err)
 	}
 	proc, err := os.StartProcess(self, argv, &os.ProcAttr{Dir: spec.Dir, Env: env, Files: []*os.File{nil, logf, logf},
 		Sys: &syscall.SysProcAttr{Setsid: true}})
 	logf.Close()
 	if err != nil {
-		return nil, fmt.Errorf("starting the task shim: %w", err)
+		return nil, nil, fmt.Errorf("starting the task shim: %w", err)
 	}
 	// The shim runs on its own (it outlives this process if need be);
 	// while we live, it is reaped as soon as it exits.
@@ -86,22 +98,20 @@ func (e *Executor) startShim(spec Spec, dir string) (<-chan struct{}, error) {
 		proc.Wait()
 		close(done)
 	}()
-	return done, waitRecorded(dir, done)
+	return done, w, waitRecorded(dir, done, w)
 }
 
 // waitRecorded waits until the shim of the run in dir has recorded itself
 // (shim.json) or the run's end (exit.json: its command could not start).
-// exited is closed once the shim has exited. The run folder is watched
-// (inotify), so the wait ends as the file appears; should no watch be
-// had (the user's inotify instances used up), the folder is read every
-// 2 ms instead.
-func waitRecorded(dir string, exited <-chan struct{}) error {
+// exited is closed once the shim has exited. With w, the run folder's
+// watch, the wait ends as the file appears; without one (the user's
+// inotify instances used up), the folder is read every 2 ms instead.
+func waitRecorded(dir string, exited <-chan struct{}, w *watcher) error {
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
 	var changed <-chan struct{}
 	every := 2 * time.Millisecond
-	if w, err := newWatcher(dir); err == nil {
-		defer w.close()
+	if w != nil {
 		// A safety net only, as in follow: the watch reports each change.
 		changed, every = w.events, 250*time.Millisecond
 	}
@@ -238,14 +248,19 @@ func signalShim(dir string, sig syscall.Signal) {
 //
 // tn is the run's turn to start (nil when it has none): it is given back
 // once the task's process runs, or the turn's hold is over.
-func (e *Executor) follow(ctx context.Context, spec Spec, dir string, offset int64, out io.Writer, exited <-chan struct{}, tn *turn) (Exit, error) {
+//
+// w is the run folder's watch, which follow closes; nil: follow makes its
+// own.
+func (e *Executor) follow(ctx context.Context, spec Spec, dir string, offset int64, out io.Writer, exited <-chan struct{}, tn *turn, w *watcher) (Exit, error) {
 	grace := spec.GracePeriod
 	if grace <= 0 {
 		grace = 10 * time.Second
 	}
-	w, err := newWatcher(dir)
-	if err != nil {
-		return Exit{}, err
+	if w == nil {
+		var err error
+		if w, err = newWatcher(dir); err != nil {
+			return Exit{}, err
+		}
 	}
 	defer w.close()
 	var f *os.File

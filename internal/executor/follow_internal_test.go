@@ -2,6 +2,7 @@ package executor
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,7 +10,8 @@ import (
 
 // TestWaitRecorded: a start's wait ends once the supervisor has recorded
 // itself or the run's end, whether that happens before the wait or while
-// it watches the folder, and fails when the supervisor exits first.
+// it waits, and fails when the supervisor exits first; with the run
+// folder's watch, and without one (the folder read every 2 ms).
 func TestWaitRecorded(t *testing.T) {
 	t.Parallel()
 	record := func(dir, name string) error {
@@ -37,28 +39,38 @@ func TestWaitRecorded(t *testing.T) {
 		}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			dir := t.TempDir()
-			exited := make(chan struct{})
-			if c.before != nil {
-				if err := c.before(dir, exited); err != nil {
+		for _, watched := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, watched %v", c.name, watched), func(t *testing.T) {
+				t.Parallel()
+				dir := t.TempDir()
+				var w *watcher
+				if watched {
+					var err error
+					if w, err = newWatcher(dir); err != nil {
+						t.Fatal(err)
+					}
+					defer w.close()
+				}
+				exited := make(chan struct{})
+				if c.before != nil {
+					if err := c.before(dir, exited); err != nil {
+						t.Fatal(err)
+					}
+				}
+				done := make(chan error, 1)
+				if c.during != nil {
+					go func() { done <- c.during(dir, exited) }()
+				} else {
+					done <- nil
+				}
+				err := waitRecorded(dir, exited, w)
+				if !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+					t.Errorf("waitRecorded: %v, want %v", err, c.want)
+				}
+				if err := <-done; err != nil {
 					t.Fatal(err)
 				}
-			}
-			done := make(chan error, 1)
-			if c.during != nil {
-				go func() { done <- c.during(dir, exited) }()
-			} else {
-				done <- nil
-			}
-			err := waitRecorded(dir, exited)
-			if !errors.Is(err, c.want) || (c.want == nil && err != nil) {
-				t.Errorf("waitRecorded: %v, want %v", err, c.want)
-			}
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-		})
+			})
+		}
 	}
 }

@@ -21,6 +21,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// startShim starts a run's shim as Run does, and lets go of the run
+// folder's watch that Run would hand to follow.
+func startShim(e *Executor, spec Spec, dir string) error {
+	_, w, err := e.startShim(spec, dir)
+	if w != nil {
+		w.close()
+	}
+	return err
+}
+
 func alive(pid string) bool {
 	f, err := statFields(pid)
 	return err == nil && len(f) > 0 && f[0] != "Z"
@@ -85,7 +95,7 @@ func TestAttachToARunningTask(t *testing.T) {
 	}
 	spec := Spec{Argv: []string{"sh", "-c", "echo one; read x < " + release + "; echo two; exit 5"}, Env: os.Environ(),
 		Marker: "attach-" + t.Name(), RunDir: dir}
-	if _, err := e.startShim(spec, dir); err != nil {
+	if err := startShim(e, spec, dir); err != nil {
 		t.Fatal(err)
 	}
 	// Nobody follows (the daemon "died"): the task runs on and prints.
@@ -129,7 +139,7 @@ func TestAbortAfterAttach(t *testing.T) {
 	dir := t.TempDir()
 	spec := Spec{Argv: []string{"sh", "-c", "trap 'echo bye; exit 9' TERM; echo up; while :; do sleep 0.05; done"}, Env: os.Environ(),
 		Marker: "abort-attach", RunDir: dir, GracePeriod: 2 * time.Second}
-	if _, err := (&Executor{}).startShim(spec, dir); err != nil {
+	if err := startShim(&Executor{}, spec, dir); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -172,7 +182,7 @@ func TestShimStopsUnfollowedRuns(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			spec := Spec{Argv: tc.argv, Env: os.Environ(), Marker: "lost-" + tc.name, RunDir: dir}
-			if _, err := (&Executor{LostAfter: time.Second}).startShim(spec, dir); err != nil {
+			if err := startShim(&Executor{LostAfter: time.Second}, spec, dir); err != nil {
 				t.Fatal(err)
 			}
 			// The owner is a process that exits at once.
@@ -207,7 +217,7 @@ func TestShimSettles(t *testing.T) {
 			}
 			spec := Spec{Argv: tc.argv("read x < " + release + "; exit 4"), Env: os.Environ(),
 				Marker: "settle-" + tc.name, RunDir: dir}
-			if _, err := (&Executor{}).startShim(spec, dir); err != nil {
+			if err := startShim(&Executor{}, spec, dir); err != nil {
 				t.Fatal(err)
 			}
 			var si shimInfo
