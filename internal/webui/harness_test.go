@@ -205,6 +205,16 @@ func clickJS(selector string) chromedp.Action[chromedp.Void] {
 	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%s).click()`, b))
 }
 
+// focusJS focuses the element selector finds, in the page in one step: a
+// chart can be drawn again at any time (a running task's charts refresh),
+// and chromedp.Focus, which finds the node first and focuses it in a
+// second call, then fails on a node that is gone ("Could not find node
+// with given id").
+func focusJS(selector string) chromedp.Action[chromedp.Void] {
+	b, _ := json.Marshal(selector)
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%s).focus()`, b))
+}
+
 // navigating runs steps that load a new page and waits until that page has
 // loaded and shows selector (the old page may show it too, so the wait is
 // on a marker that only the old page carries).

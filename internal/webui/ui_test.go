@@ -146,7 +146,7 @@ func TestScalarsChart(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`document.getElementById("xaxis").dispatchEvent(new Event("change"))`))
 	waitJS(t, ctx, `[...document.querySelectorAll("#charts .xlabel")].some(e => e.textContent.startsWith("time"))`, 30*time.Second, "the time axis")
 	check("time axis")
-	do(t, ctx, chromedp.Focus(chromedp.CSS(`#charts figure.chart svg`)), chromedp.KeyEvent(kb.ArrowRight))
+	do(t, ctx, focusJS(`#charts figure.chart svg`), chromedp.KeyEvent(kb.ArrowRight))
 	waitJS(t, ctx, `document.querySelector("#charts figure.chart .tip").textContent.includes(":")`, 10*time.Second, "hover values")
 	// A redraw (a running task's charts refresh every 5 s) keeps the
 	// keyboard's chart and its cursor.
